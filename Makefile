@@ -1,0 +1,46 @@
+# maestro's entry points. Every target runs tools/bootstrap.sh first (installs what is missing,
+# fast when nothing is).
+SHELL := /bin/bash
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+VENV := $(shell tools/bootstrap.sh --print-venv)
+PYTHON := $(VENV)/bin/python
+DEMO_OUT ?= demo-output
+
+.PHONY: all bootstrap configure build test demo bench gpu-check clean
+
+all: build
+
+bootstrap:
+	@tools/bootstrap.sh
+
+# Configures once; later builds re-run CMake by themselves when a CMakeLists.txt changes.
+configure: bootstrap
+	@if [ ! -f $(BUILD_DIR)/CMakeCache.txt ]; then \
+	  cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	    -DMAESTRO_PYTHON=$(PYTHON); \
+	fi
+
+build: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+demo: build
+	$(BUILD_DIR)/tools/maestro-demo --out $(DEMO_OUT)
+
+bench: build
+	@mkdir -p bench/results
+	$(BUILD_DIR)/tools/maestro-bench --preset mae_vit_tiny_fmnist --batch 256 --steps 20 \
+	  --out bench/results/cpu-tiny-fwd-bwd.json
+	$(BUILD_DIR)/tools/maestro-bench --preset mae_vit_tiny_fmnist --batch 256 --steps 20 \
+	  --optimizer --out bench/results/cpu-tiny-fwd-bwd-adamw.json
+
+# On a GPU machine (no bootstrap there): build the LibTorch-only subset, check, measure.
+gpu-check:
+	tools/gpu_check.sh
+
+clean:
+	rm -rf $(BUILD_DIR) build-gpu $(DEMO_OUT)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the LibTorch-only subset (model, tools) on a GPU machine and runs the GPU checks and
+# benchmarks in one go. The GPU machines have LibTorch (python3's torch), CMake and nvcc, and
+# nothing else of ours, so this needs no bootstrap.
+#
+#   tools/gpu_check.sh [RESULTS_DIR]     (default: $OUT when set, else gpu-results)
+#
+# Writes nvidia-smi.txt, build logs, gpu-check.txt and bench-*.json into RESULTS_DIR and
+# prints a summary table last. Exit status: that of maestro-gpu-check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+results=${1:-${OUT:-gpu-results}}
+python=${MAESTRO_PYTHON:-python3}
+mkdir -p "$results"
+peak_tflops=${MAESTRO_PEAK_TFLOPS:-796}  # H100 bf16 matrix rate measured on these machines
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$results/nvidia-smi.txt"
+prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+"$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee "$results/torch.txt"
+
+echo "== configure + build (LibTorch only)"
+start=$(date +%s)
+if ! cmake -S . -B build-gpu -DMAESTRO_TORCH_ONLY=ON -DMAESTRO_BUILD_TESTS=OFF \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DTORCH_CUDA_ARCH_LIST=9.0 \
+    >"$results/configure.log" 2>&1; then
+  tail -40 "$results/configure.log"; exit 1
+fi
+if ! cmake --build build-gpu -j"$(nproc)" --target maestro-gpu-check maestro-bench \
+    >"$results/build.log" 2>&1; then
+  tail -60 "$results/build.log"; exit 1
+fi
+echo "built in $(( $(date +%s) - start )) s"
+
+echo "== correctness"
+set +e
+build-gpu/tools/maestro-gpu-check | tee "$results/gpu-check.txt"
+check_status=${PIPESTATUS[0]}
+set -e
+
+echo "== throughput (forward + backward)"
+bench() {  # name, then maestro-bench flags
+  local name=$1; shift
+  build-gpu/tools/maestro-bench --device cuda:0 --peak-tflops "$peak_tflops" \
+    --out "$results/bench-$name.json" "$@" 2>&1 | tee -a "$results/bench.txt"
+}
+bench vit-b-fp32 --preset mae_vit_base_patch16 --batch 256 --steps 20 --warmup 5 --precision fp32
+bench vit-b-bf16 --preset mae_vit_base_patch16 --batch 256 --steps 20 --warmup 5 --precision bf16
+bench vit-b-bf16-adamw --preset mae_vit_base_patch16 --batch 256 --steps 20 --warmup 5 \
+  --precision bf16 --optimizer
+bench tiny-bf16 --preset mae_vit_tiny_fmnist --batch 1024 --steps 20 --warmup 5 --precision bf16
+
+echo "== Python reference in the same run (Hugging Face ViTMAE, eager, bf16 autocast)"
+"$python" tools/bench_python_reference.py --batch 256 --steps 20 --warmup 5 \
+  --out "$results/bench-python-hf-vit-b-bf16.json" 2>&1 | tee -a "$results/bench.txt" || true
+
+echo "== summary"
+cat "$results/bench.txt" | grep -E 'img/s' || true
+exit "$check_status"
