@@ -5,8 +5,9 @@
 #
 #   tools/gpu_check.sh [RESULTS_DIR]     (default: $OUT when set, else gpu-results)
 #
-# Writes nvidia-smi.txt, build logs, gpu-check.txt and bench-*.json into RESULTS_DIR and
-# prints a summary table last. Exit status: that of maestro-gpu-check.
+# Writes report.txt (device, torch, check results, bench lines), build.log and bench-*.json
+# into RESULTS_DIR (seven files: the device tool returns at most eight) and prints a summary
+# table last. Exit status: that of maestro-gpu-check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-${OUT:-gpu-results}}
@@ -14,26 +15,28 @@ python=${MAESTRO_PYTHON:-python3}
 mkdir -p "$results"
 peak_tflops=${MAESTRO_PEAK_TFLOPS:-796}  # H100 bf16 matrix rate measured on these machines
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$results/nvidia-smi.txt"
+report="$results/report.txt"
+: >"$report"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$report"
 prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
-"$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee "$results/torch.txt"
+"$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$report"
 
 echo "== configure + build (LibTorch only)"
 start=$(date +%s)
 if ! cmake -S . -B build-gpu -DMAESTRO_TORCH_ONLY=ON -DMAESTRO_BUILD_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DTORCH_CUDA_ARCH_LIST=9.0 \
-    >"$results/configure.log" 2>&1; then
-  tail -40 "$results/configure.log"; exit 1
+    >"$results/build.log" 2>&1; then
+  tail -40 "$results/build.log"; exit 1
 fi
 if ! cmake --build build-gpu -j"$(nproc)" --target maestro-gpu-check maestro-bench \
-    >"$results/build.log" 2>&1; then
+    >>"$results/build.log" 2>&1; then
   tail -60 "$results/build.log"; exit 1
 fi
 echo "built in $(( $(date +%s) - start )) s"
 
 echo "== correctness"
 set +e
-build-gpu/tools/maestro-gpu-check | tee "$results/gpu-check.txt"
+build-gpu/tools/maestro-gpu-check | tee -a "$report"
 check_status=${PIPESTATUS[0]}
 set -e
 
@@ -41,7 +44,7 @@ echo "== throughput (forward + backward)"
 bench() {  # name, then maestro-bench flags
   local name=$1; shift
   build-gpu/tools/maestro-bench --device cuda:0 --peak-tflops "$peak_tflops" \
-    --out "$results/bench-$name.json" "$@" 2>&1 | tee -a "$results/bench.txt"
+    --out "$results/bench-$name.json" "$@" 2>&1 | tee -a "$report"
 }
 bench vit-b-fp32 --preset mae_vit_base_patch16 --batch 256 --steps 20 --warmup 5 --precision fp32
 bench vit-b-bf16 --preset mae_vit_base_patch16 --batch 256 --steps 20 --warmup 5 --precision bf16
@@ -51,8 +54,8 @@ bench tiny-bf16 --preset mae_vit_tiny_fmnist --batch 1024 --steps 20 --warmup 5 
 
 echo "== Python reference in the same run (Hugging Face ViTMAE, eager, bf16 autocast)"
 "$python" tools/bench_python_reference.py --batch 256 --steps 20 --warmup 5 \
-  --out "$results/bench-python-hf-vit-b-bf16.json" 2>&1 | tee -a "$results/bench.txt" || true
+  --out "$results/bench-python-hf-vit-b-bf16.json" 2>&1 | tee -a "$report" || true
 
 echo "== summary"
-cat "$results/bench.txt" | grep -E 'img/s' || true
+grep -E 'img/s' "$report" || true
 exit "$check_status"
