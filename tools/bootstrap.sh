@@ -46,8 +46,9 @@ install_debian_packages() {
       missing+=("$pkg")
     fi
   done
-  # python3-venv is Debian's; a pyenv or other interpreter with a working venv module is fine.
-  if [[ " ${missing[*]} " == *" python3-venv "* ]] && "$python_bin" -m venv --help >/dev/null 2>&1; then
+  # python3-venv is Debian's (it brings ensurepip); an interpreter that has ensurepip already
+  # (pyenv's, say) needs no package.
+  if [[ " ${missing[*]} " == *" python3-venv "* ]] && "$python_bin" -c 'import ensurepip' >/dev/null 2>&1; then
     missing=("${missing[@]/python3-venv/}")
     read -r -a missing <<<"${missing[*]}"
   fi
