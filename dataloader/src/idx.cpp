@@ -1,6 +1,10 @@
 #include "maestro/dataloader/idx.h"
 
+#include "maestro/shared/file_util.h"
+
+#ifdef MAESTRO_HAVE_ZLIB
 #include <zlib.h>
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -9,6 +13,14 @@
 namespace maestro::dataloader {
 namespace {
 
+#ifndef MAESTRO_HAVE_ZLIB
+Result<std::string> ReadMaybeGzip(const std::string& path) {
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
+    return FailedPreconditionError(path + ": this build has no zlib; decompress the file first");
+  }
+  return ReadFile(path);
+}
+#else
 // Reads the whole (possibly gzip-compressed) file; zlib passes plain files through.
 Result<std::string> ReadMaybeGzip(const std::string& path) {
   gzFile file = gzopen(path.c_str(), "rb");
@@ -32,6 +44,7 @@ Result<std::string> ReadMaybeGzip(const std::string& path) {
   }
   return out;
 }
+#endif
 
 }  // namespace
 

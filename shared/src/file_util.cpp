@@ -1,12 +1,14 @@
 #include "maestro/shared/file_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
+#include <memory>
 
 namespace maestro {
 namespace {
@@ -93,13 +95,78 @@ Status WriteFileAtomic(const std::string& path, std::string_view data) {
     ::unlink(tmp.c_str());
     return status;
   }
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  FileDescriptor dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0) {
-    return ErrnoStatus("cannot fsync directory", dir.string());
+  auto slash = path.find_last_of('/');
+  return FsyncDirectory(slash == std::string::npos ? "."
+                                                   : (slash == 0 ? "/" : path.substr(0, slash)));
+}
+
+Status FsyncDirectory(const std::string& path) {
+  FileDescriptor dir_fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0)
+    return ErrnoStatus("cannot fsync directory", path);
+  return OkStatus();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+Status MakeDirectories(const std::string& path) {
+  if (path.empty()) return InvalidArgumentError("empty directory path");
+  std::string prefix;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    size_t next = path.find('/', pos + 1);
+    prefix = path.substr(0, next);
+    pos = next;
+    if (prefix.empty() || prefix == "/") continue;
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return FailedPreconditionError("cannot create " + prefix + ": " + std::strerror(errno));
+    }
+    if (!IsDirectory(prefix))
+      return FailedPreconditionError(prefix + " exists and is not a directory");
   }
   return OkStatus();
+}
+
+Status RemoveTree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? OkStatus() : ErrnoStatus("cannot stat", path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    MAESTRO_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(path));
+    for (const auto& name : names) MAESTRO_RETURN_IF_ERROR(RemoveTree(path + "/" + name));
+    if (::rmdir(path.c_str()) != 0) return ErrnoStatus("cannot remove", path);
+  } else if (::unlink(path.c_str()) != 0) {
+    return ErrnoStatus("cannot remove", path);
+  }
+  return OkStatus();
+}
+
+Result<std::vector<std::string>> ListDirectory(const std::string& path) {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), ::closedir);
+  if (!dir) return ErrnoStatus("cannot list", path);
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* entry = ::readdir(dir.get())) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  if (errno != 0) return ErrnoStatus("cannot list", path);
+  return names;
+}
+
+Result<int64_t> FileSize(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat", path);
+  return static_cast<int64_t>(st.st_size);
 }
 
 }  // namespace maestro

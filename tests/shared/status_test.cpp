@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "maestro/shared/file_util.h"
@@ -84,6 +85,31 @@ TEST(FlagParserTest, ParsesTypedFlagsAndNamesErrors) {
   const char* help[] = {"prog", "--help"};
   EXPECT_TRUE(parser.Parse(2, help).ok());
   EXPECT_TRUE(parser.help_requested());
+}
+
+}  // namespace
+}  // namespace maestro
+
+namespace maestro {
+namespace {
+
+TEST(FileUtilTest, DirectoryHelpers) {
+  const std::string root = "/tmp/maestro_dirs_" + std::to_string(::getpid());
+  ASSERT_TRUE(RemoveTree(root).ok());
+  ASSERT_TRUE(MakeDirectories(root + "/a/b/c").ok());
+  ASSERT_TRUE(MakeDirectories(root + "/a/b/c").ok());  // idempotent
+  EXPECT_TRUE(IsDirectory(root + "/a/b/c"));
+  ASSERT_TRUE(WriteFileAtomic(root + "/a/f.txt", "12345").ok());
+  EXPECT_EQ(*FileSize(root + "/a/f.txt"), 5);
+  auto names = *ListDirectory(root + "/a");
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"b", "f.txt"}));
+  auto blocked = MakeDirectories(root + "/a/f.txt/sub");
+  EXPECT_EQ(blocked.code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(RemoveTree(root).ok());
+  EXPECT_FALSE(PathExists(root));
+  EXPECT_TRUE(RemoveTree(root).ok());  // already gone
+  EXPECT_EQ(ListDirectory(root).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

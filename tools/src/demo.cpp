@@ -9,13 +9,13 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include "maestro/checkpoint/safetensors.h"
 #include "maestro/checkpoint/torch_bridge.h"
 #include "maestro/dataloader/idx.h"
 #include "maestro/model/mae.h"
+#include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
 #include "maestro/tools/png.h"
 
@@ -116,7 +116,7 @@ int Run(const Args& args) {
               static_cast<long long>(args.steps), loss_after, loss_before);
 
   // Reconstructions of the first test images.
-  std::filesystem::create_directories(args.out);
+  maestro::ThrowIfError(maestro::MakeDirectories(args.out));
   torch::NoGradGuard no_grad;
   model->eval();
   auto imgs = test.slice(0, 0, args.images);

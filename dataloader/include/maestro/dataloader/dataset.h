@@ -1,0 +1,48 @@
+// What the training engine reads: a dataset of images addressed by a global index, and the
+// identity a checkpoint records. Implementations must be thread-safe for concurrent Get():
+// the loader calls it from several threads. The RocksDB shard store and the streaming data
+// service (issue 4) implement this same interface.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "maestro/shared/status.h"
+
+namespace maestro::dataloader {
+
+// Enough to tell whether a checkpoint was written against this data.
+struct DatasetIdentity {
+  std::string name;          // e.g. "fashion-mnist/train"
+  std::string content_hash;  // sha256 over the samples and labels
+  int64_t size = 0;
+  int64_t num_classes = 0;
+};
+
+// One stored sample, decoded: height x width x channels uint8 pixels (HWC) and its label.
+struct RawSample {
+  int64_t index = 0;
+  int64_t label = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  virtual const DatasetIdentity& identity() const = 0;
+  // The sample at `index` in [0, size()). INVALID_ARGUMENT outside; DATA_LOSS for an
+  // unreadable record.
+  virtual Result<RawSample> Get(int64_t index) const = 0;
+};
+
+// Fashion-MNIST (or MNIST) from the four IDX files in `dir` (gzip-compressed or not),
+// split "train" or "test". Held in memory (47 MB for train). NOT_FOUND names a missing file.
+Result<std::unique_ptr<Dataset>> OpenFashionMnist(const std::string& dir, const std::string& split);
+
+}  // namespace maestro::dataloader

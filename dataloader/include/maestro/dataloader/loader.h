@@ -1,0 +1,83 @@
+// The batch stream a trainer consumes: for each step from a start position, this rank's
+// samples (sampler.h), augmented, with their mask noise, assembled by worker threads ahead
+// of use. Batches arrive in step order and are identical whatever the thread count.
+//
+// A BatchSource is what the engine sees; LocalBatchSource reads a Dataset in this process.
+// The data service of issue 4 provides another BatchSource with the same stream.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "maestro/dataloader/dataset.h"
+#include "maestro/dataloader/sampler.h"
+#include "maestro/dataloader/transform.h"
+
+namespace maestro::dataloader {
+
+struct Batch {
+  int64_t epoch = 0;
+  int64_t step = 0;  // global step within the epoch
+  std::vector<int64_t> indices;
+  torch::Tensor images;      // (B, C, S, S) uint8
+  torch::Tensor labels;      // (B,) int64
+  torch::Tensor mask_noise;  // (B, L) float32 in [0, 1)
+};
+
+struct StreamOptions {
+  uint64_t seed = 0;
+  int64_t global_batch = 256;
+  int64_t rank = 0;
+  int64_t world_size = 1;
+  int64_t num_patches = 196;  // mask noise per sample
+  AugmentOptions augment;
+  int64_t num_workers = 1;
+  int64_t prefetch = 4;  // batches built ahead of the consumer
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t steps_per_epoch() const = 0;
+  // The next batch in order. Errors (unreadable samples) are thrown as maestro::Error.
+  virtual Batch Next() = 0;
+};
+
+class LocalBatchSource : public BatchSource {
+ public:
+  // Streams from (start_epoch, start_step). `dataset` must outlive this object.
+  LocalBatchSource(const Dataset& dataset, StreamOptions options, int64_t start_epoch,
+                   int64_t start_step);
+  ~LocalBatchSource() override;
+  LocalBatchSource(const LocalBatchSource&) = delete;
+  LocalBatchSource& operator=(const LocalBatchSource&) = delete;
+
+  int64_t steps_per_epoch() const override { return steps_per_epoch_; }
+  Batch Next() override;
+
+ private:
+  // The n-th batch from the start (epoch and step derived from it).
+  Batch Build(int64_t ordinal, EpochSampler& sampler);
+  void WorkerLoop(int64_t worker);
+
+  const Dataset& dataset_;
+  StreamOptions options_;
+  int64_t start_epoch_, start_step_, steps_per_epoch_;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<int64_t, Batch> ready_;
+  std::map<int64_t, std::string> failed_;
+  int64_t consumed_ = 0;  // ordinals handed to the consumer
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace maestro::dataloader

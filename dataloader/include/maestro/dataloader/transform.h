@@ -1,0 +1,41 @@
+// The pretraining augmentation (RandomResizedCrop + horizontal flip) and the per-sample MAE
+// mask noise, both counter-based functions of (seed, epoch, sample index): the same sample in
+// the same epoch gets the same pixels and mask on any rank, thread or resume. Thread-safe.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "maestro/dataloader/dataset.h"
+
+namespace maestro::dataloader {
+
+struct AugmentOptions {
+  int64_t output_size = 224;
+  double scale_min = 0.2;  // RandomResizedCrop area fraction
+  double scale_max = 1.0;
+  double ratio_min = 3.0 / 4.0;
+  double ratio_max = 4.0 / 3.0;
+  bool random_crop = true;  // false: resize the whole image (evaluation)
+  bool horizontal_flip = true;
+};
+
+// A crop box in source pixels.
+struct CropBox {
+  int64_t top = 0, left = 0, height = 0, width = 0;
+};
+
+// torchvision's RandomResizedCrop.get_params: ten tries at a random area and log-uniform
+// aspect ratio, then the center crop clamped to the ratio range.
+CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& options, uint64_t key);
+
+// Keys of the per-sample random streams.
+uint64_t AugmentKey(uint64_t seed, int64_t epoch, int64_t index);
+uint64_t MaskNoiseKey(uint64_t seed, int64_t epoch, int64_t index);
+
+// (C, S, S) uint8: crop, bicubic resize (antialiased when shrinking), optional flip.
+torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& options, uint64_t seed,
+                            int64_t epoch);
+// (num_patches,) float32 uniform noise in [0, 1) for the MAE mask of this sample.
+torch::Tensor MaskNoise(int64_t num_patches, uint64_t seed, int64_t epoch, int64_t index);
+
+}  // namespace maestro::dataloader

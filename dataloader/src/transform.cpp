@@ -1,0 +1,82 @@
+#include "maestro/dataloader/transform.h"
+
+#include <cmath>
+
+#include "maestro/shared/rng.h"
+
+namespace maestro::dataloader {
+namespace {
+
+constexpr uint64_t kAugmentPurpose = 0x4155474DULL;  // "AUGM"
+constexpr uint64_t kMaskPurpose = 0x4D41534BULL;     // "MASK"
+
+}  // namespace
+
+uint64_t AugmentKey(uint64_t seed, int64_t epoch, int64_t index) {
+  return HashKey(
+      {seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index), kAugmentPurpose});
+}
+
+uint64_t MaskNoiseKey(uint64_t seed, int64_t epoch, int64_t index) {
+  return HashKey({seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index), kMaskPurpose});
+}
+
+CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& o, uint64_t key) {
+  CounterRng rng(key);
+  const double area = static_cast<double>(height * width);
+  const double log_lo = std::log(o.ratio_min), log_hi = std::log(o.ratio_max);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    double target_area = area * rng.Uniform(o.scale_min, o.scale_max);
+    double aspect = std::exp(rng.Uniform(log_lo, log_hi));
+    auto w = static_cast<int64_t>(std::lround(std::sqrt(target_area * aspect)));
+    auto h = static_cast<int64_t>(std::lround(std::sqrt(target_area / aspect)));
+    if (w > 0 && h > 0 && w <= width && h <= height) {
+      auto top = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(height - h + 1)));
+      auto left = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(width - w + 1)));
+      return {top, left, h, w};
+    }
+  }
+  // Fallback: the whole image, cut to the ratio range, centered.
+  const double in_ratio = static_cast<double>(width) / static_cast<double>(height);
+  int64_t w = width, h = height;
+  if (in_ratio < o.ratio_min) {
+    h = static_cast<int64_t>(std::lround(static_cast<double>(w) / o.ratio_min));
+  } else if (in_ratio > o.ratio_max) {
+    w = static_cast<int64_t>(std::lround(static_cast<double>(h) * o.ratio_max));
+  }
+  return {(height - h) / 2, (width - w) / 2, h, w};
+}
+
+torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, uint64_t seed,
+                            int64_t epoch) {
+  auto hwc = torch::from_blob(const_cast<uint8_t*>(sample.pixels.data()),
+                              {sample.height, sample.width, sample.channels}, torch::kUInt8);
+  auto chw = hwc.permute({2, 0, 1}).to(torch::kFloat32);  // (C, H, W), a copy
+  const uint64_t key = AugmentKey(seed, epoch, sample.index);
+  CropBox box{0, 0, sample.height, sample.width};
+  if (o.random_crop) box = SampleCrop(sample.height, sample.width, o, key);
+  auto crop = chw.slice(1, box.top, box.top + box.height).slice(2, box.left, box.left + box.width);
+  auto resized = torch::nn::functional::interpolate(
+      crop.unsqueeze(0), torch::nn::functional::InterpolateFuncOptions()
+                             .size(std::vector<int64_t>{o.output_size, o.output_size})
+                             .mode(torch::kBicubic)
+                             .align_corners(false)
+                             .antialias(true));
+  auto out = resized.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
+  if (o.horizontal_flip) {
+    // A separate draw from the crop's: the crop uses a variable number of them.
+    CounterRng flip_rng(HashKey({key, 0x464C4950ULL}));  // "FLIP"
+    if (flip_rng.Uniform() < 0.5) out = out.flip({2});
+  }
+  return out.contiguous();
+}
+
+torch::Tensor MaskNoise(int64_t num_patches, uint64_t seed, int64_t epoch, int64_t index) {
+  CounterRng rng(MaskNoiseKey(seed, epoch, index));
+  auto noise = torch::empty({num_patches}, torch::kFloat32);
+  float* p = noise.data_ptr<float>();
+  for (int64_t i = 0; i < num_patches; ++i) p[i] = rng.UniformFloat();
+  return noise;
+}
+
+}  // namespace maestro::dataloader

@@ -1,0 +1,234 @@
+#include "maestro/shared/config_tree.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <regex>
+
+#include "maestro/shared/file_util.h"
+
+#ifdef MAESTRO_HAVE_YAML_CPP
+#include <yaml-cpp/yaml.h>
+#endif
+
+namespace maestro {
+namespace {
+
+const std::regex& IntPattern() {
+  static const std::regex pattern(R"([-+]?[0-9]+)");
+  return pattern;
+}
+const std::regex& FloatPattern() {
+  static const std::regex pattern(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  return pattern;
+}
+
+std::string TypeName(const Json& value) {
+  if (value.is_null()) return "null";
+  if (value.is_bool()) return "a boolean";
+  if (value.is_int()) return "an integer";
+  if (value.is_number()) return "a number";
+  if (value.is_string()) return "a string";
+  if (value.is_array()) return "a list";
+  return "a mapping";
+}
+
+#ifdef MAESTRO_HAVE_YAML_CPP
+Json FromYaml(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return Json();
+    case YAML::NodeType::Scalar:
+      // Quoted scalars carry the "!" tag and stay strings.
+      if (node.Tag() == "!") return Json(node.Scalar());
+      return ParseConfigScalar(node.Scalar());
+    case YAML::NodeType::Sequence: {
+      Json::Array array;
+      for (const auto& item : node) array.push_back(FromYaml(item));
+      return Json(std::move(array));
+    }
+    case YAML::NodeType::Map: {
+      Json::Object object;
+      for (const auto& item : node) {
+        std::string key = item.first.Scalar();
+        if (object.count(key)) throw Error(InvalidArgumentError("duplicate key '" + key + "'"));
+        object.emplace(std::move(key), FromYaml(item.second));
+      }
+      return Json(std::move(object));
+    }
+  }
+  return Json();
+}
+#endif
+
+}  // namespace
+
+Json ParseConfigScalar(std::string_view text) {
+  std::string s(text);
+  if (s.empty() || s == "null" || s == "~" || s == "Null" || s == "NULL") return Json();
+  if (s == "true" || s == "True" || s == "TRUE") return Json(true);
+  if (s == "false" || s == "False" || s == "FALSE") return Json(false);
+  if (std::regex_match(s, IntPattern())) {
+    errno = 0;
+    long long v = std::strtoll(s.c_str(), nullptr, 10);
+    if (errno != ERANGE) return Json(static_cast<int64_t>(v));
+  }
+  if (std::regex_match(s, FloatPattern())) return Json(std::strtod(s.c_str(), nullptr));
+  if ((s.front() == '[' && s.back() == ']') || (s.front() == '{' && s.back() == '}')) {
+    auto flow = ParseConfigText(s, "value");
+    if (flow.ok()) return *flow;
+  }
+  if (s.size() >= 2 &&
+      ((s.front() == '"' && s.back() == '"') || (s.front() == '\'' && s.back() == '\''))) {
+    return Json(s.substr(1, s.size() - 2));
+  }
+  return Json(s);
+}
+
+Result<Json> ParseConfigText(std::string_view text, const std::string& source) {
+#ifdef MAESTRO_HAVE_YAML_CPP
+  try {
+    YAML::Node root = YAML::Load(std::string(text));
+    Json tree = FromYaml(root);
+    if (tree.is_null()) return Json(Json::Object{});  // an empty file
+    return tree;
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(source + ": " + e.what());
+  } catch (const Error& e) {
+    return e.status().WithContext(source);
+  }
+#else
+  auto tree = Json::Parse(text);
+  if (!tree.ok()) {
+    return InvalidArgumentError(source + ": " + tree.status().message() +
+                                " (this build has no YAML library: write the config as JSON)");
+  }
+  return tree;
+#endif
+}
+
+Result<Json> LoadConfigFile(const std::string& path) {
+  MAESTRO_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return ParseConfigText(text, path);
+}
+
+Status ApplyConfigOverride(Json& tree, std::string_view assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string_view::npos || eq == 0) {
+    return InvalidArgumentError("override '" + std::string(assignment) + "' is not key=value");
+  }
+  std::string key(assignment.substr(0, eq));
+  Json value = ParseConfigScalar(assignment.substr(eq + 1));
+  if (!tree.is_object()) tree = Json(Json::Object{});
+  Json* node = &tree;
+  size_t start = 0;
+  while (true) {
+    size_t dot = key.find('.', start);
+    std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (part.empty()) return InvalidArgumentError("override key '" + key + "' has an empty part");
+    auto& object = node->as_object();
+    if (dot == std::string::npos) {
+      object[part] = std::move(value);
+      return OkStatus();
+    }
+    Json& child = object[part];
+    if (child.is_null()) child = Json(Json::Object{});
+    if (!child.is_object()) {
+      return InvalidArgumentError("override '" + key + "': '" + key.substr(0, dot) +
+                                  "' is not a mapping");
+    }
+    node = &child;
+    start = dot + 1;
+  }
+}
+
+ConfigReader::ConfigReader(const Json* object, std::string path)
+    : object_(object), path_(std::move(path)) {
+  if (object_ != nullptr && !object_->is_object()) {
+    first_error_ = InvalidArgumentError("'" + (path_.empty() ? std::string("config") : path_) +
+                                        "' must be a mapping, found " + TypeName(*object_));
+    object_ = nullptr;
+  }
+}
+
+std::string ConfigReader::Dotted(std::string_view key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+const Json* ConfigReader::Lookup(std::string_view key) {
+  if (object_ == nullptr) return nullptr;
+  const Json* value = object_->Find(key);
+  if (value != nullptr) read_.emplace(key);
+  return value;
+}
+
+void ConfigReader::Fail(std::string_view key, const std::string& message) {
+  if (first_error_.ok()) first_error_ = InvalidArgumentError("'" + Dotted(key) + "': " + message);
+}
+
+void ConfigReader::Read(std::string_view key, int64_t* out) {
+  const Json* v = Lookup(key);
+  if (v == nullptr) return;
+  if (!v->is_int())
+    return Fail(key, "expected an integer, found " + TypeName(*v) + " " + v->Dump());
+  *out = v->as_int();
+}
+
+void ConfigReader::Read(std::string_view key, double* out) {
+  const Json* v = Lookup(key);
+  if (v == nullptr) return;
+  if (!v->is_number())
+    return Fail(key, "expected a number, found " + TypeName(*v) + " " + v->Dump());
+  *out = v->as_double();
+}
+
+void ConfigReader::Read(std::string_view key, bool* out) {
+  const Json* v = Lookup(key);
+  if (v == nullptr) return;
+  if (!v->is_bool())
+    return Fail(key, "expected true or false, found " + TypeName(*v) + " " + v->Dump());
+  *out = v->as_bool();
+}
+
+void ConfigReader::Read(std::string_view key, std::string* out) {
+  const Json* v = Lookup(key);
+  if (v == nullptr) return;
+  if (!v->is_string())
+    return Fail(key, "expected a string, found " + TypeName(*v) + " " + v->Dump());
+  *out = v->as_string();
+}
+
+void ConfigReader::Read(std::string_view key, std::vector<double>* out) {
+  const Json* v = Lookup(key);
+  if (v == nullptr) return;
+  if (!v->is_array()) return Fail(key, "expected a list of numbers, found " + TypeName(*v));
+  std::vector<double> values;
+  for (const Json& item : v->as_array()) {
+    if (!item.is_number()) return Fail(key, "expected a list of numbers, found " + item.Dump());
+    values.push_back(item.as_double());
+  }
+  *out = std::move(values);
+}
+
+ConfigReader& ConfigReader::Section(std::string_view key) {
+  const Json* v = Lookup(key);
+  sections_.push_back(std::make_unique<ConfigReader>(v, Dotted(key)));
+  return *sections_.back();
+}
+
+bool ConfigReader::Has(std::string_view key) { return Lookup(key) != nullptr; }
+
+Status ConfigReader::Finish() {
+  if (!first_error_.ok()) return first_error_;
+  for (auto& section : sections_) MAESTRO_RETURN_IF_ERROR(section->Finish());
+  if (object_ != nullptr) {
+    for (const auto& [key, value] : object_->as_object()) {
+      if (!read_.count(key)) return InvalidArgumentError("unknown key '" + Dotted(key) + "'");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace maestro

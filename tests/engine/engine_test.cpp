@@ -1,0 +1,208 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "maestro/checkpoint/checkpoint_dir.h"
+#include "maestro/engine/adamw.h"
+#include "maestro/engine/config.h"
+#include "maestro/engine/schedule.h"
+#include "maestro/shared/file_util.h"
+
+namespace maestro::engine {
+namespace {
+
+// std::filesystem is avoided in programs linked with LibTorch (shared/file_util.h).
+std::string TempPath(const std::string& name) {
+  return "/tmp/maestro_" + name + "_" + std::to_string(::getpid());
+}
+
+// util/lr_sched.py's adjust_learning_rate, written out separately.
+double Official(double lr, double min_lr, double warmup, double epochs, double epoch) {
+  if (epoch < warmup) return lr * epoch / warmup;
+  return min_lr +
+         (lr - min_lr) * 0.5 * (1.0 + std::cos(M_PI * (epoch - warmup) / (epochs - warmup)));
+}
+
+TEST(ScheduleTest, MatchesTheOfficialFormulaAtItsLandmarks) {
+  const double lr = 1.5e-4 * 4096 / 256, min_lr = 1e-6, warmup = 40, epochs = 800;
+  const int64_t steps_per_epoch = 312;
+  struct Point {
+    double epoch, expected;
+  } points[] = {
+      {0.0, 0.0},                               // warmup start
+      {20.0, lr / 2},                           // mid-warmup
+      {40.0, lr},                               // warmup end: the peak
+      {420.0, min_lr + (lr - min_lr) * 0.5},    // mid-cosine
+      {800.0 - 1.0 / steps_per_epoch, min_lr},  // the last step, within rounding
+  };
+  for (const auto& p : points) {
+    double got = ScheduledLearningRate(lr, min_lr, warmup, epochs, p.epoch);
+    EXPECT_DOUBLE_EQ(got, Official(lr, min_lr, warmup, epochs, p.epoch)) << p.epoch;
+    EXPECT_NEAR(got, p.expected, 1e-9) << p.epoch;
+  }
+  // Per iteration: step 3 of epoch 5 during warmup uses the fractional epoch.
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(lr, min_lr, warmup, epochs, 5.0 + 3.0 / steps_per_epoch),
+                   lr * (5.0 + 3.0 / steps_per_epoch) / warmup);
+}
+
+TEST(AdamWTest, OfficialWeightDecayGrouping) {
+  auto w = torch::zeros({4, 4}, torch::requires_grad());
+  auto b = torch::zeros({4}, torch::requires_grad());
+  auto cls = torch::zeros({1, 1, 4}, torch::requires_grad());
+  auto fixed = torch::zeros({1, 5, 4});
+  EXPECT_FALSE(SkipsWeightDecay("blocks.0.attn.qkv.weight", w));
+  EXPECT_TRUE(SkipsWeightDecay("blocks.0.attn.qkv.bias", b));
+  EXPECT_TRUE(SkipsWeightDecay("norm.weight", b));   // 1-D
+  EXPECT_FALSE(SkipsWeightDecay("cls_token", cls));  // 3-D: decayed, as in the official code
+  AdamW optimizer({{"w", w}, {"b", b}, {"cls_token", cls}, {"pos_embed", fixed}}, {});
+  EXPECT_EQ(optimizer.num_decay_params(), 2);
+  EXPECT_EQ(optimizer.num_no_decay_params(), 1);  // pos_embed (no grad) is left out
+  EXPECT_EQ(optimizer.StateDict().count("pos_embed.step"), 0u);
+}
+
+TEST(ConfigTest, UnknownKeysAndWrongTypesNameTheKey) {
+  auto bad_key = LoadTrainConfig("", {"optim.warmup_epoch=3"});
+  ASSERT_FALSE(bad_key.ok());
+  EXPECT_NE(bad_key.status().message().find("optim.warmup_epoch"), std::string::npos);
+  auto bad_type = LoadTrainConfig("", {"optim.batch_size=big"});
+  ASSERT_FALSE(bad_type.ok());
+  EXPECT_NE(bad_type.status().message().find("optim.batch_size"), std::string::npos);
+  EXPECT_NE(bad_type.status().message().find("integer"), std::string::npos);
+  auto bad_preset = LoadTrainConfig("", {"model.preset=vit_giant"});
+  ASSERT_FALSE(bad_preset.ok());
+  EXPECT_NE(bad_preset.status().message().find("model.preset"), std::string::npos);
+  auto bad_value = LoadTrainConfig("", {"optim.warmup_epochs=9", "optim.epochs=5"});
+  EXPECT_FALSE(bad_value.ok());
+}
+
+TEST(ConfigTest, YamlFileOverridesAndRoundTrip) {
+  const std::string dir = TempPath("config");
+  ASSERT_TRUE(MakeDirectories(dir).ok());
+  const std::string path = dir + "/run.yaml";
+  std::ofstream(path)
+      << "# a run\nmodel:\n  preset: mae_vit_tiny_fmnist\n  mask_ratio: 0.6\n"
+         "optim:\n  batch_size: 32\n  accum_iter: 2\n  blr: 1.0e-3\n  betas: [0.9, 0.999]\n"
+         "run:\n  output_dir: \"out dir\"\n";
+  auto config = LoadTrainConfig(path, {"optim.epochs=3", "model.norm_pix_loss=true"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->model.mask_ratio, 0.6);
+  EXPECT_TRUE(config->model.norm_pix_loss);
+  EXPECT_EQ(config->optim.batch_size, 32);
+  EXPECT_EQ(config->optim.epochs, 3);
+  EXPECT_EQ(config->optim.beta2, 0.999);
+  EXPECT_EQ(config->run.output_dir, "out dir");
+  EXPECT_EQ(config->global_batch(2), 128);
+  EXPECT_DOUBLE_EQ(config->peak_lr(2), 1.0e-3 * 128 / 256);
+  // The saved config reads back to the same result hash.
+  auto again = ParseTrainConfig(config->ToJson());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->ResultHash(), config->ResultHash());
+  // Paths and cadence do not change the hash; the mask ratio does.
+  auto moved = LoadTrainConfig(
+      path, {"optim.epochs=3", "model.norm_pix_loss=true", "run.output_dir=elsewhere",
+             "checkpoint.interval_steps=7", "run.threads=1"});
+  EXPECT_EQ(moved->ResultHash(), config->ResultHash());
+  auto changed =
+      LoadTrainConfig(path, {"optim.epochs=3", "model.norm_pix_loss=true", "model.mask_ratio=0.5"});
+  EXPECT_NE(changed->ResultHash(), config->ResultHash());
+  ASSERT_TRUE(RemoveTree(dir).ok());
+}
+
+class CheckpointDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = TempPath(std::string("ckpt_") +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(RemoveTree(root_).ok());
+    storage_ = std::move(checkpoint::OpenStorage("file://" + root_).value());
+    ASSERT_TRUE(storage_->EnsureWritable().ok());
+  }
+  void TearDown() override { ASSERT_TRUE(RemoveTree(root_).ok()); }
+
+  void Write(int64_t step, const std::string& payload) {
+    auto writer = checkpoint::CheckpointWriter::Begin(*storage_, step, 1);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE(WriteFileAtomic(writer->PathFor("model.bin"), payload).ok());
+    ASSERT_TRUE(writer->AddFile("model.bin", 0).ok());
+    ASSERT_TRUE(writer->Commit().ok());
+  }
+
+  std::string root_;
+  std::unique_ptr<checkpoint::CheckpointStorage> storage_;
+};
+
+TEST_F(CheckpointDirTest, FlippedByteFallsBackToThePreviousCheckpoint) {
+  Write(10, "first checkpoint");
+  Write(20, "second checkpoint");
+  std::vector<std::string> skipped;
+  auto latest = checkpoint::FindLatestValid(*storage_, &skipped);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->manifest.step, 20);
+  EXPECT_TRUE(skipped.empty());
+  // Flip one byte of the newest.
+  const std::string file = root_ + "/" + checkpoint::CheckpointName(20) + "/model.bin";
+  std::string bytes = *ReadFile(file);
+  bytes[3] ^= 0x01;
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+  latest = checkpoint::FindLatestValid(*storage_, &skipped);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->manifest.step, 10);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("sha256"), std::string::npos) << skipped[0];
+}
+
+TEST_F(CheckpointDirTest, TruncatedFileFallsBackToThePreviousCheckpoint) {
+  Write(10, "first checkpoint");
+  Write(20, "second checkpoint");
+  ASSERT_EQ(::truncate((root_ + "/" + checkpoint::CheckpointName(20) + "/model.bin").c_str(), 4),
+            0);
+  std::vector<std::string> skipped;
+  auto latest = checkpoint::FindLatestValid(*storage_, &skipped);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->manifest.step, 10);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("bytes"), std::string::npos) << skipped[0];
+}
+
+TEST_F(CheckpointDirTest, RetentionKeepsTheNewest) {
+  for (int64_t step : {5, 10, 15, 20}) Write(step, std::to_string(step) + " payload");
+  ASSERT_TRUE(checkpoint::ApplyRetention(*storage_, 2).ok());
+  auto names = *storage_->List();
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{checkpoint::CheckpointName(15),
+                                             checkpoint::CheckpointName(20)}));
+}
+
+TEST_F(CheckpointDirTest, CommitNeedsEveryRank) {
+  auto writer = checkpoint::CheckpointWriter::Begin(*storage_, 7, 2);
+  ASSERT_TRUE(WriteFileAtomic(writer->PathFor("rank0.bin"), "a").ok());
+  ASSERT_TRUE(writer->AddFile("rank0.bin", 0).ok());
+  auto status = writer->Commit();
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(status.message().find("rank(s) 1"), std::string::npos);
+  EXPECT_TRUE(storage_->List()->empty());  // nothing half-committed is visible
+  ASSERT_TRUE(WriteFileAtomic(writer->PathFor("rank1.bin"), "b").ok());
+  ASSERT_TRUE(writer->AddFile("rank1.bin", 1).ok());
+  ASSERT_TRUE(writer->Commit().ok());
+  EXPECT_EQ(checkpoint::VerifyCheckpoint(root_ + "/" + checkpoint::CheckpointName(7))->files.size(),
+            2u);
+}
+
+TEST(CheckpointStorageTest, UnusableLocationsFailClearly) {
+  const std::string file = TempPath("plain_file");
+  std::ofstream(file) << "not a folder";
+  auto storage = checkpoint::OpenStorage(file + "/checkpoints");
+  ASSERT_TRUE(storage.ok());
+  auto status = (*storage)->EnsureWritable();
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(status.message().find("cannot be created"), std::string::npos) << status.ToString();
+  ::unlink(file.c_str());
+  auto s3 = checkpoint::OpenStorage("s3://bucket/run");
+  ASSERT_FALSE(s3.ok());
+  EXPECT_NE(s3.status().message().find("s3"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace maestro::engine

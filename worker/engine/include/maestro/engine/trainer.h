@@ -1,0 +1,33 @@
+// One MAE pretraining process: data stream, model, AdamW, schedule, checkpoints, resume,
+// signals, progress and metrics. Runs on this process's device; data-parallel ranks come
+// with issue 7. Returns an exit status of exit_status.h.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+#include "maestro/engine/config.h"
+
+namespace maestro::engine {
+
+inline constexpr int64_t kTrainerStateVersion = 1;
+// Versions of the algorithms a checkpoint's data position depends on; a resume with other
+// versions would not continue the same stream.
+inline constexpr int64_t kSamplerVersion = 1;
+inline constexpr int64_t kAugmentVersion = 1;
+
+struct TrainOptions {
+  // "" (start fresh; refuse when the checkpoint location already holds checkpoints), "auto"
+  // (the latest valid checkpoint, else fresh) or a checkpoint folder.
+  std::string resume;
+};
+
+// Runs pretraining to the end (or max_steps, or a signal). `out` receives the resolved config,
+// progress lines and warnings; errors go there too, prefixed "error:".
+int RunPretraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out);
+
+// SIGTERM and SIGINT make a running RunPretraining finish its step, checkpoint and return
+// kExitPreempted. Installed by RunPretraining; exposed for tests.
+void InstallStopSignalHandlers();
+
+}  // namespace maestro::engine

@@ -1,0 +1,468 @@
+#include "maestro/engine/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "maestro/checkpoint/checkpoint_dir.h"
+#include "maestro/checkpoint/torch_bridge.h"
+#include "maestro/dataloader/dataset.h"
+#include "maestro/dataloader/loader.h"
+#include "maestro/engine/adamw.h"
+#include "maestro/engine/exit_status.h"
+#include "maestro/engine/schedule.h"
+#include "maestro/model/autocast.h"
+#include "maestro/model/mae.h"
+#include "maestro/shared/file_util.h"
+
+namespace maestro::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::atomic<int> g_stop_signal{0};
+
+void OnStopSignal(int signo) { g_stop_signal.store(signo); }
+
+// Where the run is: the next micro-step to take.
+struct Position {
+  int64_t epoch = 0;
+  int64_t micro_step = 0;      // within the epoch
+  int64_t optimizer_step = 0;  // optimizer steps taken since the run began
+};
+
+// A failure with its exit status.
+struct Failure {
+  int status;
+  std::string message;
+};
+
+std::string FormatDuration(double seconds) {
+  auto s = static_cast<int64_t>(seconds);
+  char text[32];
+  if (s >= 3600)
+    std::snprintf(text, sizeof(text), "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
+  else
+    std::snprintf(text, sizeof(text), "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  return text;
+}
+
+Result<std::unique_ptr<dataloader::Dataset>> OpenDataset(const DataConfig& data) {
+  if (data.source == "fashion-mnist" || data.source == "mnist") {
+    return dataloader::OpenFashionMnist(data.path, data.split);
+  }
+  return InvalidArgumentError("data.source '" + data.source +
+                              "' is not known (fashion-mnist, mnist)");
+}
+
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, const TrainOptions& options, std::ostream& out)
+      : config_(config), options_(options), out_(out), device_(config.run.device) {}
+
+  int Run() {
+    try {
+      if (auto failure = Setup()) return Fail(*failure);
+      return Loop();
+    } catch (const Error& e) {
+      const bool permanent = e.status().code() == StatusCode::kInvalidArgument ||
+                             e.status().code() == StatusCode::kFailedPrecondition ||
+                             e.status().code() == StatusCode::kDataLoss;
+      return Fail(
+          {permanent ? kExitPermanentFailure : kExitRetryableFailure, e.status().ToString()});
+    } catch (const std::exception& e) {
+      return Fail({kExitRetryableFailure, e.what()});
+    }
+  }
+
+ private:
+  int Fail(const Failure& failure) {
+    out_ << "error: " << failure.message << std::endl;
+    return failure.status;
+  }
+
+  std::optional<Failure> Setup() {
+    if (device_.is_cuda() && !torch::cuda::is_available()) {
+      return Failure{kExitPermanentFailure,
+                     "run.device is " + config_.run.device + " but CUDA is not available"};
+    }
+    if (config_.run.threads > 0) torch::set_num_threads(static_cast<int>(config_.run.threads));
+    out_ << "config " << config_.ToJson().Dump() << "\n";
+    out_ << "config hash " << config_.ResultHash() << std::endl;
+
+    // Output folder and checkpoint location first: a bad path fails before any work.
+    if (Status made = MakeDirectories(config_.run.output_dir); !made.ok()) {
+      return Failure{kExitPermanentFailure, "run.output_dir: " + made.message()};
+    }
+    auto storage = checkpoint::OpenStorage(config_.checkpoint_location());
+    if (!storage.ok()) return Failure{kExitPermanentFailure, storage.status().ToString()};
+    storage_ = std::move(*storage);
+    if (Status s = storage_->EnsureWritable(); !s.ok())
+      return Failure{kExitPermanentFailure, s.ToString()};
+
+    auto dataset = OpenDataset(config_.data);
+    if (!dataset.ok())
+      return Failure{kExitPermanentFailure, "data: " + dataset.status().ToString()};
+    dataset_ = std::move(*dataset);
+    micro_global_batch_ = config_.optim.batch_size * world_size_;
+    if (micro_global_batch_ > dataset_->size()) {
+      return Failure{kExitPermanentFailure,
+                     "the global batch " + std::to_string(micro_global_batch_) +
+                         " is larger than the dataset (" + std::to_string(dataset_->size()) + ")"};
+    }
+    steps_per_epoch_ = dataset_->size() / micro_global_batch_;
+    optimizer_steps_per_epoch_ = steps_per_epoch_ / config_.optim.accum_iter;
+    if (optimizer_steps_per_epoch_ == 0) {
+      return Failure{kExitPermanentFailure, "optim.accum_iter exceeds the micro-steps of an epoch"};
+    }
+    total_steps_ = static_cast<int64_t>(
+        std::ceil(config_.optim.epochs * static_cast<double>(optimizer_steps_per_epoch_)));
+    if (config_.optim.max_steps > 0) total_steps_ = std::min(total_steps_, config_.optim.max_steps);
+    out_ << "data " << dataset_->identity().name << ": " << dataset_->size() << " samples, "
+         << steps_per_epoch_ << " micro-steps of " << micro_global_batch_
+         << " per epoch, accum_iter " << config_.optim.accum_iter << ", " << total_steps_
+         << " optimizer steps in all\n";
+
+    torch::manual_seed(config_.run.seed);
+    model_ = model::MaskedAutoencoderViT(config_.model);
+    model_->to(device_);
+    model_->train();
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (const auto& item : model_->named_parameters())
+      named.emplace_back(item.key(), item.value());
+    optimizer_ = std::make_unique<AdamW>(
+        named,
+        AdamWOptions{config_.optim.beta1, config_.optim.beta2, 1e-8, config_.optim.weight_decay});
+    peak_lr_ = config_.peak_lr(world_size_);
+    out_ << "model " << config_.model_preset << ": " << model_->num_trainable_parameters()
+         << " trainable parameters; AdamW groups: " << optimizer_->num_decay_params()
+         << " with weight decay, " << optimizer_->num_no_decay_params() << " without; peak lr "
+         << peak_lr_ << " (global batch " << config_.global_batch(world_size_) << ")" << std::endl;
+
+    if (auto failure = Resume()) return failure;
+
+    std::vector<double> mean = config_.data.mean, std = config_.data.std;
+    mean_ = torch::tensor(mean, torch::kFloat32).view({1, -1, 1, 1}).to(device_);
+    std_ = torch::tensor(std, torch::kFloat32).view({1, -1, 1, 1}).to(device_);
+
+    dataloader::StreamOptions stream;
+    stream.seed = config_.run.seed;
+    stream.global_batch = micro_global_batch_;
+    stream.rank = 0;
+    stream.world_size = world_size_;
+    stream.num_patches = config_.model.num_patches();
+    stream.augment.output_size = config_.model.img_size;
+    stream.augment.scale_min = config_.data.crop_scale_min;
+    stream.augment.scale_max = config_.data.crop_scale_max;
+    stream.augment.horizontal_flip = config_.data.hflip;
+    stream.num_workers = config_.data.num_workers;
+    source_ = std::make_unique<dataloader::LocalBatchSource>(*dataset_, stream, position_.epoch,
+                                                             position_.micro_step);
+    InstallStopSignalHandlers();
+    return std::nullopt;
+  }
+
+  // Restores the position, model and optimizer from a checkpoint when asked and available.
+  std::optional<Failure> Resume() {
+    std::optional<checkpoint::FoundCheckpoint> found;
+    if (options_.resume == "auto") {
+      std::vector<std::string> skipped;
+      auto latest = checkpoint::FindLatestValid(*storage_, &skipped);
+      if (!latest.ok()) return Failure{kExitRetryableFailure, latest.status().ToString()};
+      for (const auto& line : skipped)
+        out_ << "warning: skipping corrupt checkpoint " << line << "\n";
+      found = *latest;
+      if (!found)
+        out_ << "resume auto: no checkpoint in " << storage_->uri() << ", starting fresh\n";
+    } else if (!options_.resume.empty()) {
+      auto manifest = checkpoint::VerifyCheckpoint(options_.resume);
+      if (!manifest.ok()) {
+        return Failure{kExitPermanentFailure,
+                       "--resume " + options_.resume + ": " + manifest.status().ToString()};
+      }
+      found = checkpoint::FoundCheckpoint{options_.resume, options_.resume, *manifest};
+    } else {
+      auto existing = storage_->List();
+      if (existing.ok() && !existing->empty()) {
+        return Failure{kExitPermanentFailure,
+                       "checkpoint location " + storage_->uri() +
+                           " already holds checkpoints: pass --resume auto to continue, "
+                           "or choose another run.output_dir / checkpoint.dir"};
+      }
+    }
+    const std::string metrics_path = config_.run.output_dir + "/metrics.jsonl";
+    if (!found) {
+      std::ofstream truncate(metrics_path, std::ios::trunc);
+      return std::nullopt;
+    }
+    auto state_text = ReadFile(found->path + "/trainer_state.json");
+    if (!state_text.ok()) return Failure{kExitRetryableFailure, state_text.status().ToString()};
+    auto state = Json::Parse(*state_text);
+    if (!state.ok())
+      return Failure{kExitPermanentFailure, "trainer_state.json: " + state.status().message()};
+    try {
+      if (state->Find("format_version")->as_int() != kTrainerStateVersion ||
+          state->Find("sampler_version")->as_int() != kSamplerVersion ||
+          state->Find("augment_version")->as_int() != kAugmentVersion) {
+        return Failure{kExitPermanentFailure,
+                       found->name + " was written by another trainer/sampler version"};
+      }
+      const Json& dataset = *state->Find("dataset");
+      if (dataset.Find("content_hash")->as_string() != dataset_->identity().content_hash) {
+        return Failure{kExitPermanentFailure,
+                       found->name + " was trained on other data (" +
+                           dataset.Find("name")->as_string() + ", hash " +
+                           dataset.Find("content_hash")->as_string().substr(0, 12) + ")"};
+      }
+      if (state->Find("config_hash")->as_string() != config_.ResultHash()) {
+        return Failure{kExitPermanentFailure,
+                       found->name + " was written with another config (result hash " +
+                           state->Find("config_hash")->as_string().substr(0, 12) + " vs " +
+                           config_.ResultHash().substr(0, 12) +
+                           "); resume needs the same model, data and optim settings"};
+      }
+      position_.epoch = state->Find("epoch")->as_int();
+      position_.micro_step = state->Find("micro_step")->as_int();
+      position_.optimizer_step = state->Find("optimizer_step")->as_int();
+    } catch (const std::exception& e) {
+      return Failure{kExitPermanentFailure,
+                     "trainer_state.json of " + found->name + " is malformed: " + e.what()};
+    }
+    auto weights = checkpoint::ReadSafetensors(found->path + "/model.safetensors");
+    if (!weights.ok()) return Failure{kExitRetryableFailure, weights.status().ToString()};
+    if (Status s = checkpoint::LoadStateDict(*model_, weights->tensors); !s.ok()) {
+      return Failure{kExitPermanentFailure, s.ToString()};
+    }
+    auto optim = checkpoint::ReadSafetensors(found->path + "/optimizer.safetensors");
+    if (!optim.ok()) return Failure{kExitRetryableFailure, optim.status().ToString()};
+    std::map<std::string, torch::Tensor> optim_state;
+    for (const auto& [name, tensor] : optim->tensors)
+      optim_state[name] = checkpoint::ToTorch(tensor).to(device_);
+    if (Status s = optimizer_->LoadStateDict(optim_state); !s.ok())
+      return Failure{kExitPermanentFailure, s.ToString()};
+    TrimMetrics(metrics_path, position_.optimizer_step);
+    out_ << "resumed from " << found->path << " at optimizer step " << position_.optimizer_step
+         << " (epoch " << position_.epoch << ", micro-step " << position_.micro_step << ")"
+         << std::endl;
+    return std::nullopt;
+  }
+
+  // Drops metric lines after `step`: a killed run may have logged steps the resume redoes.
+  static void TrimMetrics(const std::string& path, int64_t step) {
+    std::ifstream in(path);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      auto json = Json::Parse(line);
+      if (json.ok() && json->Find("step") && json->Find("step")->is_int() &&
+          json->Find("step")->as_int() <= step) {
+        kept += line + "\n";
+      }
+    }
+    in.close();
+    (void)WriteFileAtomic(path, kept);
+  }
+
+  Status SaveCheckpoint(double lr) {
+    auto writer =
+        checkpoint::CheckpointWriter::Begin(*storage_, position_.optimizer_step, world_size_);
+    if (!writer.ok()) return writer.status();
+    MAESTRO_ASSIGN_OR_RETURN(checkpoint::TensorMap weights, checkpoint::StateDict(*model_));
+    MAESTRO_RETURN_IF_ERROR(checkpoint::WriteSafetensors(writer->PathFor("model.safetensors"),
+                                                         {std::move(weights), {{"format", "pt"}}}));
+    MAESTRO_RETURN_IF_ERROR(writer->AddFile("model.safetensors", 0));
+    checkpoint::TensorMap optim;
+    for (const auto& [name, tensor] : optimizer_->StateDict()) {
+      MAESTRO_ASSIGN_OR_RETURN(optim[name], checkpoint::FromTorch(tensor));
+    }
+    MAESTRO_RETURN_IF_ERROR(checkpoint::WriteSafetensors(writer->PathFor("optimizer.safetensors"),
+                                                         {std::move(optim), {}}));
+    MAESTRO_RETURN_IF_ERROR(writer->AddFile("optimizer.safetensors", 0));
+    const auto& identity = dataset_->identity();
+    Json state(Json::Object{
+        {"format_version", kTrainerStateVersion},
+        {"sampler_version", kSamplerVersion},
+        {"augment_version", kAugmentVersion},
+        {"epoch", position_.epoch},
+        {"micro_step", position_.micro_step},
+        {"optimizer_step", position_.optimizer_step},
+        {"samples_consumed", position_.optimizer_step * config_.global_batch(world_size_)},
+        {"global_batch", config_.global_batch(world_size_)},
+        {"world_size", world_size_},
+        {"seed", static_cast<int64_t>(config_.run.seed)},
+        {"lr", lr},
+        {"dataset", Json(Json::Object{{"name", identity.name},
+                                      {"content_hash", identity.content_hash},
+                                      {"size", identity.size}})},
+        {"config", config_.ToJson()},
+        {"config_hash", config_.ResultHash()},
+        // Every random draw comes from counter-based streams keyed by (seed, epoch, sample); no
+        // generator state is carried.
+        {"generator_state", Json()},
+    });
+    MAESTRO_RETURN_IF_ERROR(
+        WriteFileAtomic(writer->PathFor("trainer_state.json"), state.Dump() + "\n"));
+    MAESTRO_RETURN_IF_ERROR(writer->AddFile("trainer_state.json", 0));
+    MAESTRO_RETURN_IF_ERROR(writer->Commit());
+    MAESTRO_RETURN_IF_ERROR(checkpoint::ApplyRetention(*storage_, config_.checkpoint.keep_last));
+    last_checkpoint_time_ = Clock::now();
+    out_ << "checkpoint " << checkpoint::CheckpointName(position_.optimizer_step) << " written"
+         << std::endl;
+    return OkStatus();
+  }
+
+  int Loop() {
+    std::ofstream metrics(config_.run.output_dir + "/metrics.jsonl", std::ios::app);
+    const bool bf16 = config_.run.precision == "bf16";
+    const auto start = Clock::now();
+    last_checkpoint_time_ = start;
+    const int64_t start_step = position_.optimizer_step;
+    double lr = 0;
+    double loss_sum = 0;
+    int64_t micro_in_step = 0;
+    auto window_start = start;
+    int64_t window_images = 0;
+
+    while (position_.optimizer_step < total_steps_) {
+      dataloader::Batch batch = source_->Next();
+      if (micro_in_step == 0) {
+        double fractional_epoch =
+            static_cast<double>(position_.epoch) +
+            static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_);
+        lr = ScheduledLearningRate(peak_lr_, config_.optim.min_lr, config_.optim.warmup_epochs,
+                                   config_.optim.epochs, fractional_epoch);
+      }
+      auto imgs = (batch.images.to(device_).to(torch::kFloat32).div_(255.0) - mean_) / std_;
+      auto noise = batch.mask_noise.to(device_);
+      torch::Tensor loss;
+      {
+        model::AutocastGuard autocast(device_.type(), bf16);
+        loss = model_->forward(imgs, noise).loss;
+      }
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        return Fail({kExitPermanentFailure, "loss is " + std::to_string(loss_value) +
+                                                " at optimizer step " +
+                                                std::to_string(position_.optimizer_step) +
+                                                "; stopping, the last good checkpoint is kept"});
+      }
+      (loss / static_cast<double>(config_.optim.accum_iter)).backward();
+      loss_sum += loss_value;
+      window_images += batch.images.size(0);
+      ++micro_in_step;
+      if (++position_.micro_step == steps_per_epoch_) {
+        position_.micro_step = 0;
+        ++position_.epoch;
+      }
+      if (micro_in_step < config_.optim.accum_iter) continue;
+
+      if (config_.optim.clip_grad > 0) {
+        std::vector<torch::Tensor> params;
+        for (auto& p : model_->parameters()) {
+          if (p.requires_grad()) params.push_back(p);
+        }
+        torch::nn::utils::clip_grad_norm_(params, config_.optim.clip_grad);
+      }
+      optimizer_->Step(lr);
+      optimizer_->ZeroGrad();
+      ++position_.optimizer_step;
+      const double step_loss = loss_sum / static_cast<double>(micro_in_step);
+      loss_sum = 0;
+      micro_in_step = 0;
+
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double epoch_now =
+          static_cast<double>(position_.epoch) +
+          static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_);
+      metrics << Json(Json::Object{{"step", position_.optimizer_step},
+                                   {"epoch", epoch_now},
+                                   {"loss", step_loss},
+                                   {"lr", lr},
+                                   {"elapsed_s", elapsed}})
+                     .Dump()
+              << "\n";
+      if (position_.optimizer_step % config_.log.interval_steps == 0 ||
+          position_.optimizer_step == total_steps_) {
+        metrics.flush();
+        const double window_s = std::chrono::duration<double>(Clock::now() - window_start).count();
+        const double rate = static_cast<double>(window_images) / std::max(window_s, 1e-9);
+        const double steps_per_s =
+            static_cast<double>(position_.optimizer_step - start_step) / std::max(elapsed, 1e-9);
+        const double eta = static_cast<double>(total_steps_ - position_.optimizer_step) /
+                           std::max(steps_per_s, 1e-9);
+        char line[256];
+        std::snprintf(line, sizeof(line),
+                      "step %lld/%lld (%.1f%%)  epoch %.2f  loss %.4f  lr %.3e  %.0f img/s  ETA %s",
+                      static_cast<long long>(position_.optimizer_step),
+                      static_cast<long long>(total_steps_),
+                      100.0 * static_cast<double>(position_.optimizer_step) /
+                          static_cast<double>(total_steps_),
+                      epoch_now, step_loss, lr, rate, FormatDuration(eta).c_str());
+        out_ << line << std::endl;
+        window_start = Clock::now();
+        window_images = 0;
+      }
+
+      const bool stopping = g_stop_signal.load() != 0;
+      const bool finished = position_.optimizer_step == total_steps_;
+      const bool by_steps = config_.checkpoint.interval_steps > 0 &&
+                            position_.optimizer_step % config_.checkpoint.interval_steps == 0;
+      const bool by_time =
+          config_.checkpoint.interval_seconds > 0 &&
+          std::chrono::duration<double>(Clock::now() - last_checkpoint_time_).count() >=
+              config_.checkpoint.interval_seconds;
+      if (stopping || finished || by_steps || by_time) {
+        metrics.flush();
+        if (Status s = SaveCheckpoint(lr); !s.ok())
+          return Fail({kExitRetryableFailure, "checkpoint: " + s.ToString()});
+      }
+      if (stopping) {
+        out_ << "preempted by signal " << g_stop_signal.load() << " after optimizer step "
+             << position_.optimizer_step << "; resume with --resume auto" << std::endl;
+        return kExitPreempted;
+      }
+    }
+    out_ << "completed " << total_steps_ << " optimizer steps" << std::endl;
+    return kExitCompleted;
+  }
+
+  const TrainConfig& config_;
+  const TrainOptions& options_;
+  std::ostream& out_;
+  torch::Device device_;
+  int64_t world_size_ = 1;
+  std::unique_ptr<checkpoint::CheckpointStorage> storage_;
+  std::unique_ptr<dataloader::Dataset> dataset_;
+  std::unique_ptr<dataloader::BatchSource> source_;
+  model::MaskedAutoencoderViT model_{nullptr};
+  std::unique_ptr<AdamW> optimizer_;
+  torch::Tensor mean_, std_;
+  int64_t micro_global_batch_ = 0, steps_per_epoch_ = 0, optimizer_steps_per_epoch_ = 0,
+          total_steps_ = 0;
+  double peak_lr_ = 0;
+  Position position_;
+  Clock::time_point last_checkpoint_time_;
+};
+
+}  // namespace
+
+void InstallStopSignalHandlers() {
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+int RunPretraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out) {
+  return Trainer(config, options, out).Run();
+}
+
+}  // namespace maestro::engine
