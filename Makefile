@@ -7,7 +7,7 @@ VENV := $(shell tools/bootstrap.sh --print-venv)
 PYTHON := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: all bootstrap configure build test demo bench gpu-check clean
+.PHONY: all bootstrap configure build test demo eval bench gpu-check clean
 
 all: build
 
@@ -29,18 +29,20 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 
 demo: build
-	$(BUILD_DIR)/tools/maestro-demo --out $(DEMO_OUT)
+	BUILD_DIR=$(BUILD_DIR) DEMO_OUT=$(DEMO_OUT) tools/demo.sh
 
+# Outside make test: 5 epochs of pretraining, held-out loss vs baseline, reconstruction grid.
+eval: build
+	BUILD_DIR=$(BUILD_DIR) tools/eval_fmnist.sh
+
+# CPU training throughput of the small preset, maestro beside the Python reference model
+# (same shapes, same torch, same threads), alternating in short rounds; bench/results/.
 bench: build
-	@mkdir -p bench/results
-	$(BUILD_DIR)/tools/maestro-bench --preset mae_vit_tiny_fmnist --batch 256 --steps 20 \
-	  --out bench/results/cpu-tiny-fwd-bwd.json
-	$(BUILD_DIR)/tools/maestro-bench --preset mae_vit_tiny_fmnist --batch 256 --steps 20 \
-	  --optimizer --out bench/results/cpu-tiny-fwd-bwd-adamw.json
+	$(PYTHON) tools/bench_cpu_compare.py --bench $(BUILD_DIR)/tools/maestro-bench --python $(PYTHON)
 
 # On a GPU machine (no bootstrap there): build the LibTorch-only subset, check, measure.
 gpu-check:
 	tools/gpu_check.sh
 
 clean:
-	rm -rf $(BUILD_DIR) build-gpu $(DEMO_OUT)
+	rm -rf $(BUILD_DIR) build-gpu $(DEMO_OUT) runs

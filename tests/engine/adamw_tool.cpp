@@ -1,4 +1,5 @@
-// Test helper for tests/python/adamw_oracle.py: runs maestro's AdamW for five steps on the
+// Test helper for tests/python/adamw_oracle.py: runs maestro's AdamW (fused, or with "single"
+// the op-by-op update) for five steps on the
 // real small model's named parameters with seeded gradients, and writes
 //   DIR/init.safetensors    the parameters before
 //   DIR/grads.safetensors   "<k>.<name>": the gradient of step k
@@ -12,10 +13,11 @@
 #include "maestro/shared/file_util.h"
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::cerr << "usage: adamw_tool DIR\n";
+  if (argc < 2 || argc > 3 || (argc == 3 && std::string(argv[2]) != "single")) {
+    std::cerr << "usage: adamw_tool DIR [single]\n";
     return 2;
   }
+  const bool fused = argc == 2;
   const std::string dir = argv[1];
   using maestro::checkpoint::FromTorch;
   torch::manual_seed(5);
@@ -26,7 +28,7 @@ int main(int argc, char** argv) {
     named.emplace_back(item.key(), item.value());
     init[item.key()] = FromTorch(item.value()).value();
   }
-  maestro::engine::AdamW optimizer(named, {0.9, 0.95, 1e-8, 0.05});
+  maestro::engine::AdamW optimizer(named, {0.9, 0.95, 1e-8, 0.05, fused});
   const std::vector<double> lrs = {1e-3, 5e-4, 2e-3, 1e-4, 3e-3};
   for (size_t k = 0; k < lrs.size(); ++k) {
     for (auto& [name, param] : named) {

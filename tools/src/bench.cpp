@@ -3,6 +3,7 @@
 // Prints a table row and, with --out, writes the figures and the machine they came from as
 // JSON (bench/results/). Timing: --warmup steps first, then the median of --steps timed steps
 // (CUDA synchronized before every clock read).
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -12,6 +13,7 @@
 #include <iostream>
 
 #include "machine.h"
+#include "maestro/engine/adamw.h"
 #include "maestro/model/autocast.h"
 #include "maestro/model/flops.h"
 #include "maestro/model/mae.h"
@@ -32,8 +34,10 @@ struct Args {
   std::string precision = "fp32";
   int64_t threads = 0;
   bool optimizer = false;
+  bool forward_only = false;
   double peak_tflops = 0;
   std::string out;
+  std::string profile;
 };
 
 void Synchronize(const torch::Device& device) {
@@ -62,38 +66,39 @@ int Run(const Args& args) {
   MaskedAutoencoderViT model(*options);
   model->to(device);
   model->train();
-  std::vector<torch::Tensor> trainable;
-  for (auto& p : model->parameters()) {
-    if (p.requires_grad()) trainable.push_back(p);
-  }
-  std::unique_ptr<torch::optim::AdamW> adamw;
-  if (args.optimizer) {
-    adamw = std::make_unique<torch::optim::AdamW>(
-        trainable, torch::optim::AdamWOptions(1.5e-4).betas({0.9, 0.95}).weight_decay(0.05));
-  }
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
+  // The engine's optimizer: the official grouping, at::_fused_adamw_ on CUDA.
+  maestro::engine::AdamW adamw(named, {});
   const auto& o = model->options();
   auto imgs = torch::randn({args.batch, o.in_chans, o.img_size, o.img_size},
                            torch::TensorOptions().device(device));
 
   std::vector<double> step_ms;
   double last_loss = 0;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profiler;
   for (int64_t step = 0; step < args.warmup + args.steps; ++step) {
     Synchronize(device);
+    if (step == args.warmup && !args.profile.empty()) {
+      profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(args.profile);
+    }
     auto start = std::chrono::steady_clock::now();
-    for (auto& p : trainable) p.mutable_grad() = torch::Tensor();
+    adamw.ZeroGrad();
     torch::Tensor loss;
     {
       maestro::model::AutocastGuard autocast(device.type(), bf16);
+      torch::AutoGradMode grad_mode(!args.forward_only);
       loss = model->forward(imgs).loss;
     }
-    loss.backward();
-    if (adamw) adamw->step();
+    if (!args.forward_only) loss.backward();
+    if (args.optimizer) adamw.Step(1.5e-4);
     Synchronize(device);
     auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start);
     if (step >= args.warmup) step_ms.push_back(elapsed.count());
     if (step + 1 == args.warmup + args.steps) last_loss = loss.item<double>();
   }
+  profiler.reset();  // writes the trace
   std::sort(step_ms.begin(), step_ms.end());
   const double median_ms = step_ms[step_ms.size() / 2];
   const double img_per_s = static_cast<double>(args.batch) / (median_ms / 1000.0);
@@ -105,7 +110,10 @@ int Run(const Args& args) {
                                                : maestro::tools::MachineDescription();
   std::printf("%-22s %-6s %-5s batch %4lld  %s  median step %9.2f ms  %10.1f img/s  %8.3f TFLOP/s",
               args.preset.c_str(), args.device.c_str(), args.precision.c_str(),
-              static_cast<long long>(args.batch), args.optimizer ? "fwd+bwd+adamw" : "fwd+bwd",
+              static_cast<long long>(args.batch),
+              args.forward_only ? "fwd"
+              : args.optimizer  ? "fwd+bwd+adamw"
+                                : "fwd+bwd",
               median_ms, img_per_s, achieved_tflops);
   if (args.peak_tflops > 0)
     std::printf("  MFU %5.1f%%", 100.0 * achieved_tflops / args.peak_tflops);
@@ -119,6 +127,7 @@ int Run(const Args& args) {
         {"precision", args.precision},
         {"batch", args.batch},
         {"includes_optimizer", args.optimizer},
+        {"forward_only", args.forward_only},
         {"steps_timed", args.steps},
         {"median_step_ms", median_ms},
         {"images_per_second", img_per_s},
@@ -155,8 +164,11 @@ int main(int argc, char** argv) {
   flags.Add("precision", &args.precision, "fp32, or bf16 (autocast)");
   flags.Add("threads", &args.threads, "intra-op CPU threads (0: LibTorch's default)");
   flags.Add("optimizer", &args.optimizer, "include an AdamW step in each timed step");
+  flags.Add("forward-only", &args.forward_only, "time the forward pass alone, without autograd");
   flags.Add("peak-tflops", &args.peak_tflops, "the device's matrix rate, to print MFU (0: off)");
   flags.Add("out", &args.out, "write the result as JSON to this file");
+  flags.Add("profile", &args.profile,
+            "write a Chrome trace of the timed steps (LibTorch profiler)");
   maestro::ParseFlagsOrExit(flags, argc, argv);
   if (args.batch <= 0 || args.steps <= 0 || args.warmup < 0) {
     std::cerr << "maestro-bench: --batch and --steps must be positive, --warmup non-negative\n";

@@ -11,7 +11,7 @@ bool SkipsWeightDecay(const std::string& name, const torch::Tensor& param) {
 
 AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters,
              AdamWOptions options)
-    : options_(options) {
+    : options_(options), fused_(options.fused) {
   for (const auto& [name, param] : named_parameters) {
     if (!param.requires_grad()) continue;
     Slot slot{name, param, torch::zeros_like(param, torch::MemoryFormat::Preserve),
@@ -34,7 +34,7 @@ void AdamW::StepGroup(std::vector<Slot>& group, double lr, double weight_decay) 
     if (slot.param.grad().defined()) active.push_back(&slot);
   }
   if (active.empty()) return;
-  if (active.front()->param.is_cuda()) {
+  if (fused_) {
     std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
     for (Slot* s : active) {
       s->step.add_(1);  // the fused kernel reads the incremented count; it does not increment

@@ -2,9 +2,10 @@
 // rest, none on 1-D parameters and biases; parameters without requires_grad, the fixed
 // position embeddings, are left out) and a learning rate set from outside every step.
 //
-// On CUDA the step is one at::_fused_adamw_ call per group; on the CPU it follows
-// torch.optim.AdamW's single-tensor update step for step. State (exp_avg, exp_avg_sq, step
-// count per parameter) converts to and from named tensors for checkpoints. Not thread-safe.
+// By default the step is one at::_fused_adamw_ call per group (PyTorch's fused=True), on the
+// CPU as on CUDA; `fused = false` follows torch.optim.AdamW's single-tensor update op by op. State
+// (exp_avg, exp_avg_sq, step count per parameter) converts to and from named tensors for
+// checkpoints. Not thread-safe.
 #pragma once
 
 #include <torch/torch.h>
@@ -22,6 +23,9 @@ struct AdamWOptions {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.05;
+  // One at::_fused_adamw_ call per group (CPU and CUDA kernels exist); false: torch.optim.AdamW's
+  // single-tensor update, op by op.
+  bool fused = true;
 };
 
 // Whether the official grouping exempts a parameter from weight decay.
@@ -53,6 +57,7 @@ class AdamW {
   void StepGroup(std::vector<Slot>& group, double lr, double weight_decay);
 
   AdamWOptions options_;
+  bool fused_;
   std::vector<Slot> decay_, no_decay_;
 };
 

@@ -1,0 +1,265 @@
+// maestro: the command-line tool. Noun-verb, every verb with --help.
+//
+//   maestro viz recon --checkpoint DIR --out grid.png [--images N] [--mask-ratio R] [--seed S]
+//   maestro eval recon --checkpoint DIR [--images N] [--mask-ratio R] [--seed S] [--out FILE]
+//
+// Later issues add the coordinator's verbs (experiment, trial, worker, data).
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "maestro/dataloader/dataset.h"
+#include "maestro/dataloader/transform.h"
+#include "maestro/engine/pretrained.h"
+#include "maestro/shared/file_util.h"
+#include "maestro/shared/flags.h"
+#include "maestro/shared/json.h"
+#include "maestro/tools/png.h"
+#include "maestro/tools/text.h"
+
+namespace {
+
+using maestro::engine::PretrainedMae;
+
+constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
+
+  viz recon     write the paper's Figure 2 triplets (masked input, reconstruction with the
+                visible patches pasted back, original) for dataset images
+  eval recon    masked-patch loss on held-out images against the mean-of-visible-patches
+                baseline
+
+'maestro <noun> <verb> --help' explains each.
+)";
+
+struct CommonArgs {
+  std::string checkpoint;
+  std::string data_dir;  // default: the checkpoint's training data folder
+  std::string split = "test";
+  int64_t images = 16;
+  double mask_ratio = 0;  // 0: the model's
+  int64_t seed = 0;
+  std::string out;
+};
+
+void AddCommon(maestro::FlagParser& flags, CommonArgs& args) {
+  flags.Add("checkpoint", &args.checkpoint,
+            "maestro checkpoint folder, or a Hugging Face ViTMAE folder");
+  flags.Add("data-dir", &args.data_dir,
+            "Fashion-MNIST folder (default: the checkpoint's training data)");
+  flags.Add("split", &args.split, "dataset split: test (held out) or train");
+  flags.Add("images", &args.images, "how many images (the first ones of the split)");
+  flags.Add("mask-ratio", &args.mask_ratio, "masking ratio (0: the model's)");
+  flags.Add("seed", &args.seed, "seed of the mask noise");
+}
+
+struct EvalBatch {
+  torch::Tensor images;  // (N, C, S, S) normalized
+  torch::Tensor noise;   // (N, L)
+};
+
+// The first `count` images of the split, resized to the model's input (no crop, no flip),
+// channels replicated when the model wants more, normalized; mask noise keyed by (seed, index).
+EvalBatch LoadImages(const PretrainedMae& pretrained, const CommonArgs& args, int64_t count) {
+  const auto& o = pretrained.model->options();
+  const std::string dir = args.data_dir.empty() ? pretrained.data.path : args.data_dir;
+  auto dataset = maestro::dataloader::OpenFashionMnist(dir, args.split);
+  if (!dataset.ok()) throw maestro::Error(dataset.status());
+  count = std::min(count, (*dataset)->size());
+  maestro::dataloader::AugmentOptions eval;
+  eval.output_size = o.img_size;
+  eval.random_crop = false;
+  eval.horizontal_flip = false;
+  std::vector<torch::Tensor> images, noise;
+  for (int64_t i = 0; i < count; ++i) {
+    auto sample = (*dataset)->Get(i);
+    if (!sample.ok()) throw maestro::Error(sample.status());
+    auto image = maestro::dataloader::AugmentSample(*sample, eval, 0, 0);
+    if (image.size(0) != o.in_chans) image = image.expand({o.in_chans, -1, -1});
+    images.push_back(image);
+    noise.push_back(
+        maestro::dataloader::MaskNoise(o.num_patches(), static_cast<uint64_t>(args.seed), 0, i));
+  }
+  auto mean = torch::tensor(pretrained.mean, torch::kFloat32).view({1, -1, 1, 1});
+  auto std = torch::tensor(pretrained.std, torch::kFloat32).view({1, -1, 1, 1});
+  return {(torch::stack(images).to(torch::kFloat32) / 255.0 - mean) / std, torch::stack(noise)};
+}
+
+int VizRecon(int argc, char** argv) {
+  CommonArgs args;
+  args.out = "reconstruction.png";
+  int64_t columns = 4;
+  maestro::FlagParser flags(
+      "maestro viz recon",
+      "Writes MAE reconstructions of dataset images as the paper's Figure 2 triplets:\n"
+      "masked input | reconstruction with the visible patches pasted back | original.\n"
+      "With normalized-pixel targets each predicted patch is de-normalized with the\n"
+      "mean and variance of its target patch, as the caption says.");
+  AddCommon(flags, args);
+  flags.Add("out", &args.out, "PNG file to write");
+  flags.Add("columns", &columns, "triplets per row");
+  args.images = 12;
+  maestro::ParseFlagsOrExit(flags, argc - 2, argv + 2);
+  if (args.checkpoint.empty())
+    throw maestro::Error(maestro::InvalidArgumentError("--checkpoint is required"));
+  if (args.images <= 0 || columns <= 0)
+    throw maestro::Error(maestro::InvalidArgumentError("--images and --columns must be positive"));
+
+  auto pretrained = maestro::engine::LoadPretrainedMae(args.checkpoint, args.mask_ratio);
+  if (!pretrained.ok()) throw maestro::Error(pretrained.status());
+  auto& model = pretrained->model;
+  const auto& o = model->options();
+  EvalBatch batch = LoadImages(*pretrained, args, args.images);
+  torch::NoGradGuard no_grad;
+  auto out = model->forward(batch.images, batch.noise);
+  auto pred = out.pred;  // (N, L, p*p*C)
+  if (o.norm_pix_loss) {
+    auto target = model->patchify(batch.images);
+    auto mean = target.mean(-1, true);
+    auto var = target.var(-1, true, true);
+    pred = pred * (var + 1e-6).sqrt() + mean;
+  }
+  auto mask =
+      model->unpatchify(out.mask.unsqueeze(-1).expand({-1, -1, o.patch_dim()}));  // 1 = masked
+  auto recon = model->unpatchify(pred);
+  auto pasted = batch.images * (1 - mask) + recon * mask;
+  auto mean = torch::tensor(pretrained->mean, torch::kFloat32).view({1, -1, 1, 1});
+  auto std = torch::tensor(pretrained->std, torch::kFloat32).view({1, -1, 1, 1});
+  auto to_bytes = [&](const torch::Tensor& x) {
+    return ((x * std + mean) * 255.0).round().clamp(0, 255).to(torch::kUInt8);
+  };
+  auto masked_input =
+      to_bytes(batch.images) * (1 - mask).to(torch::kUInt8) + (mask * 128).to(torch::kUInt8);
+  auto panels =
+      torch::stack({masked_input, to_bytes(pasted), to_bytes(batch.images)});  // (3, N, C, S, S)
+
+  const int64_t n = batch.images.size(0), s = o.img_size, c = o.in_chans;
+  const int64_t scale = std::max<int64_t>(1, 112 / s), tile = s * scale, gap = 4, group_gap = 16;
+  const int64_t rows = (n + columns - 1) / columns, cols = std::min(columns, n);
+  const int64_t group_width = 3 * tile + 2 * gap;
+  const double ratio = o.mask_ratio;
+  std::vector<std::string> caption = {
+      "MAE RECONSTRUCTIONS (" + pretrained->source + ", MASK RATIO " +
+          std::to_string(static_cast<int>(ratio * 100 + 0.5)) + "%)",
+      "EACH TRIPLET: MASKED INPUT | RECONSTRUCTION + VISIBLE PATCHES | ORIGINAL"};
+  if (o.norm_pix_loss) {
+    caption.push_back(
+        "NORMALIZED-PIXEL TARGETS: PREDICTED PATCHES DE-NORMALIZED WITH EACH TARGET PATCH'S MEAN "
+        "AND VARIANCE");
+  }
+  const int64_t text_scale = 2, line_height = 7 * text_scale;
+  int64_t caption_width = 0;
+  for (const auto& line : caption)
+    caption_width = std::max(caption_width, maestro::tools::TextWidth(line, text_scale));
+  maestro::tools::Image picture;
+  picture.channels = c == 1 ? 1 : 3;
+  picture.width = std::max(cols * group_width + (cols - 1) * group_gap, caption_width) + 2 * gap;
+  const int64_t top = gap + static_cast<int64_t>(caption.size()) * line_height + gap;
+  picture.height = top + rows * (tile + gap);
+  picture.pixels.assign(static_cast<size_t>(picture.width * picture.height * picture.channels),
+                        255);
+  for (size_t i = 0; i < caption.size(); ++i) {
+    maestro::tools::DrawText(picture, gap, gap + static_cast<int64_t>(i) * line_height, caption[i],
+                             text_scale, 0);
+  }
+  auto acc = panels.accessor<uint8_t, 5>();
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t gx = gap + (k % columns) * (group_width + group_gap),
+                  gy = top + (k / columns) * (tile + gap);
+    for (int64_t panel = 0; panel < 3; ++panel) {
+      for (int64_t y = 0; y < tile; ++y) {
+        for (int64_t x = 0; x < tile; ++x) {
+          const int64_t px = gx + panel * (tile + gap) + x, py = gy + y;
+          for (int64_t ch = 0; ch < picture.channels; ++ch) {
+            picture.pixels[static_cast<size_t>((py * picture.width + px) * picture.channels + ch)] =
+                acc[panel][k][std::min(ch, c - 1)][y / scale][x / scale];
+          }
+        }
+      }
+    }
+  }
+  maestro::ThrowIfError(maestro::tools::WritePng(args.out, picture));
+  std::cout << "wrote " << args.out << ": " << n << " triplets from " << pretrained->source << "\n";
+  return 0;
+}
+
+int EvalRecon(int argc, char** argv) {
+  CommonArgs args;
+  args.images = 10000;
+  maestro::FlagParser flags(
+      "maestro eval recon",
+      "Masked-patch reconstruction loss of a pretrained MAE on held-out images with\n"
+      "fixed mask noise, against a baseline that predicts every masked patch as the\n"
+      "mean of the image's visible patches (in the loss's target space).");
+  AddCommon(flags, args);
+  flags.Add("out", &args.out, "also write the figures as JSON to this file");
+  maestro::ParseFlagsOrExit(flags, argc - 2, argv + 2);
+  if (args.checkpoint.empty())
+    throw maestro::Error(maestro::InvalidArgumentError("--checkpoint is required"));
+  auto pretrained = maestro::engine::LoadPretrainedMae(args.checkpoint, args.mask_ratio);
+  if (!pretrained.ok()) throw maestro::Error(pretrained.status());
+  auto& model = pretrained->model;
+  EvalBatch batch = LoadImages(*pretrained, args, args.images);
+  torch::NoGradGuard no_grad;
+  double model_loss_sum = 0, baseline_loss_sum = 0;
+  const int64_t n = batch.images.size(0), chunk = 500;
+  for (int64_t begin = 0; begin < n; begin += chunk) {
+    auto imgs = batch.images.slice(0, begin, std::min(n, begin + chunk));
+    auto noise = batch.noise.slice(0, begin, std::min(n, begin + chunk));
+    auto out = model->forward(imgs, noise);
+    const double weight = static_cast<double>(imgs.size(0));
+    model_loss_sum += out.loss.item<double>() * weight;
+    // The baseline: the mean of the visible target patches, for every patch.
+    auto target = model->patchify(imgs);
+    if (model->options().norm_pix_loss) {
+      target = (target - target.mean(-1, true)) / (target.var(-1, true, true) + 1e-6).sqrt();
+    }
+    auto visible = (1 - out.mask).unsqueeze(-1);                               // (B, L, 1)
+    auto mean_patch = (target * visible).sum(1, true) / visible.sum(1, true);  // (B, 1, D)
+    auto baseline_pred = mean_patch.expand_as(target);
+    baseline_loss_sum += model->forward_loss(imgs, baseline_pred, out.mask).item<double>() * weight;
+  }
+  const double model_loss = model_loss_sum / static_cast<double>(n);
+  const double baseline_loss = baseline_loss_sum / static_cast<double>(n);
+  std::printf(
+      "%s on %lld %s images (mask ratio %.2f, seed %lld):\n  masked-patch loss %.4f\n"
+      "  mean-of-visible baseline %.4f\n  ratio %.3f\n",
+      pretrained->source.c_str(), static_cast<long long>(n), args.split.c_str(),
+      model->options().mask_ratio, static_cast<long long>(args.seed), model_loss, baseline_loss,
+      model_loss / baseline_loss);
+  if (!args.out.empty()) {
+    maestro::Json result(maestro::Json::Object{{"checkpoint", args.checkpoint},
+                                               {"source", pretrained->source},
+                                               {"split", args.split},
+                                               {"images", n},
+                                               {"mask_ratio", model->options().mask_ratio},
+                                               {"mask_seed", args.seed},
+                                               {"masked_patch_loss", model_loss},
+                                               {"mean_of_visible_baseline_loss", baseline_loss},
+                                               {"ratio", model_loss / baseline_loss}});
+    maestro::ThrowIfError(maestro::WriteFileAtomic(args.out, result.Dump() + "\n"));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::cout << kUsage;
+    return argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") ? 0 : 2;
+  }
+  const std::string noun = argv[1], verb = argv[2];
+  try {
+    if (noun == "viz" && verb == "recon") return VizRecon(argc, argv);
+    if (noun == "eval" && verb == "recon") return EvalRecon(argc, argv);
+  } catch (const maestro::Error& e) {
+    std::cerr << "maestro " << noun << " " << verb << ": " << e.status().ToString() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "maestro " << noun << " " << verb << ": " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "maestro: unknown command '" << noun << " " << verb << "'\n\n" << kUsage;
+  return 2;
+}
