@@ -28,7 +28,7 @@ if ! cmake -S . -B build-gpu -DMAESTRO_TORCH_ONLY=ON -DMAESTRO_BUILD_TESTS=OFF \
     >"$results/build.log" 2>&1; then
   tail -40 "$results/build.log"; exit 1
 fi
-if ! cmake --build build-gpu -j"$(nproc)" --target maestro-gpu-check maestro-bench \
+if ! cmake --build build-gpu -j"$(nproc)" --target maestro-gpu-check maestro-bench maestro-train \
     >>"$results/build.log" 2>&1; then
   tail -60 "$results/build.log"; exit 1
 fi
@@ -39,6 +39,29 @@ set +e
 build-gpu/tools/maestro-gpu-check | tee -a "$report"
 check_status=${PIPESTATUS[0]}
 set -e
+
+# maestro-train on CUDA (bf16, fused AdamW): Fashion-MNIST test split from $MAESTRO_FMNIST_DIR
+# (uncompressed IDX files; the GPU machine has no Debian data package), 60 steps, then
+# --resume auto to 100. Skipped when the folder is not there.
+fmnist=${MAESTRO_FMNIST_DIR:-.carry/fmnist}
+if [ -f "$fmnist/t10k-images-idx3-ubyte" ]; then
+  echo "== maestro-train on cuda:0" | tee -a "$report"
+  train_run=/tmp/maestro-gpu-train
+  rm -rf "$train_run"
+  train() {
+    build-gpu/tools/maestro-train pretrain --set data.path="$fmnist" --set data.split=test \
+      --set run.device=cuda:0 --set run.precision=bf16 --set optim.batch_size=256 \
+      --set data.num_workers=8 --set run.output_dir="$train_run" --set log.interval_steps=20 "$@" 2>&1 \
+      | grep -vE '^config' | tee -a "$report"
+    return "${PIPESTATUS[0]}"
+  }
+  set +e
+  train --set optim.max_steps=60; first=$?
+  train --set optim.max_steps=100 --resume auto; second=$?
+  set -e
+  echo "maestro-train exit statuses: $first then $second (0 0 expected)" | tee -a "$report"
+  if [ "$first" != 0 ] || [ "$second" != 0 ]; then check_status=1; fi
+fi
 
 echo "== throughput (forward + backward)"
 bench() {  # name, then maestro-bench flags

@@ -64,6 +64,9 @@ constexpr Layout kTransformers5 = {"vit.layers.",
                                    std::size(kTransformers5InBlock),
                                    {"attention.q_proj", "attention.k_proj", "attention.v_proj"}};
 constexpr std::string_view kHfDecoderPrefix = "decoder.decoder_layers.";
+// transformers 5.x save_pretrained writes the decoder blocks under this name (its reverse of
+// the "encoder.layer." -> "layers." renaming also hits "decoder_layers."); import only.
+constexpr std::string_view kHfSavedDecoderPrefix = "decoder.decoder_encoder.layer.";
 constexpr std::array<std::string_view, 3> kPartNames = {"query", "key", "value"};
 
 // "<prefix><index>.<rest>" split at the block index, when `name` has that form.
@@ -169,7 +172,8 @@ Result<TensorMap> ImportHfVitMae(const TensorMap& hf_tensors) {
     for (const Layout* layout : {&kHub, &kTransformers5}) {
       for (auto [hf_prefix, official_prefix] :
            {std::pair{layout->encoder_prefix, kOfficialEncoderPrefix},
-            std::pair{kHfDecoderPrefix, kOfficialDecoderPrefix}}) {
+            std::pair{kHfDecoderPrefix, kOfficialDecoderPrefix},
+            std::pair{kHfSavedDecoderPrefix, kOfficialDecoderPrefix}}) {
         if (matched) break;
         auto block = SplitBlock(name, hf_prefix);
         if (!block) continue;

@@ -73,6 +73,18 @@ TEST(HfVitMaeTest, MapsEveryNameAndRoundTrips) {
   }
 }
 
+TEST(HfVitMaeTest, AcceptsTheDecoderNameOfTransformers5SavePretrained) {
+  TensorMap hf;
+  hf["decoder.decoder_encoder.layer.1.output.dense.bias"] = U8({2}, 'o');
+  for (const char* part : {"query", "key", "value"}) {
+    hf[std::string("decoder.decoder_encoder.layer.1.attention.attention.") + part + ".bias"] = U8({2}, part[0]);
+  }
+  auto official = ImportHfVitMae(hf);
+  ASSERT_TRUE(official.ok()) << official.status().ToString();
+  EXPECT_EQ(official->at("decoder_blocks.1.mlp.fc2.bias").bytes, "oo");
+  EXPECT_EQ(official->at("decoder_blocks.1.attn.qkv.bias").bytes, "qqkkvv");
+}
+
 TEST(HfVitMaeTest, AcceptsViTMAEModelKeysWithoutPrefix) {
   TensorMap hf;
   hf["embeddings.cls_token"] = U8({1}, 'c');

@@ -61,6 +61,9 @@ def write(out_dir: str, norm_pix_loss: bool) -> None:
     save_file(io, os.path.join(out_dir, f"hf_{tag}_io.safetensors"))
     grads = {k: p.grad.detach().contiguous() for k, p in model.named_parameters() if p.grad is not None}
     save_file(grads, os.path.join(out_dir, f"hf_{tag}_grads.safetensors"))
+    # A whole Hugging Face model folder (config.json + model.safetensors), as published models
+    # come, for `maestro viz recon --checkpoint`.
+    model.save_pretrained(os.path.join(out_dir, f"hf_{tag}_model"))
     print(f"{tag}: loss {out.loss.item():.6f}, {len(weights)} weights, {len(grads)} grads")
 
 

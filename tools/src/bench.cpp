@@ -14,6 +14,7 @@
 
 #include "machine.h"
 #include "maestro/engine/adamw.h"
+#include "maestro/engine/host_memory.h"
 #include "maestro/model/autocast.h"
 #include "maestro/model/flops.h"
 #include "maestro/model/mae.h"
@@ -174,6 +175,8 @@ int main(int argc, char** argv) {
     std::cerr << "maestro-bench: --batch and --steps must be positive, --warmup non-negative\n";
     return 2;
   }
+  // As maestro-train does: the figures are the trainer's.
+  maestro::engine::TuneHostAllocatorForTraining();
   try {
     return Run(args);
   } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "maestro/engine/adamw.h"
 #include "maestro/model/autocast.h"
 #include "maestro/model/mae.h"
 #include "maestro/shared/flags.h"
@@ -138,6 +139,39 @@ void MaskSamplingOnDevice(const torch::Device& device) {
   }
 }
 
+// The fused CUDA AdamW against the op-by-op CPU update (itself checked against
+// torch.optim.AdamW by tests/python/adamw_oracle.py): five steps on the model's parameters.
+void FusedAdamWOnDevice(const torch::Device& device) {
+  std::cout << "fused AdamW on " << device.str() << " vs the op-by-op CPU update\n";
+  torch::manual_seed(2);
+  MaskedAutoencoderViT cpu(CheckOptions()), gpu(CheckOptions());
+  CopyWeights(cpu, gpu);
+  gpu->to(device);
+  auto named = [](MaskedAutoencoderViT& m) {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : m->named_parameters()) out.emplace_back(item.key(), item.value());
+    return out;
+  };
+  auto cpu_params = named(cpu), gpu_params = named(gpu);
+  maestro::engine::AdamW cpu_opt(cpu_params, {0.9, 0.95, 1e-8, 0.05, /*fused=*/false});
+  maestro::engine::AdamW gpu_opt(gpu_params, {0.9, 0.95, 1e-8, 0.05, /*fused=*/true});
+  for (int step = 0; step < 5; ++step) {
+    for (size_t i = 0; i < cpu_params.size(); ++i) {
+      if (!cpu_params[i].second.requires_grad()) continue;
+      auto grad = torch::randn_like(cpu_params[i].second) * 0.01;
+      cpu_params[i].second.mutable_grad() = grad;
+      gpu_params[i].second.mutable_grad() = grad.to(device);
+    }
+    cpu_opt.Step(1e-3 * (step + 1));
+    gpu_opt.Step(1e-3 * (step + 1));
+  }
+  double worst = 0;
+  for (size_t i = 0; i < cpu_params.size(); ++i) {
+    worst = std::max(worst, RelativeError(gpu_params[i].second, cpu_params[i].second));
+  }
+  Check(worst < 1e-6, "worst parameter relative difference after 5 steps", worst, 1e-6);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,6 +190,7 @@ int main(int argc, char** argv) {
     Fp32Parity(device);
     Bf16Autocast(device);
     MaskSamplingOnDevice(device);
+    FusedAdamWOnDevice(device);
   } catch (const std::exception& e) {
     std::cerr << "maestro-gpu-check: " << e.what() << "\n";
     return 1;

@@ -10,6 +10,7 @@
 
 #include "maestro/engine/config.h"
 #include "maestro/engine/exit_status.h"
+#include "maestro/engine/host_memory.h"
 #include "maestro/engine/trainer.h"
 
 namespace {
@@ -80,5 +81,6 @@ int main(int argc, char** argv) {
     std::cout << config->ToJson().Dump() << "\n";
     return 0;
   }
+  maestro::engine::TuneHostAllocatorForTraining();
   return maestro::engine::RunPretraining(*config, options, std::cout);
 }

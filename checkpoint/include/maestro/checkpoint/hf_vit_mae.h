@@ -10,7 +10,8 @@
 // `vit.encoder.layer.0.attention.attention.query.weight`, `intermediate.dense`,
 // `output.dense`), and the one transformers 5 modules hold in memory
 // (`vit.layers.0.attention.q_proj.weight`, `attention.o_proj`, `mlp.fc1`, `mlp.fc2`), which
-// transformers 5 renames the former into when loading. Import accepts both.
+// transformers 5 renames the former into when loading. Import accepts both, and the decoder
+// name transformers 5.x's save_pretrained writes (`decoder.decoder_encoder.layer.N`).
 #pragma once
 
 #include "maestro/checkpoint/safetensors.h"
