@@ -104,6 +104,10 @@ TEST(ConfigTest, YamlFileOverridesAndRoundTrip) {
       path, {"optim.epochs=3", "model.norm_pix_loss=true", "run.output_dir=elsewhere",
              "checkpoint.interval_steps=7", "run.threads=1"});
   EXPECT_EQ(moved->ResultHash(), config->ResultHash());
+  // max_steps only stops a run early: extending a run must be able to resume it (a bug the
+  // GPU run found: 60 steps, then --resume auto with max_steps 100 was refused).
+  auto longer = LoadTrainConfig(path, {"optim.epochs=3", "model.norm_pix_loss=true", "optim.max_steps=100"});
+  EXPECT_EQ(longer->ResultHash(), config->ResultHash());
   auto changed =
       LoadTrainConfig(path, {"optim.epochs=3", "model.norm_pix_loss=true", "model.mask_ratio=0.5"});
   EXPECT_NE(changed->ResultHash(), config->ResultHash());

@@ -6,6 +6,7 @@
    bit for bit.
 3. Run C: SIGTERM at a random moment after step N: exits with the preempted status (3) after
    writing a checkpoint at the last step it logged (no step lost); resumed, it equals A.
+   A run stopped by max_steps and extended with --resume auto ends equal to A too.
 4. A corrupted latest checkpoint (one flipped byte) is skipped with a warning and training
    resumes from the previous one, again ending equal to A.
 5. Failures: an unusable checkpoint location fails before training with status 2 and a clear
@@ -157,6 +158,14 @@ def main():
     got = losses(c)
     check.expect(got == reference_losses, "every loss is bitwise equal after SIGTERM + resume")
     check.expect(model_bytes(c, TOTAL) == reference_model, "final parameters are bitwise equal after SIGTERM + resume")
+
+    # 3b. A run stopped by max_steps is extended with --resume auto (max_steps is not part of
+    #     the config's result hash) and ends equal to A.
+    f = os.path.join(args.dir, "f")
+    code = run(args.train, f, "--set", f"optim.max_steps={N}")
+    code2 = run(args.train, f, "--resume", "auto")
+    check.expect(code == 0 and code2 == 0 and model_bytes(f, TOTAL) == reference_model and losses(f) == reference_losses,
+                 f"a run stopped at max_steps {N} and extended to {TOTAL} equals the uninterrupted one")
 
     # 4. A flipped byte in the newest checkpoint.
     newest = os.path.join(checkpoint_path(a, TOTAL), "model.safetensors")

@@ -80,9 +80,12 @@ Json TrainConfig::ToJson() const {
 }
 
 std::string TrainConfig::ResultHash() const {
+  // max_steps only stops a run early; the steps it runs do not depend on it.
+  Json optim_json = OptimJson(optim);
+  optim_json.as_object().erase("max_steps");
   Json relevant(Json::Object{{"model", ModelJson(model_preset, model)},
                              {"data", AugmentJson(data)},
-                             {"optim", OptimJson(optim)},
+                             {"optim", std::move(optim_json)},
                              {"seed", static_cast<int64_t>(run.seed)},
                              {"precision", run.precision}});
   return Sha256Hex(relevant.Dump());

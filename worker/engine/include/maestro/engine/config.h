@@ -83,8 +83,8 @@ struct TrainConfig {
   // Every field, for printing and saving.
   Json ToJson() const;
   // sha256 of the fields that change the trained result (model, data augmentation, optim,
-  // seed, precision); paths, worker and thread counts, logging and checkpoint cadence are left
-  // out, so changing them does not make a checkpoint foreign.
+  // seed, precision); paths, worker and thread counts, logging and checkpoint cadence and
+  // optim.max_steps are left out, so changing them does not make a checkpoint foreign.
   std::string ResultHash() const;
 };
 
