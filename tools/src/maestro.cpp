@@ -210,10 +210,7 @@ int EvalRecon(int argc, char** argv) {
     const double weight = static_cast<double>(imgs.size(0));
     model_loss_sum += out.loss.item<double>() * weight;
     // The baseline: the mean of the visible target patches, for every patch.
-    auto target = model->patchify(imgs);
-    if (model->options().norm_pix_loss) {
-      target = (target - target.mean(-1, true)) / (target.var(-1, true, true) + 1e-6).sqrt();
-    }
+    auto target = model->loss_target(imgs);
     auto visible = (1 - out.mask).unsqueeze(-1);                               // (B, L, 1)
     auto mean_patch = (target * visible).sum(1, true) / visible.sum(1, true);  // (B, 1, D)
     auto baseline_pred = mean_patch.expand_as(target);

@@ -12,24 +12,39 @@ Json Doubles(const std::vector<double>& values) {
   return Json(std::move(array));
 }
 
+// The model fields a config may set, listed once: reading, printing and the result hash all
+// walk these tables, so a field cannot be read without being hashed.
+template <typename T>
+struct ModelField {
+  const char* key;
+  T model::MaeOptions::*member;
+};
+constexpr ModelField<int64_t> kModelInts[] = {
+    {"img_size", &model::MaeOptions::img_size},
+    {"patch_size", &model::MaeOptions::patch_size},
+    {"in_chans", &model::MaeOptions::in_chans},
+    {"embed_dim", &model::MaeOptions::embed_dim},
+    {"depth", &model::MaeOptions::depth},
+    {"num_heads", &model::MaeOptions::num_heads},
+    {"decoder_embed_dim", &model::MaeOptions::decoder_embed_dim},
+    {"decoder_depth", &model::MaeOptions::decoder_depth},
+    {"decoder_num_heads", &model::MaeOptions::decoder_num_heads},
+};
+constexpr ModelField<double> kModelDoubles[] = {
+    {"mlp_ratio", &model::MaeOptions::mlp_ratio},
+    {"mask_ratio", &model::MaeOptions::mask_ratio},
+};
+constexpr ModelField<bool> kModelBools[] = {
+    {"norm_pix_loss", &model::MaeOptions::norm_pix_loss},
+    {"encoder_mask_token", &model::MaeOptions::encoder_mask_token},
+};
+
 Json ModelJson(const std::string& preset, const model::MaeOptions& m) {
-  return Json(Json::Object{
-      {"preset", preset},
-      {"img_size", m.img_size},
-      {"patch_size", m.patch_size},
-      {"in_chans", m.in_chans},
-      {"embed_dim", m.embed_dim},
-      {"depth", m.depth},
-      {"num_heads", m.num_heads},
-      {"decoder_embed_dim", m.decoder_embed_dim},
-      {"decoder_depth", m.decoder_depth},
-      {"decoder_num_heads", m.decoder_num_heads},
-      {"mlp_ratio", m.mlp_ratio},
-      {"mask_ratio", m.mask_ratio},
-      {"mask_sampling", model::MaskSamplingName(m.mask_sampling)},
-      {"norm_pix_loss", m.norm_pix_loss},
-      {"encoder_mask_token", m.encoder_mask_token},
-  });
+  Json::Object out{{"preset", preset}, {"mask_sampling", model::MaskSamplingName(m.mask_sampling)}};
+  for (const auto& f : kModelInts) out.emplace(f.key, Json(m.*f.member));
+  for (const auto& f : kModelDoubles) out.emplace(f.key, Json(m.*f.member));
+  for (const auto& f : kModelBools) out.emplace(f.key, Json(m.*f.member));
+  return Json(std::move(out));
 }
 
 Json AugmentJson(const DataConfig& d) {
@@ -103,17 +118,9 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree) {
   } else {
     c.model = *preset;
   }
-  m.Read("img_size", &c.model.img_size);
-  m.Read("patch_size", &c.model.patch_size);
-  m.Read("in_chans", &c.model.in_chans);
-  m.Read("embed_dim", &c.model.embed_dim);
-  m.Read("depth", &c.model.depth);
-  m.Read("num_heads", &c.model.num_heads);
-  m.Read("decoder_embed_dim", &c.model.decoder_embed_dim);
-  m.Read("decoder_depth", &c.model.decoder_depth);
-  m.Read("decoder_num_heads", &c.model.decoder_num_heads);
-  m.Read("mlp_ratio", &c.model.mlp_ratio);
-  m.Read("mask_ratio", &c.model.mask_ratio);
+  for (const auto& f : kModelInts) m.Read(f.key, &(c.model.*f.member));
+  for (const auto& f : kModelDoubles) m.Read(f.key, &(c.model.*f.member));
+  for (const auto& f : kModelBools) m.Read(f.key, &(c.model.*f.member));
   std::string sampling = model::MaskSamplingName(c.model.mask_sampling);
   m.Read("mask_sampling", &sampling);
   if (auto parsed = model::ParseMaskSampling(sampling); parsed.ok()) {
@@ -121,8 +128,6 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree) {
   } else {
     m.Fail("mask_sampling", parsed.status().message());
   }
-  m.Read("norm_pix_loss", &c.model.norm_pix_loss);
-  m.Read("encoder_mask_token", &c.model.encoder_mask_token);
 
   ConfigReader& d = root.Section("data");
   d.Read("source", &c.data.source);

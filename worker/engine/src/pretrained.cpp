@@ -77,12 +77,14 @@ Result<PretrainedMae> LoadHuggingFace(const std::string& path, double mask_ratio
 Result<PretrainedMae> LoadPretrainedMae(const std::string& path, double mask_ratio) {
   if (!IsDirectory(path)) return NotFoundError("checkpoint folder " + path + " does not exist");
   Result<PretrainedMae> loaded =
-      PathExists(path + "/" + checkpoint::kManifestFile) ? LoadMaestro(path, mask_ratio)
-      : PathExists(path + "/config.json")
-          ? LoadHuggingFace(path, mask_ratio)
-          : Result<PretrainedMae>(InvalidArgumentError(
-                path + " is neither a maestro checkpoint (manifest.json) nor a "
-                       "Hugging Face model folder (config.json)"));
+      InvalidArgumentError(path +
+                           " is neither a maestro checkpoint (manifest.json) nor a Hugging Face "
+                           "model folder (config.json)");
+  if (PathExists(path + "/" + checkpoint::kManifestFile)) {
+    loaded = LoadMaestro(path, mask_ratio);
+  } else if (PathExists(path + "/config.json")) {
+    loaded = LoadHuggingFace(path, mask_ratio);
+  }
   if (loaded.ok()) loaded->model->eval();
   return loaded;
 }

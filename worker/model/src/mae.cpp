@@ -221,15 +221,20 @@ torch::Tensor MaskedAutoencoderViTImpl::forward_decoder(const torch::Tensor& lat
   return x.slice(1, 1);         // drop the cls token
 }
 
-torch::Tensor MaskedAutoencoderViTImpl::forward_loss(const torch::Tensor& imgs,
-                                                     const torch::Tensor& pred,
-                                                     const torch::Tensor& mask) const {
+torch::Tensor MaskedAutoencoderViTImpl::loss_target(const torch::Tensor& imgs) const {
   auto target = patchify(imgs);  // (N, L, p*p*C)
   if (options_.norm_pix_loss) {
     auto mean = target.mean(-1, /*keepdim=*/true);
     auto var = target.var(-1, /*unbiased=*/true, /*keepdim=*/true);
     target = (target - mean) / (var + 1.0e-6).sqrt();
   }
+  return target;
+}
+
+torch::Tensor MaskedAutoencoderViTImpl::forward_loss(const torch::Tensor& imgs,
+                                                     const torch::Tensor& pred,
+                                                     const torch::Tensor& mask) const {
+  auto target = loss_target(imgs);
   auto loss = (pred - target).pow(2).mean(-1);  // (N, L), mean loss per patch
   return (loss * mask).sum() / mask.sum();      // mean over masked patches
 }

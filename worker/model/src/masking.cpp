@@ -4,32 +4,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "maestro/shared/rng.h"
+
 namespace maestro::model {
 namespace {
-
-// splitmix64: a small, well-mixed generator; state advances by a constant.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [lo, hi) (or (hi, lo] when hi < lo, as Python's random.uniform).
-  double Uniform(double lo, double hi) {
-    double unit = static_cast<double>(Next() >> 11) * 0x1.0p-53;
-    return lo + (hi - lo) * unit;
-  }
-  // Uniform integer in [lo, hi], inclusive as Python's random.randint.
-  int64_t RandInt(int64_t lo, int64_t hi) {
-    return lo + static_cast<int64_t>(Next() % static_cast<uint64_t>(hi - lo + 1));
-  }
-
- private:
-  uint64_t state_;
-};
 
 // A seed from the bits of one row of noise.
 uint64_t SeedFromNoise(const float* row, int64_t n) {
@@ -43,6 +21,11 @@ uint64_t SeedFromNoise(const float* row, int64_t n) {
     }
   }
   return h;
+}
+
+// Uniform integer in [lo, hi], inclusive as Python's random.randint.
+int64_t RandInt(CounterRng& rng, int64_t lo, int64_t hi) {
+  return lo + static_cast<int64_t>(rng.Below(static_cast<uint64_t>(hi - lo + 1)));
 }
 
 }  // namespace
@@ -66,7 +49,7 @@ torch::Tensor BlockMask(int64_t grid_size, double mask_ratio, uint64_t seed) {
   // BEiT uses blocks of at least 16 patches on its 14 x 14 grid; keep that share of the image.
   const int64_t min_block = std::max<int64_t>(1, (16 * num_patches + 98) / 196);
   const double log_aspect_lo = std::log(0.3), log_aspect_hi = std::log(1.0 / 0.3);
-  SplitMix64 rng(seed);
+  CounterRng rng(seed);
   std::vector<uint8_t> mask(static_cast<size_t>(num_patches), 0);
   int64_t count = 0;
 
@@ -79,8 +62,8 @@ torch::Tensor BlockMask(int64_t grid_size, double mask_ratio, uint64_t seed) {
       auto h = static_cast<int64_t>(std::lround(std::sqrt(target_area * aspect)));
       auto w = static_cast<int64_t>(std::lround(std::sqrt(target_area / aspect)));
       if (h < 1 || w < 1 || h >= grid_size || w >= grid_size) continue;
-      int64_t top = rng.RandInt(0, grid_size - h);
-      int64_t left = rng.RandInt(0, grid_size - w);
+      int64_t top = RandInt(rng, 0, grid_size - h);
+      int64_t left = RandInt(rng, 0, grid_size - w);
       int64_t already = 0;
       for (int64_t r = top; r < top + h; ++r) {
         for (int64_t c = left; c < left + w; ++c) already += mask[r * grid_size + c];
@@ -103,7 +86,7 @@ torch::Tensor BlockMask(int64_t grid_size, double mask_ratio, uint64_t seed) {
   }
   // Top up with single random patches so the count is exact.
   while (count < num_masking) {
-    int64_t i = rng.RandInt(0, num_patches - 1);
+    int64_t i = RandInt(rng, 0, num_patches - 1);
     if (!mask[i]) {
       mask[i] = 1;
       ++count;

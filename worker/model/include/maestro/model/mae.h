@@ -104,7 +104,10 @@ class MaskedAutoencoderViTImpl : public torch::nn::Module {
   EncoderOutput forward_encoder(const torch::Tensor& imgs, const torch::Tensor& noise);
   // Decoder: embed, append mask tokens, unshuffle, add pos-embed, blocks, predict pixels.
   torch::Tensor forward_decoder(const torch::Tensor& latent, const torch::Tensor& ids_restore);
-  // Mean squared error over masked patches only; normalized target when norm_pix_loss.
+  // The reconstruction target (N, L, p*p*C): the patchified image, normalized per patch (mean,
+  // unbiased variance, eps 1e-6) when norm_pix_loss.
+  torch::Tensor loss_target(const torch::Tensor& imgs) const;
+  // Mean squared error against loss_target over masked patches only.
   torch::Tensor forward_loss(const torch::Tensor& imgs, const torch::Tensor& pred,
                              const torch::Tensor& mask) const;
   // All of the above; `noise` may be undefined, then sample_noise draws it.
