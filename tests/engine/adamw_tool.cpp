@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
     named.emplace_back(item.key(), item.value());
     init[item.key()] = FromTorch(item.value()).value();
   }
-  maestro::engine::AdamW optimizer(named, {0.9, 0.95, 1e-8, 0.05, fused});
+  maestro::engine::AdamW optimizer(maestro::engine::WeightDecayGroups(named, 0.05),
+                                   {0.9, 0.95, 1e-8, fused});
   const std::vector<double> lrs = {1e-3, 5e-4, 2e-3, 1e-4, 3e-3};
   for (size_t k = 0; k < lrs.size(); ++k) {
     for (auto& [name, param] : named) {

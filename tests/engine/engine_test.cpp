@@ -56,10 +56,16 @@ TEST(AdamWTest, OfficialWeightDecayGrouping) {
   EXPECT_TRUE(SkipsWeightDecay("blocks.0.attn.qkv.bias", b));
   EXPECT_TRUE(SkipsWeightDecay("norm.weight", b));   // 1-D
   EXPECT_FALSE(SkipsWeightDecay("cls_token", cls));  // 3-D: decayed, as in the official code
-  AdamW optimizer({{"w", w}, {"b", b}, {"cls_token", cls}, {"pos_embed", fixed}}, {});
-  EXPECT_EQ(optimizer.num_decay_params(), 2);
-  EXPECT_EQ(optimizer.num_no_decay_params(), 1);  // pos_embed (no grad) is left out
+  auto groups =
+      WeightDecayGroups({{"w", w}, {"b", b}, {"cls_token", cls}, {"pos_embed", fixed}}, 0.05);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].params.size(), 1u);  // no decay: b
+  EXPECT_EQ(groups[0].weight_decay, 0.0);
+  EXPECT_EQ(groups[1].params.size(), 2u);  // decay: w, cls_token; pos_embed (no grad) is left out
+  EXPECT_EQ(groups[1].weight_decay, 0.05);
+  AdamW optimizer(groups, {});
   EXPECT_EQ(optimizer.StateDict().count("pos_embed.step"), 0u);
+  EXPECT_EQ(optimizer.StateDict().count("w.exp_avg"), 1u);
 }
 
 TEST(ConfigTest, UnknownKeysAndWrongTypesNameTheKey) {
@@ -106,7 +112,8 @@ TEST(ConfigTest, YamlFileOverridesAndRoundTrip) {
   EXPECT_EQ(moved->ResultHash(), config->ResultHash());
   // max_steps only stops a run early: extending a run must be able to resume it (a bug the
   // GPU run found: 60 steps, then --resume auto with max_steps 100 was refused).
-  auto longer = LoadTrainConfig(path, {"optim.epochs=3", "model.norm_pix_loss=true", "optim.max_steps=100"});
+  auto longer =
+      LoadTrainConfig(path, {"optim.epochs=3", "model.norm_pix_loss=true", "optim.max_steps=100"});
   EXPECT_EQ(longer->ResultHash(), config->ResultHash());
   auto changed =
       LoadTrainConfig(path, {"optim.epochs=3", "model.norm_pix_loss=true", "model.mask_ratio=0.5"});

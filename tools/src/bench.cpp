@@ -70,7 +70,7 @@ int Run(const Args& args) {
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : model->named_parameters()) named.emplace_back(item.key(), item.value());
   // The engine's optimizer: the official grouping, at::_fused_adamw_ on CUDA.
-  maestro::engine::AdamW adamw(named, {});
+  maestro::engine::AdamW adamw(maestro::engine::WeightDecayGroups(named, 0.05), {});
   const auto& o = model->options();
   auto imgs = torch::randn({args.batch, o.in_chans, o.img_size, o.img_size},
                            torch::TensorOptions().device(device));

@@ -153,8 +153,10 @@ void FusedAdamWOnDevice(const torch::Device& device) {
     return out;
   };
   auto cpu_params = named(cpu), gpu_params = named(gpu);
-  maestro::engine::AdamW cpu_opt(cpu_params, {0.9, 0.95, 1e-8, 0.05, /*fused=*/false});
-  maestro::engine::AdamW gpu_opt(gpu_params, {0.9, 0.95, 1e-8, 0.05, /*fused=*/true});
+  maestro::engine::AdamW cpu_opt(maestro::engine::WeightDecayGroups(cpu_params, 0.05),
+                                 {0.9, 0.95, 1e-8, /*fused=*/false});
+  maestro::engine::AdamW gpu_opt(maestro::engine::WeightDecayGroups(gpu_params, 0.05),
+                                 {0.9, 0.95, 1e-8, /*fused=*/true});
   for (int step = 0; step < 5; ++step) {
     for (size_t i = 0; i < cpu_params.size(); ++i) {
       if (!cpu_params[i].second.requires_grad()) continue;

@@ -1,40 +1,49 @@
 #include "maestro/engine/adamw.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace maestro::engine {
 
-bool SkipsWeightDecay(const std::string& name, const torch::Tensor& param) {
-  // timm's param_groups_weight_decay, as the official main_pretrain.py calls it.
-  return param.dim() <= 1 || (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0);
-}
-
-AdamW::AdamW(const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters,
-             AdamWOptions options)
-    : options_(options), fused_(options.fused) {
-  for (const auto& [name, param] : named_parameters) {
-    if (!param.requires_grad()) continue;
-    Slot slot{name, param, torch::zeros_like(param, torch::MemoryFormat::Preserve),
-              torch::zeros_like(param, torch::MemoryFormat::Preserve),
-              torch::zeros({}, param.options().dtype(torch::kFloat32))};
-    (SkipsWeightDecay(name, param) ? no_decay_ : decay_).push_back(std::move(slot));
+AdamW::AdamW(const std::vector<ParamGroup>& groups, AdamWOptions options) : options_(options) {
+  for (const auto& group : groups) {
+    Group g{group.name, group.weight_decay, group.lr_scale, {}};
+    for (const auto& [name, param] : group.params) {
+      g.slots.push_back({name, param, torch::zeros_like(param, torch::MemoryFormat::Preserve),
+                         torch::zeros_like(param, torch::MemoryFormat::Preserve),
+                         torch::zeros({}, param.options().dtype(torch::kFloat32))});
+    }
+    groups_.push_back(std::move(g));
   }
 }
 
 void AdamW::ZeroGrad() {
-  for (auto* group : {&decay_, &no_decay_}) {
-    for (auto& slot : *group) slot.param.mutable_grad() = torch::Tensor();
+  for (auto& group : groups_) {
+    for (auto& slot : group.slots) slot.param.mutable_grad() = torch::Tensor();
   }
 }
 
-void AdamW::StepGroup(std::vector<Slot>& group, double lr, double weight_decay) {
+std::string AdamW::Describe() const {
+  std::string out;
+  for (const auto& group : groups_) {
+    char line[160];
+    std::snprintf(line, sizeof(line), "%s%s: %zu parameters, weight decay %g, lr scale %g",
+                  out.empty() ? "" : "\n", group.name.c_str(), group.slots.size(),
+                  group.weight_decay, group.lr_scale);
+    out += line;
+  }
+  return out;
+}
+
+void AdamW::StepGroup(Group& group, double base_lr) {
+  const double lr = base_lr * group.lr_scale, weight_decay = group.weight_decay;
   torch::NoGradGuard no_grad;
   std::vector<Slot*> active;
-  for (auto& slot : group) {
+  for (auto& slot : group.slots) {
     if (slot.param.grad().defined()) active.push_back(&slot);
   }
   if (active.empty()) return;
-  if (fused_) {
+  if (options_.fused) {
     std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
     for (Slot* s : active) {
       s->step.add_(1);  // the fused kernel reads the incremented count; it does not increment
@@ -67,14 +76,13 @@ void AdamW::StepGroup(std::vector<Slot>& group, double lr, double weight_decay) 
 }
 
 void AdamW::Step(double lr) {
-  StepGroup(decay_, lr, options_.weight_decay);
-  StepGroup(no_decay_, lr, 0.0);
+  for (auto& group : groups_) StepGroup(group, lr);
 }
 
 std::map<std::string, torch::Tensor> AdamW::StateDict() const {
   std::map<std::string, torch::Tensor> state;
-  for (const auto* group : {&decay_, &no_decay_}) {
-    for (const auto& slot : *group) {
+  for (const auto& group : groups_) {
+    for (const auto& slot : group.slots) {
       state[slot.name + ".exp_avg"] = slot.exp_avg;
       state[slot.name + ".exp_avg_sq"] = slot.exp_avg_sq;
       state[slot.name + ".step"] = slot.step;
@@ -85,8 +93,8 @@ std::map<std::string, torch::Tensor> AdamW::StateDict() const {
 
 Status AdamW::LoadStateDict(const std::map<std::string, torch::Tensor>& state) {
   // Check everything before changing anything.
-  for (const auto* group : {&decay_, &no_decay_}) {
-    for (const auto& slot : *group) {
+  for (const auto& group : groups_) {
+    for (const auto& slot : group.slots) {
       for (const auto& [suffix, target] :
            {std::pair{".exp_avg", &slot.exp_avg}, std::pair{".exp_avg_sq", &slot.exp_avg_sq},
             std::pair{".step", &slot.step}}) {
@@ -101,8 +109,8 @@ Status AdamW::LoadStateDict(const std::map<std::string, torch::Tensor>& state) {
     }
   }
   torch::NoGradGuard no_grad;
-  for (auto* group : {&decay_, &no_decay_}) {
-    for (auto& slot : *group) {
+  for (auto& group : groups_) {
+    for (auto& slot : group.slots) {
       slot.exp_avg.copy_(state.at(slot.name + ".exp_avg"));
       slot.exp_avg_sq.copy_(state.at(slot.name + ".exp_avg_sq"));
       slot.step.copy_(state.at(slot.name + ".step"));

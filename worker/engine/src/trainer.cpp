@@ -138,14 +138,13 @@ class Trainer {
     std::vector<std::pair<std::string, torch::Tensor>> named;
     for (const auto& item : model_->named_parameters())
       named.emplace_back(item.key(), item.value());
-    optimizer_ = std::make_unique<AdamW>(
-        named,
-        AdamWOptions{config_.optim.beta1, config_.optim.beta2, 1e-8, config_.optim.weight_decay});
+    optimizer_ = std::make_unique<AdamW>(WeightDecayGroups(named, config_.optim.weight_decay),
+                                         AdamWOptions{config_.optim.beta1, config_.optim.beta2});
     peak_lr_ = config_.peak_lr(world_size_);
     out_ << "model " << config_.model_preset << ": " << model_->num_trainable_parameters()
-         << " trainable parameters; AdamW groups: " << optimizer_->num_decay_params()
-         << " with weight decay, " << optimizer_->num_no_decay_params() << " without; peak lr "
-         << peak_lr_ << " (global batch " << config_.global_batch(world_size_) << ")" << std::endl;
+         << " trainable parameters; peak lr " << peak_lr_ << " (global batch "
+         << config_.global_batch(world_size_) << "); AdamW groups:\n"
+         << optimizer_->Describe() << std::endl;
 
     if (auto failure = Resume()) return failure;
 

@@ -1,5 +1,6 @@
 #include "maestro/model/mae.h"
 
+#include "maestro/model/drop_path.h"
 #include "maestro/model/masking.h"
 #include "maestro/model/pos_embed.h"
 
@@ -48,7 +49,9 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   return Apply(fc2_, act_->forward(Apply(fc1_, x)));
 }
 
-BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, double layer_norm_eps) {
+BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, double layer_norm_eps,
+                     double drop_path)
+    : drop_path_(drop_path) {
   norm1_ = register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(layer_norm_eps)));
   attn_ = register_module("attn", Attention(dim, num_heads));
   norm2_ = register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({dim}).eps(layer_norm_eps)));
@@ -57,8 +60,8 @@ BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, double la
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  auto h = x + attn_->forward(norm1_->forward(x));
-  return h + mlp_->forward(norm2_->forward(h));
+  auto h = x + DropPath(attn_->forward(norm1_->forward(x)), drop_path_, is_training());
+  return h + DropPath(mlp_->forward(norm2_->forward(h)), drop_path_, is_training());
 }
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t embed_dim, int64_t patch_size) {

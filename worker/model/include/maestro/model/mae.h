@@ -35,13 +35,16 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-// A pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)).
+// A pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)); with drop_path > 0
+// each residual branch goes through DropPath in training (fine-tuning; pretraining uses none).
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, double layer_norm_eps);
+  BlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, double layer_norm_eps,
+            double drop_path = 0.0);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
+  double drop_path_;
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
   Attention attn_{nullptr};
   Mlp mlp_{nullptr};
