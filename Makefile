@@ -35,9 +35,13 @@ demo: build
 eval: build
 	BUILD_DIR=$(BUILD_DIR) tools/eval_fmnist.sh
 
-# CPU training throughput of the small preset, maestro beside the Python reference model
-# (same shapes, same torch, same threads), alternating in short rounds; bench/results/.
+# Forward + backward images/s of the small preset on the CPU, then its training throughput
+# beside the Python reference model (same shapes, same torch, same threads), alternating in
+# short rounds; both written to bench/results/.
 bench: build
+	@mkdir -p bench/results
+	$(BUILD_DIR)/tools/maestro-bench --preset mae_vit_tiny_fmnist --batch 256 --steps 20 --threads 2 \
+	  --out bench/results/cpu-tiny-fwd-bwd.json
 	$(PYTHON) tools/bench_cpu_compare.py --bench $(BUILD_DIR)/tools/maestro-bench --python $(PYTHON)
 
 # On a GPU machine (no bootstrap there): build the LibTorch-only subset, check, measure.
