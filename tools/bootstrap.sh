@@ -11,7 +11,7 @@ set -euo pipefail
 
 # Pinned Python packages. Changing a pin changes the venv key, so a new venv is built beside
 # the old one and nothing half-upgraded is ever used.
-PY_PINS=(torch==2.11.0 transformers==5.24.0 safetensors==0.8.0 numpy==2.4.6)
+PY_PINS=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 transformers==5.24.0 safetensors==0.8.0 numpy==2.4.6)
 
 DEBIAN_PACKAGES=(
   build-essential cmake make pkg-config ccache git

@@ -76,9 +76,15 @@ Status LoadStateDict(torch::nn::Module& module, const TensorMap& tensors) {
   for (const auto& item : module.named_buffers(/*recurse=*/true))
     targets[item.key()] = item.value();
 
+  // Every problem is counted; the message lists them up to about 4 KB and says how many more.
   std::string problems;
-  auto note = [&problems](const std::string& what) {
-    if (problems.size() < 2000) problems += (problems.empty() ? "" : "; ") + what;
+  int64_t count = 0, listed = 0;
+  auto note = [&](const std::string& what) {
+    ++count;
+    if (problems.size() < 4000) {
+      problems += (problems.empty() ? "" : "; ") + what;
+      ++listed;
+    }
   };
   for (const auto& [name, target] : targets) {
     auto it = tensors.find(name);
@@ -95,8 +101,11 @@ Status LoadStateDict(torch::nn::Module& module, const TensorMap& tensors) {
   for (const auto& [name, tensor] : tensors) {
     if (!targets.count(name)) note("unexpected '" + name + "'");
   }
-  if (!problems.empty())
-    return InvalidArgumentError("state dict does not fit the model: " + problems);
+  if (count > 0) {
+    return InvalidArgumentError(
+        "state dict does not fit the model (" + std::to_string(count) + " problems): " + problems +
+        (listed < count ? "; and " + std::to_string(count - listed) + " more" : ""));
+  }
 
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : targets) target.copy_(ToTorch(tensors.at(name)));

@@ -89,4 +89,29 @@ Result<PretrainedMae> LoadPretrainedMae(const std::string& path, double mask_rat
   return loaded;
 }
 
+Status LoadMaeEncoderIntoVit(model::VisionTransformer& vit,
+                             const checkpoint::TensorMap& mae_state) {
+  const bool global_pool = vit->options().global_pool;
+  MAESTRO_ASSIGN_OR_RETURN(checkpoint::TensorMap own, checkpoint::StateDict(*vit));
+  checkpoint::TensorMap wanted;
+  for (const auto& [name, tensor] : mae_state) {
+    if (name.starts_with("decoder") || name == "mask_token" || name == "encoder_mask_token")
+      continue;
+    if (global_pool && name.starts_with("norm.")) continue;
+    if (name == "pos_embed" && own.count(name) && tensor.shape != own.at(name).shape &&
+        tensor.shape.size() == 3 && own.at(name).shape.size() == 3 &&
+        tensor.shape[2] == own.at(name).shape[2]) {
+      auto resized =
+          model::InterpolatePosEmbed(checkpoint::ToTorch(tensor), vit->options().grid_size());
+      MAESTRO_ASSIGN_OR_RETURN(wanted[name], checkpoint::FromTorch(resized));
+      continue;
+    }
+    wanted[name] = tensor;
+  }
+  for (const auto& [name, tensor] : own) {
+    if (name.starts_with("head.") || name.starts_with("fc_norm.")) wanted[name] = tensor;
+  }
+  return checkpoint::LoadStateDict(*vit, wanted);
+}
+
 }  // namespace maestro::engine

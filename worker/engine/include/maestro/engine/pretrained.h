@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "maestro/checkpoint/safetensors.h"
 #include "maestro/engine/config.h"
 #include "maestro/model/mae.h"
+#include "maestro/model/vit.h"
 #include "maestro/shared/status.h"
 
 namespace maestro::engine {
@@ -25,5 +27,12 @@ struct PretrainedMae {
 // Hugging Face folder. `mask_ratio` > 0 replaces the model's mask ratio. NOT_FOUND /
 // DATA_LOSS / INVALID_ARGUMENT with the reason.
 Result<PretrainedMae> LoadPretrainedMae(const std::string& path, double mask_ratio = 0);
+
+// Copies the encoder of an MAE state dict (official names) into a ViT classifier: decoder
+// tensors and mask tokens are dropped, and `norm.*` too when the ViT pools globally (it has
+// fc_norm instead); pos_embed is interpolated when the patch grid differs. The head (and
+// fc_norm) keep their initialization. INVALID_ARGUMENT lists every tensor that does not fit:
+// missing encoder tensors, unexpected ones, shape mismatches (another architecture).
+Status LoadMaeEncoderIntoVit(model::VisionTransformer& vit, const checkpoint::TensorMap& mae_state);
 
 }  // namespace maestro::engine
