@@ -84,6 +84,12 @@ std::string CheckpointWriter::PathFor(const std::string& file) const {
   return staging_ + "/" + file;
 }
 
+Status CheckpointWriter::WriteFile(const std::string& file, std::string_view bytes, int64_t rank) {
+  MAESTRO_RETURN_IF_ERROR(WriteFileAtomic(PathFor(file), bytes));
+  manifest_.files.push_back({file, Sha256Hex(bytes), static_cast<int64_t>(bytes.size()), rank});
+  return OkStatus();
+}
+
 Status CheckpointWriter::AddFile(const std::string& file, int64_t rank) {
   const std::string path = PathFor(file);
   MAESTRO_ASSIGN_OR_RETURN(std::string digest, Sha256File(path));

@@ -135,8 +135,7 @@ class CheckpointDirTest : public ::testing::Test {
   void Write(int64_t step, const std::string& payload) {
     auto writer = checkpoint::CheckpointWriter::Begin(*storage_, step, 1);
     ASSERT_TRUE(writer.ok());
-    ASSERT_TRUE(WriteFileAtomic(writer->PathFor("model.bin"), payload).ok());
-    ASSERT_TRUE(writer->AddFile("model.bin", 0).ok());
+    ASSERT_TRUE(writer->WriteFile("model.bin", payload, 0).ok());
     ASSERT_TRUE(writer->Commit().ok());
   }
 

@@ -274,16 +274,17 @@ class Trainer {
         checkpoint::CheckpointWriter::Begin(*storage_, position_.optimizer_step, world_size_);
     if (!writer.ok()) return writer.status();
     MAESTRO_ASSIGN_OR_RETURN(checkpoint::TensorMap weights, checkpoint::StateDict(*model_));
-    MAESTRO_RETURN_IF_ERROR(checkpoint::WriteSafetensors(writer->PathFor("model.safetensors"),
-                                                         {std::move(weights), {{"format", "pt"}}}));
-    MAESTRO_RETURN_IF_ERROR(writer->AddFile("model.safetensors", 0));
+    MAESTRO_ASSIGN_OR_RETURN(
+        std::string model_bytes,
+        checkpoint::SerializeSafetensors({std::move(weights), {{"format", "pt"}}}));
+    MAESTRO_RETURN_IF_ERROR(writer->WriteFile("model.safetensors", model_bytes, 0));
     checkpoint::TensorMap optim;
     for (const auto& [name, tensor] : optimizer_->StateDict()) {
       MAESTRO_ASSIGN_OR_RETURN(optim[name], checkpoint::FromTorch(tensor));
     }
-    MAESTRO_RETURN_IF_ERROR(checkpoint::WriteSafetensors(writer->PathFor("optimizer.safetensors"),
-                                                         {std::move(optim), {}}));
-    MAESTRO_RETURN_IF_ERROR(writer->AddFile("optimizer.safetensors", 0));
+    MAESTRO_ASSIGN_OR_RETURN(std::string optim_bytes,
+                             checkpoint::SerializeSafetensors({std::move(optim), {}}));
+    MAESTRO_RETURN_IF_ERROR(writer->WriteFile("optimizer.safetensors", optim_bytes, 0));
     const auto& identity = dataset_->identity();
     Json state(Json::Object{
         {"format_version", kTrainerStateVersion},
@@ -306,9 +307,7 @@ class Trainer {
         // generator state is carried.
         {"generator_state", Json()},
     });
-    MAESTRO_RETURN_IF_ERROR(
-        WriteFileAtomic(writer->PathFor("trainer_state.json"), state.Dump() + "\n"));
-    MAESTRO_RETURN_IF_ERROR(writer->AddFile("trainer_state.json", 0));
+    MAESTRO_RETURN_IF_ERROR(writer->WriteFile("trainer_state.json", state.Dump() + "\n", 0));
     MAESTRO_RETURN_IF_ERROR(writer->Commit());
     MAESTRO_RETURN_IF_ERROR(checkpoint::ApplyRetention(*storage_, config_.checkpoint.keep_last));
     last_checkpoint_time_ = Clock::now();

@@ -48,7 +48,11 @@ class CheckpointWriter {
 
   // Where to write `file` (a plain name, no folders).
   std::string PathFor(const std::string& file) const;
-  // Records a written (and fsynced) file: hashes it. NOT_FOUND when it is not there.
+  // Writes `bytes` as `file` (atomically, fsynced) and records it, hashing the bytes in memory
+  // rather than reading the file back.
+  Status WriteFile(const std::string& file, std::string_view bytes, int64_t rank);
+  // Records a file another writer (another rank's process) put there: reads and hashes it.
+  // NOT_FOUND when it is not there.
   Status AddFile(const std::string& file, int64_t rank);
   // FAILED_PRECONDITION naming the missing ranks; else writes the manifest and commits.
   Status Commit();
