@@ -14,11 +14,13 @@ all: build
 bootstrap:
 	@tools/bootstrap.sh
 
-# Configures once; later builds re-run CMake by themselves when a CMakeLists.txt changes.
+# Configures once (again when the test environment moved to another venv); later builds re-run
+# CMake by themselves when a CMakeLists.txt changes.
 configure: bootstrap
-	@if [ ! -f $(BUILD_DIR)/CMakeCache.txt ]; then \
+	@if ! grep -qxF "MAESTRO_PYTHON:STRING=$(PYTHON)" $(BUILD_DIR)/CMakeCache.txt 2>/dev/null; then \
 	  cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release \
 	    -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	    -DTorch_DIR="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')/Torch" \
 	    -DMAESTRO_PYTHON=$(PYTHON); \
 	fi
 

@@ -39,11 +39,12 @@ Batch LocalBatchSource::Build(int64_t ordinal, EpochSampler& sampler) {
     auto sample = dataset_.Get(index);
     if (!sample.ok()) throw Error(sample.status());
     images.push_back(AugmentSample(*sample, options_.augment, options_.seed, batch.epoch));
-    noise.push_back(MaskNoise(options_.num_patches, options_.seed, batch.epoch, index));
+    if (options_.num_patches > 0)
+      noise.push_back(MaskNoise(options_.num_patches, options_.seed, batch.epoch, index));
     labels.push_back(sample->label);
   }
   batch.images = torch::stack(images);
-  batch.mask_noise = torch::stack(noise);
+  if (!noise.empty()) batch.mask_noise = torch::stack(noise);
   batch.labels = torch::tensor(labels, torch::kInt64);
   return batch;
 }

@@ -47,28 +47,71 @@ CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& o, uint6
   return {(height - h) / 2, (width - w) / 2, h, w};
 }
 
-torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, uint64_t seed,
-                            int64_t epoch) {
+namespace {
+
+torch::Tensor ToChwFloat(const RawSample& sample) {
   auto hwc = torch::from_blob(const_cast<uint8_t*>(sample.pixels.data()),
                               {sample.height, sample.width, sample.channels}, torch::kUInt8);
-  auto chw = hwc.permute({2, 0, 1}).to(torch::kFloat32);  // (C, H, W), a copy
+  return hwc.permute({2, 0, 1}).to(torch::kFloat32);  // (C, H, W), a copy
+}
+
+// (C, h, w) float -> (C, out_h, out_w) uint8, bicubic, antialiased when shrinking.
+torch::Tensor ResizeToUint8(const torch::Tensor& chw, int64_t out_h, int64_t out_w) {
+  auto resized = torch::nn::functional::interpolate(chw.unsqueeze(0),
+                                                    torch::nn::functional::InterpolateFuncOptions()
+                                                        .size(std::vector<int64_t>{out_h, out_w})
+                                                        .mode(torch::kBicubic)
+                                                        .align_corners(false)
+                                                        .antialias(true));
+  return resized.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
+}
+
+}  // namespace
+
+torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, uint64_t seed,
+                            int64_t epoch) {
+  auto chw = ToChwFloat(sample);
   const uint64_t key = AugmentKey(seed, epoch, sample.index);
   CropBox box{0, 0, sample.height, sample.width};
   if (o.random_crop) box = SampleCrop(sample.height, sample.width, o, key);
   auto crop = chw.slice(1, box.top, box.top + box.height).slice(2, box.left, box.left + box.width);
-  auto resized = torch::nn::functional::interpolate(
-      crop.unsqueeze(0), torch::nn::functional::InterpolateFuncOptions()
-                             .size(std::vector<int64_t>{o.output_size, o.output_size})
-                             .mode(torch::kBicubic)
-                             .align_corners(false)
-                             .antialias(true));
-  auto out = resized.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
+  auto out = ResizeToUint8(crop, o.output_size, o.output_size);
   if (o.horizontal_flip) {
     // A separate draw from the crop's: the crop uses a variable number of them.
     CounterRng flip_rng(HashKey({key, 0x464C4950ULL}));  // "FLIP"
     if (flip_rng.Uniform() < 0.5) out = out.flip({2});
   }
+  if (o.randaug.num_ops > 0) {
+    RawSample image;
+    image.height = o.output_size;
+    image.width = o.output_size;
+    image.channels = out.size(0);
+    auto hwc = out.permute({1, 2, 0}).contiguous();
+    image.pixels.assign(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
+    RandAugment(image, o.randaug, HashKey({key, 0x52414E44ULL}));  // "RAND"
+    return torch::from_blob(image.pixels.data(), {image.height, image.width, image.channels},
+                            torch::kUInt8)
+        .permute({2, 0, 1})
+        .contiguous();
+  }
   return out.contiguous();
+}
+
+torch::Tensor EvalTransform(const RawSample& sample, int64_t size, double crop_pct) {
+  const auto target = static_cast<int64_t>(static_cast<double>(size) / crop_pct);
+  const int64_t h = sample.height, w = sample.width;
+  int64_t out_h = target, out_w = target;
+  if (h < w) {
+    out_w = target * w / h;
+  } else if (w < h) {
+    out_h = target * h / w;
+  }
+  torch::Tensor resized = (out_h == h && out_w == w)
+                              ? ToChwFloat(sample).to(torch::kUInt8)
+                              : ResizeToUint8(ToChwFloat(sample), out_h, out_w);
+  const auto top = static_cast<int64_t>(std::lround(static_cast<double>(out_h - size) / 2.0));
+  const auto left = static_cast<int64_t>(std::lround(static_cast<double>(out_w - size) / 2.0));
+  return resized.slice(1, top, top + size).slice(2, left, left + size).contiguous();
 }
 
 torch::Tensor MaskNoise(int64_t num_patches, uint64_t seed, int64_t epoch, int64_t index) {

@@ -4,21 +4,14 @@
 
 #include <cstdlib>
 
-#include "maestro/checkpoint/torch_bridge.h"
+#include "fixture_util.h"
 #include "maestro/engine/pretrained.h"
 #include "maestro/model/vit.h"
 
 namespace maestro::model {
 namespace {
 
-std::map<std::string, torch::Tensor> Fixture(const std::string& name) {
-  const char* dir = std::getenv("MAESTRO_FIXTURE_DIR");
-  auto content = checkpoint::ReadSafetensors(std::string(dir ? dir : "fixtures") + "/" + name);
-  if (!content.ok()) throw Error(content.status());
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& [key, tensor] : content->tensors) out[key] = checkpoint::ToTorch(tensor);
-  return out;
-}
+using maestro::testing::LoadFixture;
 
 VitOptions Small(bool global_pool) {
   VitOptions o;
@@ -34,7 +27,8 @@ VitOptions Small(bool global_pool) {
 
 TEST(VitTimmParityTest, LogitsMatchTimmForBothPoolings) {
   for (bool global_pool : {true, false}) {
-    auto fixture = Fixture(global_pool ? "timm_vit_avg.safetensors" : "timm_vit_token.safetensors");
+    auto fixture =
+        LoadFixture(global_pool ? "timm_vit_avg.safetensors" : "timm_vit_token.safetensors");
     VisionTransformer vit(Small(global_pool));
     vit->eval();
     checkpoint::TensorMap weights;
@@ -52,7 +46,7 @@ TEST(VitTimmParityTest, LogitsMatchTimmForBothPoolings) {
 }
 
 TEST(VitTimmParityTest, PosEmbedInterpolationMatchesTimm) {
-  auto fixture = Fixture("timm_pos_embed.safetensors");
+  auto fixture = LoadFixture("timm_pos_embed.safetensors");
   for (int64_t size : {9, 5}) {
     auto ours = InterpolatePosEmbed(fixture.at("table"), size);
     const auto& want = fixture.at("to" + std::to_string(size));
@@ -112,7 +106,8 @@ TEST(VitLoadTest, AnotherArchitectureListsWhatDoesNotMatch) {
       std::string::npos)
       << status.message();
   // Every tensor of the encoder differs in width: the message counts them all.
-  EXPECT_NE(status.message().find(" problems)"), std::string::npos) << status.message().substr(0, 80);
+  EXPECT_NE(status.message().find(" problems)"), std::string::npos)
+      << status.message().substr(0, 80);
   auto partial = state;
   partial.erase("blocks.1.mlp.fc1.bias");
   VisionTransformer same(VitOptions::FromMae(MaeVitTinyFashionMnist(), 10));

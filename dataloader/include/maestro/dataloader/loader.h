@@ -28,7 +28,7 @@ struct Batch {
   std::vector<int64_t> indices;
   torch::Tensor images;      // (B, C, S, S) uint8
   torch::Tensor labels;      // (B,) int64
-  torch::Tensor mask_noise;  // (B, L) float32 in [0, 1)
+  torch::Tensor mask_noise;  // (B, L) float32 in [0, 1); undefined when num_patches is 0
 };
 
 struct StreamOptions {
@@ -36,7 +36,7 @@ struct StreamOptions {
   int64_t global_batch = 256;
   int64_t rank = 0;
   int64_t world_size = 1;
-  int64_t num_patches = 196;  // mask noise per sample
+  int64_t num_patches = 196;  // mask noise per sample (0: none, for classification)
   AugmentOptions augment;
   int64_t num_workers = 1;
   int64_t prefetch = 4;  // batches built ahead of the consumer

@@ -1,11 +1,13 @@
-// The pretraining augmentation (RandomResizedCrop + horizontal flip) and the per-sample MAE
-// mask noise, both counter-based functions of (seed, epoch, sample index): the same sample in
-// the same epoch gets the same pixels and mask on any rank, thread or resume. Thread-safe.
+// The per-sample augmentation (RandomResizedCrop + horizontal flip, plus RandAugment for
+// fine-tuning), the evaluation transform (resize + center crop) and the per-sample MAE mask
+// noise, all counter-based functions of (seed, epoch, sample index): the same sample in the
+// same epoch gets the same pixels and mask on any rank, thread or resume. Thread-safe.
 #pragma once
 
 #include <torch/torch.h>
 
 #include "maestro/dataloader/dataset.h"
+#include "maestro/dataloader/rand_augment.h"
 
 namespace maestro::dataloader {
 
@@ -17,6 +19,7 @@ struct AugmentOptions {
   double ratio_max = 4.0 / 3.0;
   bool random_crop = true;  // false: resize the whole image (evaluation)
   bool horizontal_flip = true;
+  RandAugmentOptions randaug;  // after crop and flip; num_ops 0 = off
 };
 
 // A crop box in source pixels.
@@ -32,9 +35,14 @@ CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& options,
 uint64_t AugmentKey(uint64_t seed, int64_t epoch, int64_t index);
 uint64_t MaskNoiseKey(uint64_t seed, int64_t epoch, int64_t index);
 
-// (C, S, S) uint8: crop, bicubic resize (antialiased when shrinking), optional flip.
+// (C, S, S) uint8: crop, bicubic resize (antialiased when shrinking), optional flip, optional
+// RandAugment.
 torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& options, uint64_t seed,
                             int64_t epoch);
+// The official evaluation transform, (C, S, S) uint8: resize the short side to
+// int(S / crop_pct) (bicubic, antialiased; the long side keeps the aspect ratio), then the
+// center S x S crop. crop_pct 0.875 is the paper's 224/256.
+torch::Tensor EvalTransform(const RawSample& sample, int64_t size, double crop_pct);
 // (num_patches,) float32 uniform noise in [0, 1) for the MAE mask of this sample.
 torch::Tensor MaskNoise(int64_t num_patches, uint64_t seed, int64_t epoch, int64_t index);
 
