@@ -89,10 +89,12 @@ torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, ui
     auto hwc = out.permute({1, 2, 0}).contiguous();
     image.pixels.assign(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
     RandAugment(image, o.randaug, HashKey({key, 0x52414E44ULL}));  // "RAND"
+    // clone(): with one channel the permuted view is already contiguous and would alias
+    // `image`, which ends here.
     return torch::from_blob(image.pixels.data(), {image.height, image.width, image.channels},
                             torch::kUInt8)
         .permute({2, 0, 1})
-        .contiguous();
+        .clone(at::MemoryFormat::Contiguous);
   }
   return out.contiguous();
 }

@@ -129,6 +129,30 @@ TEST(RandomEraseTest, ErasesOneBoxOfTheRightSizeWithNormalNoise) {
   EXPECT_NEAR(static_cast<double>(erased) / n, 0.25, 0.03);
 }
 
+TEST(AugmentSampleTest, RandAugmentedGrayscaleOwnsItsPixels) {
+  // A 1-channel result once aliased a buffer freed on return (the permute to CHW was already
+  // contiguous, so no copy was made); memory reused afterwards changed the returned image.
+  RawSample s;
+  s.height = s.width = 28;
+  s.channels = 1;
+  s.pixels.resize(28 * 28);
+  for (size_t i = 0; i < s.pixels.size(); ++i) s.pixels[i] = static_cast<uint8_t>(i * 7);
+  AugmentOptions options;
+  options.output_size = 28;
+  options.randaug.num_ops = 2;
+  options.randaug.prob = 1.0;
+  options.randaug.fill = {73};
+  for (int64_t index = 0; index < 20; ++index) {
+    s.index = index;
+    auto first = AugmentSample(s, options, 1, 0);
+    auto copy = first.clone();
+    std::vector<std::vector<uint8_t>> noise;
+    for (int i = 0; i < 64; ++i) noise.emplace_back(28 * 28, static_cast<uint8_t>(0xA5 + i));
+    ASSERT_TRUE(torch::equal(first, copy)) << "sample " << index;
+    ASSERT_TRUE(torch::equal(first, AugmentSample(s, options, 1, 0))) << "sample " << index;
+  }
+}
+
 TEST(EvalTransformTest, ResizesTheShortSideThenCropsTheCenter) {
   RawSample s;
   s.height = 40;

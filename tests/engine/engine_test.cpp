@@ -121,6 +121,85 @@ TEST(ConfigTest, YamlFileOverridesAndRoundTrip) {
   ASSERT_TRUE(RemoveTree(dir).ok());
 }
 
+TEST(ConfigTest, JobDefaultsFollowThePaperTables) {
+  auto ft =
+      LoadTrainConfig("", {"classify.pretrained=none", "classify.num_classes=10"}, "finetune");
+  ASSERT_TRUE(ft.ok()) << ft.status().ToString();
+  // Table 9: AdamW (0.9, 0.999), blr 1e-3, wd 0.05, layer decay 0.75, RandAugment (9, 0.5),
+  // label smoothing 0.1, mixup 0.8, cutmix 1.0, drop path 0.1; random erasing 0.25 and the
+  // 0.08 crop scale of the official transform; global pooling.
+  EXPECT_EQ(ft->optim.optimizer, "adamw");
+  EXPECT_EQ(ft->optim.beta2, 0.999);
+  EXPECT_EQ(ft->optim.blr, 1e-3);
+  EXPECT_EQ(ft->optim.weight_decay, 0.05);
+  EXPECT_EQ(ft->classify.layer_decay, 0.75);
+  EXPECT_EQ(ft->classify.randaug_ops, 2);
+  EXPECT_EQ(ft->classify.randaug_magnitude, 9);
+  EXPECT_EQ(ft->classify.randaug_magnitude_std, 0.5);
+  EXPECT_EQ(ft->classify.label_smoothing, 0.1);
+  EXPECT_EQ(ft->classify.mixup, 0.8);
+  EXPECT_EQ(ft->classify.cutmix, 1.0);
+  EXPECT_EQ(ft->classify.drop_path, 0.1);
+  EXPECT_EQ(ft->classify.reprob, 0.25);
+  EXPECT_EQ(ft->data.crop_scale_min, 0.08);
+  EXPECT_TRUE(ft->classify.global_pool);
+  // Table 10: LARS, blr 0.1, wd 0, no mixup/cutmix/drop path/label smoothing; the cls token.
+  auto lp =
+      LoadTrainConfig("", {"classify.pretrained=none", "classify.num_classes=10"}, "linprobe");
+  ASSERT_TRUE(lp.ok()) << lp.status().ToString();
+  EXPECT_EQ(lp->optim.optimizer, "lars");
+  EXPECT_EQ(lp->optim.blr, 0.1);
+  EXPECT_EQ(lp->optim.weight_decay, 0);
+  EXPECT_EQ(lp->classify.mixup + lp->classify.cutmix + lp->classify.drop_path +
+                lp->classify.label_smoothing + lp->classify.reprob,
+            0);
+  EXPECT_EQ(lp->classify.randaug_ops, 0);
+  EXPECT_FALSE(lp->classify.global_pool);
+  EXPECT_EQ(lp->classify.tune_blocks, 0);
+  // The job is part of the saved config and reads back only as the same job.
+  auto again = ParseTrainConfig(lp->ToJson(), "linprobe");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->ResultHash(), lp->ResultHash());
+  EXPECT_FALSE(ParseTrainConfig(lp->ToJson(), "finetune").ok());
+  EXPECT_NE(lp->ResultHash(), ft->ResultHash());
+  // The pretrained path is provenance (recorded with its hash), not part of the result hash;
+  // whether there is one is.
+  auto moved =
+      LoadTrainConfig("", {"classify.pretrained=/a/b", "classify.num_classes=10"}, "finetune");
+  auto other =
+      LoadTrainConfig("", {"classify.pretrained=/c/d", "classify.num_classes=10"}, "finetune");
+  EXPECT_EQ(moved->ResultHash(), other->ResultHash());
+  EXPECT_NE(moved->ResultHash(), ft->ResultHash());
+}
+
+TEST(ConfigTest, ClassificationErrorsNameTheKey) {
+  auto message = [](const std::vector<std::string>& overrides, const std::string& job) {
+    auto config = LoadTrainConfig("", overrides, job);
+    return config.ok() ? std::string("ok") : config.status().message();
+  };
+  EXPECT_NE(message({"classify.pretrained=none"}, "finetune").find("classify.num_classes"),
+            std::string::npos);
+  EXPECT_NE(message({"classify.num_classes=10"}, "finetune").find("classify.pretrained"),
+            std::string::npos);
+  EXPECT_NE(
+      message({"classify.pretrained=none", "classify.num_classes=10", "classify.tune_blocks=2"},
+              "linprobe")
+          .find("classify.tune_blocks"),
+      std::string::npos);
+  EXPECT_NE(
+      message({"classify.pretrained=none", "classify.num_classes=10", "classify.tune_blocks=9"},
+              "finetune")
+          .find("classify.tune_blocks"),
+      std::string::npos);
+  EXPECT_NE(message({"classify.pretrained=none", "classify.num_classes=10", "optim.batch_size=33"},
+                    "finetune")
+                .find("even"),
+            std::string::npos);
+  // A pretraining config has no classify section.
+  EXPECT_NE(message({"classify.num_classes=10"}, "pretrain").find("classify"), std::string::npos);
+  EXPECT_NE(message({}, "distill").find("unknown job"), std::string::npos);
+}
+
 class CheckpointDirTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from run_util import Checker, checkpoint_path, log_tail, wait_for_checkpoint
+
 N = 20
 CHECKPOINT_EVERY = 10
 TOTAL = 2 * N
@@ -61,10 +63,6 @@ def losses(out_dir):
     return out
 
 
-def checkpoint_path(out_dir, step):
-    return os.path.join(out_dir, "checkpoints", f"step-{step:012d}")
-
-
 def model_bytes(out_dir, step):
     with open(os.path.join(checkpoint_path(out_dir, step), "model.safetensors"), "rb") as f:
         return f.read()
@@ -73,31 +71,6 @@ def model_bytes(out_dir, step):
 def newest_checkpoint(out_dir):
     names = [n for n in os.listdir(os.path.join(out_dir, "checkpoints")) if n.startswith("step-")]
     return max(int(n[5:]) for n in names) if names else 0
-
-
-def wait_for_checkpoint(proc, out_dir, step, timeout=300):
-    deadline = time.time() + timeout
-    while not os.path.exists(os.path.join(checkpoint_path(out_dir, step), "manifest.json")):
-        if proc.poll() is not None:
-            raise RuntimeError(f"run exited with {proc.returncode} before checkpoint {step}")
-        if time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"no checkpoint {step} after {timeout} s")
-        time.sleep(0.02)
-
-
-def log_tail(out_dir):
-    with open(out_dir + ".log", "rb") as f:
-        return f.read().decode(errors="replace")[-2000:]
-
-
-class Checker:
-    def __init__(self):
-        self.failures = 0
-
-    def expect(self, ok, what):
-        print(("ok    " if ok else "FAIL  ") + what, flush=True)
-        self.failures += 0 if ok else 1
 
 
 def main():

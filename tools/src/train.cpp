@@ -1,6 +1,7 @@
 // maestro-train: runs one training job in this process.
 //
-//   maestro-train pretrain --config run.yaml [--set key=value ...] [--resume auto|DIR]
+//   maestro-train pretrain|finetune|linprobe --config run.yaml [--set key=value ...]
+//                 [--resume auto|DIR]
 //
 // Exit statuses: worker/engine/include/maestro/engine/exit_status.h (docs/training.md).
 #include <cstring>
@@ -16,12 +17,20 @@
 namespace {
 
 constexpr const char* kUsage =
-    R"(usage: maestro-train pretrain [--config FILE] [--set KEY=VALUE ...] [--resume auto|DIR]
-       maestro-train pretrain --print-config [--config FILE] [--set KEY=VALUE ...]
+    R"(usage: maestro-train JOB [--config FILE] [--set KEY=VALUE ...] [--resume auto|DIR]
+       maestro-train JOB --print-config [--config FILE] [--set KEY=VALUE ...]
 
-Pretrains a masked autoencoder (He et al. 2021) in this process.
+Runs one training job in this process. JOB is one of
+  pretrain   masked-autoencoder pretraining (He et al. 2021, Table 8)
+  finetune   end-to-end fine-tuning of a pretrained encoder (Table 9): layer-wise lr decay,
+             RandAugment, mixup/cutmix, label smoothing, random erasing, drop path;
+             classify.tune_blocks=k tunes only the last k blocks (partial fine-tuning)
+  linprobe   linear probing (Table 10): frozen encoder, BatchNorm + linear head, LARS
+finetune and linprobe need classify.pretrained (a checkpoint, a Hugging Face ViTMAE folder,
+a .safetensors file, or none) and classify.num_classes; they evaluate top-1/top-5 on
+classify.eval_split after every epoch and write result.json when done.
 
-  --config FILE      YAML config (docs/training.md lists every key); defaults when absent
+  --config FILE      YAML config (docs/training.md lists every key); the job's defaults when absent
   --set KEY=VALUE    override one dotted key, e.g. --set optim.epochs=10 (repeatable)
   --resume auto      continue from the latest valid checkpoint (fresh start when none)
   --resume DIR       continue from this checkpoint folder
@@ -39,8 +48,11 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return argc < 2 ? kExitPermanentFailure : 0;
   }
-  if (std::string(argv[1]) != "pretrain") {
-    std::cerr << "maestro-train: unknown job kind '" << argv[1] << "' (pretrain)\n" << kUsage;
+  const std::string job = argv[1];
+  if (job != maestro::engine::kJobPretrain && job != maestro::engine::kJobFinetune &&
+      job != maestro::engine::kJobLinprobe) {
+    std::cerr << "maestro-train: unknown job kind '" << job << "' (pretrain, finetune, linprobe)\n"
+              << kUsage;
     return kExitPermanentFailure;
   }
   std::string config_path;
@@ -72,7 +84,7 @@ int main(int argc, char** argv) {
       return kExitPermanentFailure;
     }
   }
-  auto config = maestro::engine::LoadTrainConfig(config_path, overrides);
+  auto config = maestro::engine::LoadTrainConfig(config_path, overrides, job);
   if (!config.ok()) {
     std::cerr << "maestro-train: config: " << config.status().message() << "\n";
     return kExitPermanentFailure;
@@ -82,5 +94,5 @@ int main(int argc, char** argv) {
     return 0;
   }
   maestro::engine::TuneHostAllocatorForTraining();
-  return maestro::engine::RunPretraining(*config, options, std::cout);
+  return maestro::engine::RunTraining(*config, options, std::cout);
 }

@@ -58,7 +58,8 @@ Json AugmentJson(const DataConfig& d) {
 }
 
 Json OptimJson(const OptimConfig& o) {
-  return Json(Json::Object{{"batch_size", o.batch_size},
+  return Json(Json::Object{{"optimizer", o.optimizer},
+                           {"batch_size", o.batch_size},
                            {"accum_iter", o.accum_iter},
                            {"epochs", o.epochs},
                            {"warmup_epochs", o.warmup_epochs},
@@ -71,13 +72,112 @@ Json OptimJson(const OptimConfig& o) {
                            {"max_steps", o.max_steps}});
 }
 
+// The classify fields that change the result (the pretrained weights enter as "none" or
+// "checkpoint": their content hash is recorded separately).
+Json ClassifyJson(const ClassifyConfig& c) {
+  return Json(Json::Object{{"pretrained", c.pretrained == "none" ? "none" : "checkpoint"},
+                           {"num_classes", c.num_classes},
+                           {"global_pool", c.global_pool},
+                           {"tune_blocks", c.tune_blocks},
+                           {"layer_decay", c.layer_decay},
+                           {"drop_path", c.drop_path},
+                           {"mixup", c.mixup},
+                           {"cutmix", c.cutmix},
+                           {"mixup_prob", c.mixup_prob},
+                           {"mixup_switch_prob", c.mixup_switch_prob},
+                           {"label_smoothing", c.label_smoothing},
+                           {"randaug_ops", c.randaug_ops},
+                           {"randaug_magnitude", c.randaug_magnitude},
+                           {"randaug_magnitude_std", c.randaug_magnitude_std},
+                           {"reprob", c.reprob},
+                           {"eval_split", c.eval_split},
+                           {"eval_crop_pct", c.eval_crop_pct}});
+}
+
+void ReadClassify(ConfigReader& k, TrainConfig& c) {
+  ClassifyConfig& x = c.classify;
+  k.Read("pretrained", &x.pretrained);
+  k.Read("num_classes", &x.num_classes);
+  k.Read("global_pool", &x.global_pool);
+  k.Read("tune_blocks", &x.tune_blocks);
+  k.Read("layer_decay", &x.layer_decay);
+  k.Read("drop_path", &x.drop_path);
+  k.Read("mixup", &x.mixup);
+  k.Read("cutmix", &x.cutmix);
+  k.Read("mixup_prob", &x.mixup_prob);
+  k.Read("mixup_switch_prob", &x.mixup_switch_prob);
+  k.Read("label_smoothing", &x.label_smoothing);
+  k.Read("randaug_ops", &x.randaug_ops);
+  k.Read("randaug_magnitude", &x.randaug_magnitude);
+  k.Read("randaug_magnitude_std", &x.randaug_magnitude_std);
+  k.Read("reprob", &x.reprob);
+  k.Read("eval_split", &x.eval_split);
+  k.Read("eval_crop_pct", &x.eval_crop_pct);
+  k.Read("eval_batch_size", &x.eval_batch_size);
+  k.Read("eval_max_samples", &x.eval_max_samples);
+  if (x.pretrained.empty()) {
+    k.Fail("pretrained",
+           "is required: a pretraining checkpoint, a Hugging Face ViTMAE folder, a .safetensors "
+           "file, or none (a randomly initialized encoder)");
+  }
+  if (x.num_classes <= 0) k.Fail("num_classes", "is required (the head size), a positive number");
+  if (x.tune_blocks < -1 || x.tune_blocks > c.model.depth) {
+    k.Fail("tune_blocks", "must be -1 (everything) or 0.." + std::to_string(c.model.depth));
+  }
+  if (c.job == kJobLinprobe && x.tune_blocks != 0) {
+    k.Fail("tune_blocks",
+           "a linprobe job trains the head only; partial fine-tuning is a finetune job with "
+           "classify.tune_blocks");
+  }
+  if (!(x.layer_decay > 0 && x.layer_decay <= 1)) k.Fail("layer_decay", "must be in (0, 1]");
+  if (!(x.drop_path >= 0 && x.drop_path < 1)) k.Fail("drop_path", "must be in [0, 1)");
+  if (x.mixup < 0 || x.cutmix < 0) k.Fail("mixup", "mixup and cutmix alphas must be >= 0");
+  if (!(x.label_smoothing >= 0 && x.label_smoothing < 1))
+    k.Fail("label_smoothing", "must be in [0, 1)");
+  if ((x.mixup > 0 || x.cutmix > 0) && x.mixup_prob > 0 && c.optim.batch_size % 2 != 0) {
+    k.Fail("mixup", "mixup/cutmix pair each image with its mirror: optim.batch_size must be even");
+  }
+  if (x.randaug_ops < 0) k.Fail("randaug_ops", "must be >= 0");
+  if (!(x.reprob >= 0 && x.reprob <= 1)) k.Fail("reprob", "must be in [0, 1]");
+  if (!(x.eval_crop_pct > 0 && x.eval_crop_pct <= 1)) k.Fail("eval_crop_pct", "must be in (0, 1]");
+  if (x.eval_batch_size <= 0) k.Fail("eval_batch_size", "must be positive");
+  if (x.eval_max_samples < 0) k.Fail("eval_max_samples", "must be >= 0 (0 = all)");
+}
+
 }  // namespace
+
+Result<TrainConfig> DefaultTrainConfig(const std::string& job) {
+  TrainConfig c;
+  c.job = job;
+  if (job == kJobPretrain) return c;
+  c.data.crop_scale_min = 0.08;
+  if (job == kJobFinetune) {  // Table 9 and main_finetune.py
+    c.optim.blr = 1e-3;
+    c.optim.min_lr = 1e-6;
+    c.optim.beta2 = 0.999;
+    return c;
+  }
+  if (job == kJobLinprobe) {  // Table 10 and main_linprobe.py
+    c.optim.optimizer = "lars";
+    c.optim.blr = 0.1;
+    c.optim.weight_decay = 0;
+    ClassifyConfig& k = c.classify;
+    k.global_pool = false;  // the cls token
+    k.tune_blocks = 0;
+    k.layer_decay = 1;
+    k.drop_path = k.mixup = k.cutmix = k.label_smoothing = k.reprob = 0;
+    k.randaug_ops = 0;
+    return c;
+  }
+  return InvalidArgumentError("unknown job '" + job + "' (pretrain, finetune, linprobe)");
+}
 
 Json TrainConfig::ToJson() const {
   Json data_json = AugmentJson(data);
   data_json.as_object()["path"] = Json(data.path);
   data_json.as_object()["num_workers"] = Json(data.num_workers);
-  return Json(Json::Object{
+  Json out(Json::Object{
+      {"job", job},
       {"model", ModelJson(model_preset, model)},
       {"data", data_json},
       {"optim", OptimJson(optim)},
@@ -92,6 +192,14 @@ Json TrainConfig::ToJson() const {
                                        {"keep_last", checkpoint.keep_last}})},
       {"log", Json(Json::Object{{"interval_steps", log.interval_steps}})},
   });
+  if (is_classification()) {
+    Json classify_json = ClassifyJson(classify);
+    classify_json.as_object()["pretrained"] = Json(classify.pretrained);
+    classify_json.as_object()["eval_batch_size"] = Json(classify.eval_batch_size);
+    classify_json.as_object()["eval_max_samples"] = Json(classify.eval_max_samples);
+    out.as_object()["classify"] = std::move(classify_json);
+  }
+  return out;
 }
 
 std::string TrainConfig::ResultHash() const {
@@ -103,12 +211,21 @@ std::string TrainConfig::ResultHash() const {
                              {"optim", std::move(optim_json)},
                              {"seed", static_cast<int64_t>(run.seed)},
                              {"precision", run.precision}});
+  if (is_classification()) {
+    relevant.as_object()["job"] = Json(job);
+    relevant.as_object()["classify"] = ClassifyJson(classify);
+  }
   return Sha256Hex(relevant.Dump());
 }
 
-Result<TrainConfig> ParseTrainConfig(const Json& tree) {
-  TrainConfig c;
+Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
+  MAESTRO_ASSIGN_OR_RETURN(TrainConfig c, DefaultTrainConfig(job));
   ConfigReader root(&tree, "");
+  std::string job_key = job;
+  root.Read("job", &job_key);
+  if (job_key != job) {
+    root.Fail("job", "this config is for a " + job_key + " job, not " + job);
+  }
 
   ConfigReader& m = root.Section("model");
   m.Read("preset", &c.model_preset);
@@ -141,6 +258,7 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree) {
   d.Read("num_workers", &c.data.num_workers);
 
   ConfigReader& o = root.Section("optim");
+  o.Read("optimizer", &c.optim.optimizer);
   o.Read("batch_size", &c.optim.batch_size);
   o.Read("accum_iter", &c.optim.accum_iter);
   o.Read("epochs", &c.optim.epochs);
@@ -178,7 +296,11 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree) {
   ConfigReader& l = root.Section("log");
   l.Read("interval_steps", &c.log.interval_steps);
 
+  if (c.is_classification()) ReadClassify(root.Section("classify"), c);
+
   // Values, once types are right.
+  if (c.optim.optimizer != "adamw" && c.optim.optimizer != "lars")
+    o.Fail("optimizer", "must be adamw or lars");
   if (c.optim.batch_size <= 0) o.Fail("batch_size", "must be positive");
   if (c.optim.accum_iter <= 0) o.Fail("accum_iter", "must be positive");
   if (!(c.optim.epochs > 0)) o.Fail("epochs", "must be positive");
@@ -213,14 +335,15 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree) {
 }
 
 Result<TrainConfig> LoadTrainConfig(const std::string& path,
-                                    const std::vector<std::string>& overrides) {
+                                    const std::vector<std::string>& overrides,
+                                    const std::string& job) {
   Json tree = Json(Json::Object{});
   if (!path.empty()) {
     MAESTRO_ASSIGN_OR_RETURN(tree, LoadConfigFile(path));
   }
   for (const auto& assignment : overrides)
     MAESTRO_RETURN_IF_ERROR(ApplyConfigOverride(tree, assignment));
-  return ParseTrainConfig(tree);
+  return ParseTrainConfig(tree, job);
 }
 
 }  // namespace maestro::engine

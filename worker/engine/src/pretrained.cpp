@@ -109,7 +109,8 @@ Status LoadMaeEncoderIntoVit(model::VisionTransformer& vit,
     wanted[name] = tensor;
   }
   for (const auto& [name, tensor] : own) {
-    if (name.starts_with("head.") || name.starts_with("fc_norm.")) wanted[name] = tensor;
+    if (name.starts_with("head.") || name.starts_with("head_bn.") || name.starts_with("fc_norm."))
+      wanted[name] = tensor;
   }
   return checkpoint::LoadStateDict(*vit, wanted);
 }

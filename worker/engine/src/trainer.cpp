@@ -10,16 +10,15 @@
 #include <optional>
 #include <sstream>
 
+#include "job.h"
 #include "maestro/checkpoint/checkpoint_dir.h"
 #include "maestro/checkpoint/torch_bridge.h"
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/loader.h"
-#include "maestro/engine/adamw.h"
 #include "maestro/engine/exit_status.h"
 #include "maestro/engine/schedule.h"
-#include "maestro/model/autocast.h"
-#include "maestro/model/mae.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/rng.h"
 
 namespace maestro::engine {
 namespace {
@@ -55,13 +54,8 @@ std::string FormatDuration(double seconds) {
   return text;
 }
 
-Result<std::unique_ptr<dataloader::Dataset>> OpenDataset(const DataConfig& data) {
-  if (data.source == "fashion-mnist" || data.source == "mnist") {
-    return dataloader::OpenFashionMnist(data.path, data.split);
-  }
-  return InvalidArgumentError("data.source '" + data.source +
-                              "' is not known (fashion-mnist, mnist)");
-}
+constexpr uint64_t kTorchSeedPurpose = 0x54524348ULL;  // "TRCH"
+constexpr uint64_t kMixupPurpose = 0x4D495855ULL;      // "MIXU"
 
 class Trainer {
  public:
@@ -131,22 +125,18 @@ class Trainer {
          << " per epoch, accum_iter " << config_.optim.accum_iter << ", " << total_steps_
          << " optimizer steps in all\n";
 
+    std::optional<checkpoint::FoundCheckpoint> found;
+    if (auto failure = FindResumePoint(found)) return failure;
     torch::manual_seed(config_.run.seed);
-    model_ = model::MaskedAutoencoderViT(config_.model);
-    model_->to(device_);
-    model_->train();
-    std::vector<std::pair<std::string, torch::Tensor>> named;
-    for (const auto& item : model_->named_parameters())
-      named.emplace_back(item.key(), item.value());
-    optimizer_ = std::make_unique<AdamW>(WeightDecayGroups(named, config_.optim.weight_decay),
-                                         AdamWOptions{config_.optim.beta1, config_.optim.beta2});
+    job_ = config_.is_classification() ? MakeClassifyJob(config_) : MakePretrainJob(config_);
+    if (Status built = job_->Build(device_, world_size_, /*load_pretrained=*/!found, out_);
+        !built.ok()) {
+      return Failure{
+          built.code() == StatusCode::kUnavailable ? kExitRetryableFailure : kExitPermanentFailure,
+          built.ToString()};
+    }
     peak_lr_ = config_.peak_lr(world_size_);
-    out_ << "model " << config_.model_preset << ": " << model_->num_trainable_parameters()
-         << " trainable parameters; peak lr " << peak_lr_ << " (global batch "
-         << config_.global_batch(world_size_) << "); AdamW groups:\n"
-         << optimizer_->Describe() << std::endl;
-
-    if (auto failure = Resume()) return failure;
+    if (auto failure = Restore(found)) return failure;
 
     std::vector<double> mean = config_.data.mean, std = config_.data.std;
     mean_ = torch::tensor(mean, torch::kFloat32).view({1, -1, 1, 1}).to(device_);
@@ -157,11 +147,7 @@ class Trainer {
     stream.global_batch = micro_global_batch_;
     stream.rank = 0;
     stream.world_size = world_size_;
-    stream.num_patches = config_.model.num_patches();
-    stream.augment.output_size = config_.model.img_size;
-    stream.augment.scale_min = config_.data.crop_scale_min;
-    stream.augment.scale_max = config_.data.crop_scale_max;
-    stream.augment.horizontal_flip = config_.data.hflip;
+    job_->ConfigureStream(stream);
     stream.num_workers = config_.data.num_workers;
     source_ = std::make_unique<dataloader::LocalBatchSource>(*dataset_, stream, position_.epoch,
                                                              position_.micro_step);
@@ -169,9 +155,8 @@ class Trainer {
     return std::nullopt;
   }
 
-  // Restores the position, model and optimizer from a checkpoint when asked and available.
-  std::optional<Failure> Resume() {
-    std::optional<checkpoint::FoundCheckpoint> found;
+  // The checkpoint to resume from, when asked and available.
+  std::optional<Failure> FindResumePoint(std::optional<checkpoint::FoundCheckpoint>& found) {
     if (options_.resume == "auto") {
       std::vector<std::string> skipped;
       auto latest = checkpoint::FindLatestValid(*storage_, &skipped);
@@ -197,6 +182,11 @@ class Trainer {
                            "or choose another run.output_dir / checkpoint.dir"};
       }
     }
+    return std::nullopt;
+  }
+
+  // Restores the position, model and optimizer from `found` (fresh start when empty).
+  std::optional<Failure> Restore(const std::optional<checkpoint::FoundCheckpoint>& found) {
     const std::string metrics_path = config_.run.output_dir + "/metrics.jsonl";
     if (!found) {
       std::ofstream truncate(metrics_path, std::ios::trunc);
@@ -228,6 +218,7 @@ class Trainer {
                            config_.ResultHash().substr(0, 12) +
                            "); resume needs the same model, data and optim settings"};
       }
+      if (const Json* pretrained = state->Find("pretrained")) job_->RestoreProvenance(*pretrained);
       position_.epoch = state->Find("epoch")->as_int();
       position_.micro_step = state->Find("micro_step")->as_int();
       position_.optimizer_step = state->Find("optimizer_step")->as_int();
@@ -237,7 +228,7 @@ class Trainer {
     }
     auto weights = checkpoint::ReadSafetensors(found->path + "/model.safetensors");
     if (!weights.ok()) return Failure{kExitRetryableFailure, weights.status().ToString()};
-    if (Status s = checkpoint::LoadStateDict(*model_, weights->tensors); !s.ok()) {
+    if (Status s = checkpoint::LoadStateDict(job_->module(), weights->tensors); !s.ok()) {
       return Failure{kExitPermanentFailure, s.ToString()};
     }
     auto optim = checkpoint::ReadSafetensors(found->path + "/optimizer.safetensors");
@@ -245,9 +236,10 @@ class Trainer {
     std::map<std::string, torch::Tensor> optim_state;
     for (const auto& [name, tensor] : optim->tensors)
       optim_state[name] = checkpoint::ToTorch(tensor).to(device_);
-    if (Status s = optimizer_->LoadStateDict(optim_state); !s.ok())
+    if (Status s = job_->optimizer().LoadStateDict(optim_state); !s.ok())
       return Failure{kExitPermanentFailure, s.ToString()};
     TrimMetrics(metrics_path, position_.optimizer_step);
+    evaluated_epoch_ = position_.epoch;
     out_ << "resumed from " << found->path << " at optimizer step " << position_.optimizer_step
          << " (epoch " << position_.epoch << ", micro-step " << position_.micro_step << ")"
          << std::endl;
@@ -273,13 +265,13 @@ class Trainer {
     auto writer =
         checkpoint::CheckpointWriter::Begin(*storage_, position_.optimizer_step, world_size_);
     if (!writer.ok()) return writer.status();
-    MAESTRO_ASSIGN_OR_RETURN(checkpoint::TensorMap weights, checkpoint::StateDict(*model_));
+    MAESTRO_ASSIGN_OR_RETURN(checkpoint::TensorMap weights, checkpoint::StateDict(job_->module()));
     MAESTRO_ASSIGN_OR_RETURN(
         std::string model_bytes,
         checkpoint::SerializeSafetensors({std::move(weights), {{"format", "pt"}}}));
     MAESTRO_RETURN_IF_ERROR(writer->WriteFile("model.safetensors", model_bytes, 0));
     checkpoint::TensorMap optim;
-    for (const auto& [name, tensor] : optimizer_->StateDict()) {
+    for (const auto& [name, tensor] : job_->optimizer().StateDict()) {
       MAESTRO_ASSIGN_OR_RETURN(optim[name], checkpoint::FromTorch(tensor));
     }
     MAESTRO_ASSIGN_OR_RETURN(std::string optim_bytes,
@@ -288,6 +280,7 @@ class Trainer {
     const auto& identity = dataset_->identity();
     Json state(Json::Object{
         {"format_version", kTrainerStateVersion},
+        {"job", config_.job},
         {"sampler_version", kSamplerVersion},
         {"augment_version", kAugmentVersion},
         {"epoch", position_.epoch},
@@ -303,6 +296,7 @@ class Trainer {
                                       {"size", identity.size}})},
         {"config", config_.ToJson()},
         {"config_hash", config_.ResultHash()},
+        {"pretrained", job_->Provenance()},
         // Every random draw comes from counter-based streams keyed by (seed, epoch, sample); no
         // generator state is carried.
         {"generator_state", Json()},
@@ -318,7 +312,6 @@ class Trainer {
 
   int Loop() {
     std::ofstream metrics(config_.run.output_dir + "/metrics.jsonl", std::ios::app);
-    const bool bf16 = config_.run.precision == "bf16";
     const auto start = Clock::now();
     last_checkpoint_time_ = start;
     const int64_t start_step = position_.optimizer_step;
@@ -338,12 +331,12 @@ class Trainer {
                                    config_.optim.epochs, fractional_epoch);
       }
       auto imgs = (batch.images.to(device_).to(torch::kFloat32).div_(255.0) - mean_) / std_;
-      auto noise = batch.mask_noise.to(device_);
-      torch::Tensor loss;
-      {
-        model::AutocastGuard autocast(device_.type(), bf16);
-        loss = model_->forward(imgs, noise).loss;
-      }
+      // LibTorch's own draws (drop path) restart from a key of the micro-step, so a resumed run
+      // draws the same.
+      const uint64_t step_key = HashKey({config_.run.seed, static_cast<uint64_t>(batch.epoch),
+                                         static_cast<uint64_t>(batch.step)});
+      torch::manual_seed(HashKey({step_key, kTorchSeedPurpose}));
+      torch::Tensor loss = job_->Loss(batch, imgs, HashKey({step_key, kMixupPurpose}));
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         return Fail({kExitPermanentFailure, "loss is " + std::to_string(loss_value) +
@@ -363,13 +356,13 @@ class Trainer {
 
       if (config_.optim.clip_grad > 0) {
         std::vector<torch::Tensor> params;
-        for (auto& p : model_->parameters()) {
+        for (auto& p : job_->module().parameters()) {
           if (p.requires_grad()) params.push_back(p);
         }
         torch::nn::utils::clip_grad_norm_(params, config_.optim.clip_grad);
       }
-      optimizer_->Step(lr);
-      optimizer_->ZeroGrad();
+      job_->optimizer().Step(lr);
+      job_->optimizer().ZeroGrad();
       ++position_.optimizer_step;
       const double step_loss = loss_sum / static_cast<double>(micro_in_step);
       loss_sum = 0;
@@ -408,8 +401,30 @@ class Trainer {
         window_images = 0;
       }
 
-      const bool stopping = g_stop_signal.load() != 0;
       const bool finished = position_.optimizer_step == total_steps_;
+      // Evaluation after every epoch and at the end, before the checkpoint of that step.
+      if (position_.epoch > evaluated_epoch_ || finished) {
+        evaluated_epoch_ = position_.epoch;
+        auto evaluation = job_->Evaluate();
+        if (!evaluation.ok())
+          return Fail({kExitRetryableFailure, "evaluation: " + evaluation.status().ToString()});
+        if (!evaluation->is_null()) {
+          Json record(Json::Object{
+              {"kind", "eval"}, {"step", position_.optimizer_step}, {"epoch", epoch_now}});
+          for (const auto& [key, value] : evaluation->as_object()) record.as_object()[key] = value;
+          metrics << record.Dump() << "\n";
+          metrics.flush();
+          char line[200];
+          std::snprintf(line, sizeof(line),
+                        "eval after step %lld (epoch %.2f): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
+                        static_cast<long long>(position_.optimizer_step), epoch_now,
+                        evaluation->Find("top1")->as_double(),
+                        evaluation->Find("top5")->as_double(),
+                        evaluation->Find("loss")->as_double());
+          out_ << line << std::endl;
+        }
+      }
+      const bool stopping = g_stop_signal.load() != 0;
       const bool by_steps = config_.checkpoint.interval_steps > 0 &&
                             position_.optimizer_step % config_.checkpoint.interval_steps == 0;
       const bool by_time =
@@ -428,7 +443,50 @@ class Trainer {
       }
     }
     out_ << "completed " << total_steps_ << " optimizer steps" << std::endl;
+    metrics.close();
+    if (Status s = WriteResult(); !s.ok()) return Fail({kExitRetryableFailure, s.ToString()});
     return kExitCompleted;
+  }
+
+  // result.json: what a scheduler reads of a finished run (docs/training.md): the job, its
+  // config and hash, the weights it started from, the last evaluation and every evaluation.
+  Status WriteResult() {
+    const std::string metrics_path = config_.run.output_dir + "/metrics.jsonl";
+    std::ifstream in(metrics_path);
+    Json::Array history;
+    Json last_loss;
+    std::string line;
+    while (std::getline(in, line)) {
+      auto record = Json::Parse(line);
+      if (!record.ok()) continue;
+      const Json* kind = record->Find("kind");
+      if (kind != nullptr && kind->is_string() && kind->as_string() == "eval") {
+        record->as_object().erase("kind");
+        history.push_back(*record);
+      } else if (const Json* loss = record->Find("loss")) {
+        last_loss = *loss;
+      }
+    }
+    Json result(Json::Object{
+        {"job", config_.job},
+        {"status", "completed"},
+        {"optimizer_steps", position_.optimizer_step},
+        {"epochs", config_.optim.epochs},
+        {"config_hash", config_.ResultHash()},
+        {"config", config_.ToJson()},
+        {"dataset", Json(Json::Object{{"name", dataset_->identity().name},
+                                      {"content_hash", dataset_->identity().content_hash}})},
+        {"pretrained", job_->Provenance()},
+        {"final_train_loss", last_loss},
+        {"final", history.empty() ? Json() : history.back()},
+        {"evaluations", Json(std::move(history))},
+        {"checkpoint",
+         storage_->uri() + "/" + checkpoint::CheckpointName(position_.optimizer_step)},
+    });
+    MAESTRO_RETURN_IF_ERROR(
+        WriteFileAtomic(config_.run.output_dir + "/result.json", result.Dump() + "\n"));
+    out_ << "result " << config_.run.output_dir << "/result.json" << std::endl;
+    return OkStatus();
   }
 
   const TrainConfig& config_;
@@ -439,17 +497,25 @@ class Trainer {
   std::unique_ptr<checkpoint::CheckpointStorage> storage_;
   std::unique_ptr<dataloader::Dataset> dataset_;
   std::unique_ptr<dataloader::BatchSource> source_;
-  model::MaskedAutoencoderViT model_{nullptr};
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<TrainingJob> job_;
   torch::Tensor mean_, std_;
   int64_t micro_global_batch_ = 0, steps_per_epoch_ = 0, optimizer_steps_per_epoch_ = 0,
           total_steps_ = 0;
   double peak_lr_ = 0;
   Position position_;
+  int64_t evaluated_epoch_ = 0;  // evaluation runs when an epoch beyond this one has begun
   Clock::time_point last_checkpoint_time_;
 };
 
 }  // namespace
+
+Result<std::unique_ptr<dataloader::Dataset>> OpenDataset(const DataConfig& data) {
+  if (data.source == "fashion-mnist" || data.source == "mnist") {
+    return dataloader::OpenFashionMnist(data.path, data.split);
+  }
+  return InvalidArgumentError("data.source '" + data.source +
+                              "' is not known (fashion-mnist, mnist)");
+}
 
 void InstallStopSignalHandlers() {
   struct sigaction action {};
@@ -459,7 +525,7 @@ void InstallStopSignalHandlers() {
   sigaction(SIGINT, &action, nullptr);
 }
 
-int RunPretraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out) {
+int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out) {
   return Trainer(config, options, out).Run();
 }
 

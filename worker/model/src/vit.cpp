@@ -44,6 +44,10 @@ VisionTransformerImpl::VisionTransformerImpl(const VitOptions& options) : option
   }
   norm_ = register_module(o.global_pool ? "fc_norm" : "norm",
                           nn::LayerNorm(nn::LayerNormOptions({o.embed_dim}).eps(o.layer_norm_eps)));
+  if (o.head_batchnorm) {
+    head_bn_ = register_module(
+        "head_bn", nn::BatchNorm1d(nn::BatchNormOptions(o.embed_dim).affine(false).eps(1e-6)));
+  }
   head_ = register_module("head", nn::Linear(o.embed_dim, o.num_classes));
 
   torch::NoGradGuard no_grad;
@@ -55,7 +59,7 @@ VisionTransformerImpl::VisionTransformerImpl(const VitOptions& options) : option
       nn::init::zeros_(linear->bias);
     }
   }
-  nn::init::normal_(head_->weight, 0.0, 2e-5);
+  nn::init::normal_(head_->weight, 0.0, o.head_init_std);
   nn::init::zeros_(head_->bias);
 }
 
@@ -68,8 +72,13 @@ torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& imgs)
   return norm_->forward(x).select(1, 0);                                   // norm, cls token
 }
 
+torch::Tensor VisionTransformerImpl::forward_head(const torch::Tensor& features) {
+  auto x = head_bn_ ? head_bn_->forward(features) : features;
+  return at::linear(x, head_->weight, head_->bias);
+}
+
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& imgs) {
-  return at::linear(forward_features(imgs), head_->weight, head_->bias);
+  return forward_head(forward_features(imgs));
 }
 
 torch::Tensor InterpolatePosEmbed(const torch::Tensor& pos_embed, int64_t new_grid,

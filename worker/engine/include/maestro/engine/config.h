@@ -1,6 +1,7 @@
 // maestro-train's configuration: one YAML file (plus --set key=value overrides) read into
 // typed structs. Unknown keys and wrong types are errors naming the dotted key. The fields
-// cover the paper's Table 8 (pretraining setting). Plain data.
+// cover the paper's Table 8 (pretraining), Table 9 (fine-tuning) and Table 10 (linear
+// probing); the defaults depend on the job kind. Plain data.
 #pragma once
 
 #include <string>
@@ -24,8 +25,14 @@ struct DataConfig {
   int64_t num_workers = 1;  // decode/augment threads
 };
 
+// The job kinds of maestro-train.
+inline constexpr const char* kJobPretrain = "pretrain";
+inline constexpr const char* kJobFinetune = "finetune";
+inline constexpr const char* kJobLinprobe = "linprobe";
+
 struct OptimConfig {
-  int64_t batch_size = 64;  // per rank, per micro-step
+  std::string optimizer = "adamw";  // adamw, or lars (linear probing)
+  int64_t batch_size = 64;          // per rank, per micro-step
   int64_t accum_iter = 1;
   double epochs = 5;
   double warmup_epochs = 1;
@@ -59,7 +66,35 @@ struct LogConfig {
   int64_t interval_steps = 20;
 };
 
+// Fine-tuning, partial fine-tuning and linear probing: the classifier on top of the encoder,
+// its recipe and its evaluation (finetune / linprobe jobs only).
+struct ClassifyConfig {
+  // Where the encoder comes from: a maestro pretraining checkpoint folder, a checkpoint location
+  // (its latest valid checkpoint), a Hugging Face ViTMAE folder, a .safetensors file with
+  // official MAE names, or "none" (a randomly initialized encoder: training from scratch).
+  std::string pretrained;
+  int64_t num_classes = 0;   // the head size; required
+  bool global_pool = true;   // mean of patch tokens + fc_norm; false: the cls token + norm
+  int64_t tune_blocks = -1;  // -1: everything; k >= 0: the last k blocks + norm + head
+  double layer_decay = 0.75;
+  double drop_path = 0.1;
+  double mixup = 0.8;  // Beta alphas; 0 = off
+  double cutmix = 1.0;
+  double mixup_prob = 1.0;
+  double mixup_switch_prob = 0.5;
+  double label_smoothing = 0.1;
+  int64_t randaug_ops = 2;  // RandAugment(n, m, mstd); 0 = off
+  double randaug_magnitude = 9;
+  double randaug_magnitude_std = 0.5;
+  double reprob = 0.25;  // random erasing probability
+  std::string eval_split = "test";
+  double eval_crop_pct = 0.875;  // resize to size / crop_pct, center crop
+  int64_t eval_batch_size = 256;
+  int64_t eval_max_samples = 0;  // evaluate on the first N held-out samples only (0 = all)
+};
+
 struct TrainConfig {
+  std::string job = kJobPretrain;  // pretrain, finetune or linprobe
   std::string model_preset = "mae_vit_tiny_fmnist";
   model::MaeOptions model;  // the preset with the config's overrides applied
   DataConfig data;
@@ -67,6 +102,9 @@ struct TrainConfig {
   RunConfig run;
   CheckpointConfig checkpoint;
   LogConfig log;
+  ClassifyConfig classify;  // finetune and linprobe only
+
+  bool is_classification() const { return job != kJobPretrain; }
 
   // world_size x batch_size x accum_iter.
   int64_t global_batch(int64_t world_size) const {
@@ -88,10 +126,14 @@ struct TrainConfig {
   std::string ResultHash() const;
 };
 
-// Reads a config tree (from LoadConfigFile + overrides). INVALID_ARGUMENT names the key.
-Result<TrainConfig> ParseTrainConfig(const Json& tree);
+// The defaults of a job kind (pretrain, finetune, linprobe); INVALID_ARGUMENT for another.
+Result<TrainConfig> DefaultTrainConfig(const std::string& job);
+// Reads a config tree (from LoadConfigFile + overrides) over the job's defaults. A `job` key,
+// when present, must name the same job. INVALID_ARGUMENT names the key.
+Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job = kJobPretrain);
 // Loads `path` (empty: defaults only), applies `overrides` ("a.b=c"), parses.
 Result<TrainConfig> LoadTrainConfig(const std::string& path,
-                                    const std::vector<std::string>& overrides);
+                                    const std::vector<std::string>& overrides,
+                                    const std::string& job = kJobPretrain);
 
 }  // namespace maestro::engine

@@ -1,6 +1,7 @@
-// One MAE pretraining process: data stream, model, AdamW, schedule, checkpoints, resume,
-// signals, progress and metrics. Runs on this process's device; data-parallel ranks come
-// with issue 7. Returns an exit status of exit_status.h.
+// One training process: MAE pretraining, or fine-tuning / linear probing of a pretrained
+// encoder (config.job): data stream, model, optimizer, schedule, evaluation, checkpoints,
+// resume, signals, progress, metrics and the final result record. Runs on this process's
+// device; data-parallel ranks come with issue 7. Returns an exit status of exit_status.h.
 #pragma once
 
 #include <iosfwd>
@@ -22,12 +23,13 @@ struct TrainOptions {
   std::string resume;
 };
 
-// Runs pretraining to the end (or max_steps, or a signal). `out` receives the resolved config,
-// progress lines and warnings; errors go there too, prefixed "error:".
-int RunPretraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out);
+// Runs the job to the end (or max_steps, or a signal). `out` receives the resolved config,
+// progress and evaluation lines and warnings; errors go there too, prefixed "error:". A
+// completed run writes <output_dir>/result.json.
+int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out);
 
-// SIGTERM and SIGINT make a running RunPretraining finish its step, checkpoint and return
-// kExitPreempted. Installed by RunPretraining; exposed for tests.
+// SIGTERM and SIGINT make a running RunTraining finish its step, checkpoint and return
+// kExitPreempted. Installed by RunTraining; exposed for tests.
 void InstallStopSignalHandlers();
 
 }  // namespace maestro::engine

@@ -24,6 +24,9 @@ struct VitOptions {
   int64_t num_classes = 1000;
   bool global_pool = true;      // mean of patch tokens + fc_norm; false: the cls token + norm
   double drop_path_rate = 0.0;  // linearly increasing over the blocks, from 0
+  // Linear probing (main_linprobe.py): BatchNorm1d without affine (eps 1e-6) before the head.
+  bool head_batchnorm = false;
+  double head_init_std = 2e-5;  // fine-tuning 2e-5; linear probing 0.01
 
   int64_t grid_size() const { return img_size / patch_size; }
   // The encoder of an MAE with these options.
@@ -32,13 +35,15 @@ struct VitOptions {
 
 class VisionTransformerImpl : public torch::nn::Module {
  public:
-  // The head is initialized as the official fine-tuning does (normal, std 2e-5, bias 0); the
+  // The head is initialized as the official code does (normal with head_init_std, bias 0); the
   // rest as the MAE encoder (callers load pretrained weights over it).
   explicit VisionTransformerImpl(const VitOptions& options);
 
   const VitOptions& options() const { return options_; }
   // (N, C, H, W) -> (N, D): the pooled (or cls) feature before the head.
   torch::Tensor forward_features(const torch::Tensor& imgs);
+  // (N, D) features -> (N, num_classes) logits (through head_bn when configured).
+  torch::Tensor forward_head(const torch::Tensor& features);
   // (N, C, H, W) -> (N, num_classes) logits.
   torch::Tensor forward(const torch::Tensor& imgs);
 
@@ -47,7 +52,8 @@ class VisionTransformerImpl : public torch::nn::Module {
   PatchEmbed patch_embed_{nullptr};
   torch::Tensor cls_token_, pos_embed_;
   torch::nn::ModuleList blocks_{nullptr};
-  torch::nn::LayerNorm norm_{nullptr};  // global_pool: fc_norm instead
+  torch::nn::LayerNorm norm_{nullptr};       // global_pool: fc_norm instead
+  torch::nn::BatchNorm1d head_bn_{nullptr};  // head_batchnorm only
   torch::nn::Linear head_{nullptr};
 };
 TORCH_MODULE(VisionTransformer);
