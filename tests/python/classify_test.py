@@ -10,7 +10,7 @@
 3. Where the encoder comes from: a maestro checkpoint location, a .safetensors file with
    official names, a Hugging Face ViTMAE folder (transformers' save_pretrained); the linear
    probe's frozen encoder equals the source weights afterwards. Partial fine-tuning
-   (tune_blocks=1) changes the last block only.
+   (tune_blocks=1) changes the last block only. Another image size interpolates pos_embed.
 4. Bad input fails with status 2 and says what does not match: another architecture, a
    weights file with missing tensors, a missing head size, no pretrained source.
 CPU, fixed thread count. Exit status 0 when everything holds.
@@ -174,6 +174,13 @@ def main():
                   if k.startswith(("blocks.0.", "blocks.1.", "blocks.2.", "patch_embed.", "cls_token")))
               and not torch.equal(got["blocks.3.mlp.fc1.weight"], pre_weights["blocks.3.mlp.fc1.weight"]))
     check.expect(ok, f"tune_blocks=1 trains the last block and leaves the others (exit {code})")
+
+    # Another image size: the position embedding is interpolated (7 x 7 -> 8 x 8 patches).
+    resized = os.path.join(args.dir, "ft-32px")
+    code = run(train, "finetune", resized, "--set", "optim.max_steps=1", "--set", f"classify.pretrained={pre_ckpt}",
+               "--set", "model.img_size=32")
+    ok = code == 0 and tuple(load_file(model_file(resized, 1))["pos_embed"].shape) == (1, 65, 128)
+    check.expect(ok, f"fine-tuning at 32 px from a 28 px encoder interpolates pos_embed (exit {code})")
 
     # 4. Bad input.
     bad = os.path.join(args.dir, "bad")

@@ -3,6 +3,9 @@
 // dropped, new head), AdamW with layer-wise lr decay or LARS on the head, RandAugment + random
 // erasing per sample, Mixup/CutMix + label smoothing per batch, and top-1 / top-5 on the
 // held-out split after every epoch.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <ostream>
 
 #include "job.h"
