@@ -2,6 +2,7 @@
 //
 //   maestro viz recon --checkpoint DIR --out grid.png [--images N] [--mask-ratio R] [--seed S]
 //   maestro eval recon --checkpoint DIR [--images N] [--mask-ratio R] [--seed S] [--out FILE]
+//   maestro data ingest --format idx --src DIR --out ROOT [--split train|test] [--shards K]
 //
 // Later issues add the coordinator's verbs (experiment, trial, worker, data).
 #include <torch/torch.h>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "data_commands.h"
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/transform.h"
 #include "maestro/engine/pretrained.h"
@@ -28,6 +30,7 @@ constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
                 visible patches pasted back, original) for dataset images
   eval recon    masked-patch loss on held-out images against the mean-of-visible-patches
                 baseline
+  data ingest   write a dataset split into RocksDB shards with a manifest
 
 'maestro <noun> <verb> --help' explains each.
 )";
@@ -250,6 +253,7 @@ int main(int argc, char** argv) {
   try {
     if (noun == "viz" && verb == "recon") return VizRecon(argc, argv);
     if (noun == "eval" && verb == "recon") return EvalRecon(argc, argv);
+    if (noun == "data" && verb == "ingest") return maestro::tools::DataIngest(argc, argv);
   } catch (const maestro::Error& e) {
     std::cerr << "maestro " << noun << " " << verb << ": " << e.status().ToString() << "\n";
     return 1;

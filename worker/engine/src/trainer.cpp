@@ -15,6 +15,9 @@
 #include "maestro/checkpoint/torch_bridge.h"
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/loader.h"
+#ifdef MAESTRO_HAVE_SHARDS
+#include "maestro/dataloader/shards.h"
+#endif
 #include "maestro/engine/exit_status.h"
 #include "maestro/engine/schedule.h"
 #include "maestro/shared/file_util.h"
@@ -513,8 +516,15 @@ Result<std::unique_ptr<dataloader::Dataset>> OpenDataset(const DataConfig& data)
   if (data.source == "fashion-mnist" || data.source == "mnist") {
     return dataloader::OpenFashionMnist(data.path, data.split);
   }
+#ifdef MAESTRO_HAVE_SHARDS
+  if (data.source == "shards") return dataloader::OpenShardDataset(data.path + "/" + data.split);
   return InvalidArgumentError("data.source '" + data.source +
-                              "' is not known (fashion-mnist, mnist)");
+                              "' is not known (fashion-mnist, mnist, shards)");
+#else
+  return InvalidArgumentError("data.source '" + data.source +
+                              "' is not known (fashion-mnist, mnist; shards needs the RocksDB "
+                              "build)");
+#endif
 }
 
 void InstallStopSignalHandlers() {
