@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 #include <ostream>
 
 #include "job.h"
@@ -235,10 +236,12 @@ class ClassifyJob : public TrainingJob {
       std::vector<torch::Tensor> images(static_cast<size_t>(count));
       std::vector<int64_t> labels(static_cast<size_t>(count));
       std::string failure;
+      std::mutex failure_mutex;
       at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) {
           auto sample = eval_set_->Get(start + i);
           if (!sample.ok()) {
+            std::lock_guard<std::mutex> lock(failure_mutex);
             failure = sample.status().ToString();
             return;
           }
