@@ -58,6 +58,16 @@ TEST(RandAugmentTimmParityTest, EveryOperationAtMagnitude9MatchesTimm) {
   }
 }
 
+TEST(EvalTransformTest, MatchesTorchvisionResizeAndCenterCropWithinOneLevel) {
+  auto fx = LoadFixture("augment_ops.safetensors");
+  RawSample image = FromHwc(fx.at("eval.image"));
+  auto ours = EvalTransform(image, 28, 0.875).permute({1, 2, 0}).to(torch::kInt32);
+  auto expected = fx.at("eval.expected").to(torch::kInt32);
+  ASSERT_EQ(ours.sizes(), expected.sizes());
+  // LibTorch's antialiased bicubic in float against Pillow's fixed-point one.
+  EXPECT_LE((ours - expected).abs().max().item<int64_t>(), 1);
+}
+
 TEST(MixupTimmParityTest, ImagesAndSoftTargetsEqualTimm) {
   auto fx = LoadFixture("mixup.safetensors");
   MixupOptions options;

@@ -4,6 +4,7 @@
   RandAugment `inc1` policy at magnitude 9 and both directions, timm's output
   (`<image>.<op>.<pos|neg>`), with the fill color of timm's fine-tuning transform and bicubic
   resampling as timm's create_transform(interpolation="bicubic") configures them.
+  Also the evaluation transform (resize to 28 / 0.875, center crop 28) as torchvision does it.
 - mixup.safetensors: a batch and labels and, for given (lambda, mode, box center) cases, the
   images and soft targets timm's Mixup(mode="batch", label_smoothing=0.1) produces.
 """
@@ -48,6 +49,17 @@ def augment_ops(out_dir):
                 out = np.asarray(op(Image.fromarray(pixels)))
                 tensors[f"{name}.{op_name}.{direction}"] = torch.from_numpy(
                     out.reshape(out.shape[0], out.shape[1], -1).copy())
+    # The evaluation transform: torchvision Resize(int(28 / 0.875), bicubic) + CenterCrop(28) on
+    # a 40 x 60 photograph-like image (PIL's antialiased bicubic shrinks it to 32 x 48).
+    from torchvision import transforms
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:40, 0:60]
+    wide = np.stack([(x * 4) % 256, (y * 6) % 256, ((x * y) // 7) % 256], axis=-1).astype(np.float64)
+    wide = np.clip(wide + rng.normal(0, 10, wide.shape), 0, 255).astype(np.uint8)
+    crop = transforms.Compose([transforms.Resize(int(28 / 0.875), interpolation=transforms.InterpolationMode.BICUBIC),
+                               transforms.CenterCrop(28)])
+    tensors["eval.image"] = torch.from_numpy(wide.copy())
+    tensors["eval.expected"] = torch.from_numpy(np.asarray(crop(Image.fromarray(wide))).copy())
     save_file(tensors, os.path.join(out_dir, "augment_ops.safetensors"))
 
 
