@@ -19,7 +19,7 @@ DEBIAN_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev prometheus-cpp-dev
   openmpi-bin libopenmpi-dev
-  libturbojpeg0-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libturbojpeg0-dev libjpeg62-turbo-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   dataset-fashion-mnist
   python3-venv

@@ -31,6 +31,11 @@ struct RawSample {
   std::vector<uint8_t> pixels;
 };
 
+// A crop box in source pixels.
+struct CropBox {
+  int64_t top = 0, left = 0, height = 0, width = 0;
+};
+
 class Dataset {
  public:
   virtual ~Dataset() = default;

@@ -22,11 +22,6 @@ struct AugmentOptions {
   RandAugmentOptions randaug;  // after crop and flip; num_ops 0 = off
 };
 
-// A crop box in source pixels.
-struct CropBox {
-  int64_t top = 0, left = 0, height = 0, width = 0;
-};
-
 // torchvision's RandomResizedCrop.get_params: ten tries at a random area and log-uniform
 // aspect ratio, then the center crop clamped to the ratio range.
 CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& options, uint64_t key);
