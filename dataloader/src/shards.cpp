@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
+#include "maestro/dataloader/jpeg.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/sha256.h"
 
@@ -56,42 +58,104 @@ rocksdb::Options ShardOptions() {
   return options;
 }
 
-// Writes shard `info` (records [info.first, info.first + info.count) of `source`) into
-// `dir/<info.name>` through an SST file, then its done-marker. Fills info.sha256.
-Status WriteShard(const Dataset& source, const std::string& dir, ShardInfo& info) {
+// Writes shard `info` (source items [info.source_first, + info.source_count), the readable
+// ones with global indices from info.first) into `dir/<info.name>` through an SST file, then
+// its done-marker. Fills info.count, info.sha256 and `skipped`.
+Status WriteShard(const RecordSource& source, const std::string& dir, ShardInfo& info,
+                  std::vector<std::string>& skipped) {
   const std::string shard_dir = dir + "/" + info.name;
   const std::string sst_path = dir + "/.staging-" + info.name + ".sst";
   MAESTRO_RETURN_IF_ERROR(RemoveTree(shard_dir));  // a partial shard from an interrupted run
   (void)std::remove(sst_path.c_str());
   rocksdb::Options options = ShardOptions();
-  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options);
-  MAESTRO_RETURN_IF_ERROR(FromRocks(writer.Open(sst_path), "opening " + sst_path));
+  std::optional<rocksdb::SstFileWriter> writer;  // opened at the first record: an SST file
+                                                 // cannot be empty
   Sha256 hash;
-  for (int64_t i = info.first; i < info.first + info.count; ++i) {
-    MAESTRO_ASSIGN_OR_RETURN(RawSample sample, source.Get(i));
-    const std::string key = ShardKey(i), value = EncodeRecord(sample);
+  info.count = 0;
+  for (int64_t i = info.source_first; i < info.source_first + info.source_count; ++i) {
+    auto value = source.Record(i);
+    if (!value.ok()) {
+      skipped.push_back(source.Describe(i) + ": " + value.status().message());
+      continue;
+    }
+    const std::string key = ShardKey(info.first + info.count);
     hash.Update(key);
-    hash.Update(value);
-    MAESTRO_RETURN_IF_ERROR(FromRocks(writer.Put(key, value), "writing " + sst_path));
+    hash.Update(*value);
+    if (!writer) {
+      writer.emplace(rocksdb::EnvOptions(), options);
+      MAESTRO_RETURN_IF_ERROR(FromRocks(writer->Open(sst_path), "opening " + sst_path));
+    }
+    MAESTRO_RETURN_IF_ERROR(FromRocks(writer->Put(key, *value), "writing " + sst_path));
+    ++info.count;
   }
-  MAESTRO_RETURN_IF_ERROR(FromRocks(writer.Finish(), "finishing " + sst_path));
   info.sha256 = hash.HexDigest();
+  if (writer) MAESTRO_RETURN_IF_ERROR(FromRocks(writer->Finish(), "finishing " + sst_path));
 
   options.create_if_missing = true;
   options.error_if_exists = true;
   rocksdb::DB* raw = nullptr;
   MAESTRO_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, shard_dir, &raw), shard_dir));
   std::unique_ptr<rocksdb::DB> db(raw);
-  rocksdb::IngestExternalFileOptions ingest;
-  ingest.move_files = true;
-  MAESTRO_RETURN_IF_ERROR(
-      FromRocks(db->IngestExternalFile({sst_path}, ingest), "ingesting " + sst_path));
+  if (info.count > 0) {
+    rocksdb::IngestExternalFileOptions ingest;
+    ingest.move_files = true;
+    MAESTRO_RETURN_IF_ERROR(
+        FromRocks(db->IngestExternalFile({sst_path}, ingest), "ingesting " + sst_path));
+  }
   MAESTRO_RETURN_IF_ERROR(FromRocks(db->Close(), "closing " + shard_dir));
   db.reset();
-  Json done(Json::Object{
-      {"name", info.name}, {"first", info.first}, {"count", info.count}, {"sha256", info.sha256}});
+  Json::Array skipped_json;
+  for (const auto& line : skipped) skipped_json.emplace_back(line);
+  Json done(Json::Object{{"name", info.name},
+                         {"first", info.first},
+                         {"count", info.count},
+                         {"source_first", info.source_first},
+                         {"source_count", info.source_count},
+                         {"sha256", info.sha256},
+                         {"skipped", Json(std::move(skipped_json))}});
   return WriteFileAtomic(shard_dir + "/" + kDoneName, done.Dump() + "\n");
 }
+
+class RawDatasetRecords : public RecordSource {
+ public:
+  explicit RawDatasetRecords(const Dataset& dataset) : dataset_(dataset) {}
+  int64_t size() const override { return dataset_.size(); }
+  int64_t num_classes() const override { return dataset_.identity().num_classes; }
+  Result<std::string> Record(int64_t i) const override {
+    MAESTRO_ASSIGN_OR_RETURN(RawSample sample, dataset_.Get(i));
+    return EncodeRecord(sample);
+  }
+  std::string Describe(int64_t i) const override {
+    return dataset_.identity().name + "[" + std::to_string(i) + "]";
+  }
+
+ private:
+  const Dataset& dataset_;
+};
+
+class ImageFolderRecords : public RecordSource {
+ public:
+  ImageFolderRecords(std::vector<std::string> classes,
+                     std::vector<std::pair<std::string, int64_t>> files)
+      : classes_(std::move(classes)), files_(std::move(files)) {}
+  int64_t size() const override { return static_cast<int64_t>(files_.size()); }
+  int64_t num_classes() const override { return static_cast<int64_t>(classes_.size()); }
+  std::vector<std::string> classes() const override { return classes_; }
+  Result<std::string> Record(int64_t i) const override {
+    const auto& [path, label] = files_[static_cast<size_t>(i)];
+    MAESTRO_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+    if (!LooksLikeJpeg(bytes)) {
+      return InvalidArgumentError("not a JPEG file (other formats are not ingested yet)");
+    }
+    MAESTRO_ASSIGN_OR_RETURN(JpegInfo info, ReadJpegHeader(bytes));
+    return EncodeEncodedRecord(RecordFormat::kJpeg, label, info.height, info.width, 3, bytes);
+  }
+  std::string Describe(int64_t i) const override { return files_[static_cast<size_t>(i)].first; }
+
+ private:
+  std::vector<std::string> classes_;
+  std::vector<std::pair<std::string, int64_t>> files_;
+};
 
 class ShardDataset : public Dataset {
  public:
@@ -128,18 +192,54 @@ class ShardDataset : public Dataset {
 
 }  // namespace
 
-std::string EncodeRecord(const RawSample& sample) {
+std::string EncodeEncodedRecord(RecordFormat format, int64_t label, int64_t height, int64_t width,
+                                int64_t channels, std::string_view payload) {
   std::string out;
-  out.reserve(kRecordHeader + sample.pixels.size());
+  out.reserve(kRecordHeader + payload.size());
   out.push_back(static_cast<char>(kRecordVersion));
-  out.push_back(static_cast<char>(RecordFormat::kRawU8));
-  PutU32(out, static_cast<uint32_t>(static_cast<int32_t>(sample.label)));
-  PutU32(out, static_cast<uint32_t>(sample.height));
-  PutU32(out, static_cast<uint32_t>(sample.width));
-  out.push_back(static_cast<char>(sample.channels));
+  out.push_back(static_cast<char>(format));
+  PutU32(out, static_cast<uint32_t>(static_cast<int32_t>(label)));
+  PutU32(out, static_cast<uint32_t>(height));
+  PutU32(out, static_cast<uint32_t>(width));
+  out.push_back(static_cast<char>(channels));
   out.push_back('\0');
-  out.append(reinterpret_cast<const char*>(sample.pixels.data()), sample.pixels.size());
+  out.append(payload);
   return out;
+}
+
+std::string EncodeRecord(const RawSample& sample) {
+  return EncodeEncodedRecord(
+      RecordFormat::kRawU8, sample.label, sample.height, sample.width, sample.channels,
+      std::string_view(reinterpret_cast<const char*>(sample.pixels.data()), sample.pixels.size()));
+}
+
+std::unique_ptr<RecordSource> RawRecords(const Dataset& dataset) {
+  return std::make_unique<RawDatasetRecords>(dataset);
+}
+
+Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_dir) {
+  if (!IsDirectory(split_dir)) return NotFoundError(split_dir + " is not a folder");
+  MAESTRO_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDirectory(split_dir));
+  std::sort(entries.begin(), entries.end());
+  std::vector<std::string> classes;
+  std::vector<std::pair<std::string, int64_t>> files;
+  for (const auto& entry : entries) {
+    const std::string class_dir = split_dir + "/" + entry;
+    if (entry.starts_with(".") || !IsDirectory(class_dir)) continue;
+    const auto label = static_cast<int64_t>(classes.size());
+    classes.push_back(entry);
+    MAESTRO_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(class_dir));
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      if (!name.starts_with(".") && !IsDirectory(class_dir + "/" + name))
+        files.emplace_back(class_dir + "/" + name, label);
+    }
+  }
+  if (classes.empty()) {
+    return InvalidArgumentError(split_dir + " has no class folders (expected <class>/<image>)");
+  }
+  return std::unique_ptr<RecordSource>(
+      new ImageFolderRecords(std::move(classes), std::move(files)));
 }
 
 Result<RawSample> DecodeRecord(std::string_view value, int64_t index) {
@@ -147,9 +247,18 @@ Result<RawSample> DecodeRecord(std::string_view value, int64_t index) {
   if (value.size() < kRecordHeader || static_cast<uint8_t>(value[0]) != kRecordVersion) {
     return DataLossError(where + " is not a version-1 record");
   }
-  if (static_cast<uint8_t>(value[1]) != static_cast<uint8_t>(RecordFormat::kRawU8)) {
-    return DataLossError(where + " has payload format " +
-                         std::to_string(static_cast<uint8_t>(value[1])) +
+  const auto format = static_cast<uint8_t>(value[1]);
+  if (format == static_cast<uint8_t>(RecordFormat::kJpeg)) {
+    const auto height = static_cast<int64_t>(GetU32(value.data() + 6));
+    const auto width = static_cast<int64_t>(GetU32(value.data() + 10));
+    auto decoded = DecodeJpegRegion(value.substr(kRecordHeader), {0, 0, height, width});
+    if (!decoded.ok()) return DataLossError(where + ": " + decoded.status().message());
+    decoded->index = index;
+    decoded->label = static_cast<int32_t>(GetU32(value.data() + 2));
+    return decoded;
+  }
+  if (format != static_cast<uint8_t>(RecordFormat::kRawU8)) {
+    return DataLossError(where + " has payload format " + std::to_string(format) +
                          ", which this reader does not decode");
   }
   RawSample sample;
@@ -178,16 +287,24 @@ std::string ShardKey(int64_t index) {
 Json ShardManifest::ToJson() const {
   Json::Array shard_list, skipped_list;
   for (const auto& s : shards) {
-    shard_list.emplace_back(Json::Object{
-        {"name", s.name}, {"first", s.first}, {"count", s.count}, {"sha256", s.sha256}});
+    shard_list.emplace_back(Json::Object{{"name", s.name},
+                                         {"first", s.first},
+                                         {"count", s.count},
+                                         {"source_first", s.source_first},
+                                         {"source_count", s.source_count},
+                                         {"sha256", s.sha256}});
   }
   for (const auto& s : skipped) skipped_list.emplace_back(s);
+  Json::Array class_list;
+  for (const auto& c : classes) class_list.emplace_back(c);
   return Json(Json::Object{{"format_version", format_version},
                            {"name", name},
                            {"source", source},
                            {"storage", storage},
                            {"count", count},
+                           {"source_items", source_items},
                            {"num_classes", num_classes},
+                           {"classes", Json(std::move(class_list))},
                            {"shards", Json(std::move(shard_list))},
                            {"skipped", Json(std::move(skipped_list))},
                            {"content_hash", content_hash}});
@@ -205,10 +322,13 @@ Result<ShardManifest> ShardManifest::FromJson(const Json& json) {
     m.source = *json.Find("source");
     m.storage = json.Find("storage")->as_string();
     m.count = json.Find("count")->as_int();
+    m.source_items = json.Find("source_items")->as_int();
     m.num_classes = json.Find("num_classes")->as_int();
+    for (const auto& c : json.Find("classes")->as_array()) m.classes.push_back(c.as_string());
     for (const auto& s : json.Find("shards")->as_array()) {
       m.shards.push_back({s.Find("name")->as_string(), s.Find("first")->as_int(),
-                          s.Find("count")->as_int(), s.Find("sha256")->as_string()});
+                          s.Find("count")->as_int(), s.Find("source_first")->as_int(),
+                          s.Find("source_count")->as_int(), s.Find("sha256")->as_string()});
     }
     for (const auto& s : json.Find("skipped")->as_array()) m.skipped.push_back(s.as_string());
     m.content_hash = json.Find("content_hash")->as_string();
@@ -226,6 +346,10 @@ std::string ShardManifest::ComputeContentHash() const {
     hash.Update(part);
     hash.Update("/");
   }
+  for (const auto& c : classes) {  // none for IDX sources
+    hash.Update(c);
+    hash.Update("/");
+  }
   for (const auto& s : shards) {
     hash.Update(std::to_string(s.first));
     hash.Update(":");
@@ -237,7 +361,7 @@ std::string ShardManifest::ComputeContentHash() const {
   return hash.HexDigest();
 }
 
-Result<ShardManifest> IngestDataset(const Dataset& source, const IngestOptions& options,
+Result<ShardManifest> IngestRecords(const RecordSource& source, const IngestOptions& options,
                                     const IngestProgress& progress) {
   if (options.shards <= 0) return InvalidArgumentError("the shard count must be positive");
   const std::string& dir = options.out_dir;
@@ -245,19 +369,20 @@ Result<ShardManifest> IngestDataset(const Dataset& source, const IngestOptions& 
   ShardManifest manifest;
   manifest.name = options.name;
   manifest.source = options.source;
-  manifest.count = total;
-  manifest.num_classes = source.identity().num_classes;
+  manifest.source_items = total;
+  manifest.num_classes = source.num_classes();
+  manifest.classes = source.classes();
   const int64_t shards = std::min<int64_t>(options.shards, std::max<int64_t>(total, 1));
   for (int64_t k = 0; k < shards; ++k) {
     const int64_t first = total * k / shards, next = total * (k + 1) / shards;
-    manifest.shards.push_back({ShardName(k), first, next - first, ""});
+    manifest.shards.push_back({ShardName(k), 0, 0, first, next - first, ""});
   }
 
   if (PathExists(dir + "/" + kManifestName)) {
     MAESTRO_ASSIGN_OR_RETURN(std::string text, ReadFile(dir + "/" + kManifestName));
     MAESTRO_ASSIGN_OR_RETURN(Json json, Json::Parse(text));
     MAESTRO_ASSIGN_OR_RETURN(ShardManifest existing, ShardManifest::FromJson(json));
-    if (existing.source == manifest.source && existing.count == total &&
+    if (existing.source == manifest.source && existing.source_items == total &&
         existing.shards.size() == manifest.shards.size()) {
       if (progress) progress(shards, total, total);
       return existing;  // already complete
@@ -268,29 +393,46 @@ Result<ShardManifest> IngestDataset(const Dataset& source, const IngestOptions& 
                                 " shards); choose another --out");
   }
   MAESTRO_RETURN_IF_ERROR(MakeDirectories(dir));
-  int64_t records = 0;
+  int64_t next_index = 0, items_done = 0;
   for (int64_t k = 0; k < shards; ++k) {
     ShardInfo& info = manifest.shards[static_cast<size_t>(k)];
+    info.first = next_index;
+    std::vector<std::string> skipped;
     const std::string done_path = dir + "/" + info.name + "/" + kDoneName;
     bool done = false;
     if (PathExists(done_path)) {  // finished by an earlier, interrupted run
       auto text = ReadFile(done_path);
       auto json = text.ok() ? Json::Parse(*text) : Result<Json>(text.status());
-      if (json.ok() && json->Find("first") && json->Find("count") && json->Find("sha256") &&
-          json->Find("first")->as_int() == info.first &&
-          json->Find("count")->as_int() == info.count) {
-        info.sha256 = json->Find("sha256")->as_string();
-        done = true;
+      try {
+        if (json.ok() && json->Find("first")->as_int() == info.first &&
+            json->Find("source_first")->as_int() == info.source_first &&
+            json->Find("source_count")->as_int() == info.source_count) {
+          info.count = json->Find("count")->as_int();
+          info.sha256 = json->Find("sha256")->as_string();
+          for (const auto& line : json->Find("skipped")->as_array())
+            skipped.push_back(line.as_string());
+          done = true;
+        }
+      } catch (const std::exception&) {
+        done = false;  // an unreadable marker: rebuild the shard
       }
     }
-    if (!done) MAESTRO_RETURN_IF_ERROR(WriteShard(source, dir, info));
-    records += info.count;
-    if (progress) progress(k + 1, records, total);
+    if (!done) MAESTRO_RETURN_IF_ERROR(WriteShard(source, dir, info, skipped));
+    manifest.skipped.insert(manifest.skipped.end(), skipped.begin(), skipped.end());
+    next_index += info.count;
+    items_done += info.source_count;
+    if (progress) progress(k + 1, items_done, total);
   }
+  manifest.count = next_index;
   manifest.content_hash = manifest.ComputeContentHash();
   MAESTRO_RETURN_IF_ERROR(
       WriteFileAtomic(dir + "/" + kManifestName, manifest.ToJson().Dump() + "\n"));
   return manifest;
+}
+
+Result<ShardManifest> IngestDataset(const Dataset& source, const IngestOptions& options,
+                                    const IngestProgress& progress) {
+  return IngestRecords(*RawRecords(source), options, progress);
 }
 
 Result<std::unique_ptr<Dataset>> OpenShardDataset(const std::string& dir) {

@@ -1,11 +1,17 @@
 // RocksDB shard storage on a real database on disk: Fashion-MNIST's test split ingested into
 // shards reads back sample for sample; the content hash is a function of the content (a second
 // ingest, and an interrupted one finished by a re-run, give the same); bad input is refused.
+// An ImageNet-layout folder of JPEG files (the Pillow fixtures of jpeg_fixture.py: 4:2:0,
+// 4:4:4, progressive, grayscale, CMYK) reads back as Pillow decodes them; a PNG and an empty
+// file are skipped and listed.
 #include "maestro/dataloader/shards.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+
+#include "fixture_util.h"
 #include "maestro/dataloader/dataset.h"
 #include "maestro/shared/file_util.h"
 
@@ -120,6 +126,57 @@ TEST_F(ShardsTest, DamagedManifestsAndRecordsAreDataLoss) {
   EXPECT_EQ(DecodeRecord(record.substr(0, record.size() - 1), 0).status().code(),
             StatusCode::kDataLoss);
   EXPECT_EQ(ShardKey(258), std::string("\0\0\0\0\0\0\x01\x02", 8));  // big-endian, sorts by index
+}
+
+TEST_F(ShardsTest, ImageFolderJpegsReadBackAsPillowDecodesThem) {
+  const auto fixture = maestro::testing::LoadFixture("jpeg_fixture.safetensors");
+  const std::string src = root_ + "/src/train";
+  // Two classes, listed out of order on purpose; labels follow the sorted folder names.
+  const std::vector<std::pair<std::string, std::string>> files = {{"n02/b.JPEG", "q96_444"},
+                                                                  {"n01/a.JPEG", "q90_420"},
+                                                                  {"n01/c.JPEG", "progressive"},
+                                                                  {"n02/a.JPEG", "gray"},
+                                                                  {"n02/d.JPEG", "cmyk"}};
+  ASSERT_TRUE(MakeDirectories(src + "/n01").ok());
+  ASSERT_TRUE(MakeDirectories(src + "/n02").ok());
+  for (const auto& [path, name] : files) {
+    const auto& bytes = fixture.at(name + ".file");
+    std::ofstream(src + "/" + path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), bytes.numel());
+  }
+  std::ofstream(src + "/n01/b.JPEG") << "\x89PNG\r\n\x1a\n not really";  // a PNG, misnamed
+  std::ofstream(src + "/n02/empty.JPEG").flush();
+  auto source = OpenImageFolder(src);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  EXPECT_EQ((*source)->size(), 7);
+  IngestOptions options;
+  options.out_dir = root_ + "/shards/train";
+  options.name = "folder/train";
+  options.source = Json(Json::Object{{"format", "imagefolder"}});
+  options.shards = 2;
+  auto manifest = IngestRecords(**source, options);
+  ASSERT_TRUE(manifest.ok()) << manifest.status().ToString();
+  EXPECT_EQ(manifest->count, 5);
+  EXPECT_EQ(manifest->source_items, 7);
+  EXPECT_EQ(manifest->classes, (std::vector<std::string>{"n01", "n02"}));
+  ASSERT_EQ(manifest->skipped.size(), 2u);
+  EXPECT_NE(manifest->skipped[0].find("n01/b.JPEG: not a JPEG"), std::string::npos);
+  EXPECT_NE(manifest->skipped[1].find("n02/empty.JPEG"), std::string::npos);
+  auto shards = OpenShardDataset(options.out_dir);
+  ASSERT_TRUE(shards.ok()) << shards.status().ToString();
+  // Sorted order: n01/a, n01/c (n01/b skipped), n02/a, n02/b, n02/d (n02/empty skipped).
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"q90_420", 0}, {"progressive", 0}, {"gray", 1}, {"q96_444", 1}, {"cmyk", 1}};
+  for (int64_t i = 0; i < 5; ++i) {
+    auto sample = (*shards)->Get(i);
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    EXPECT_EQ(sample->label, expected[static_cast<size_t>(i)].second) << i;
+    const auto& pillow = fixture.at(expected[static_cast<size_t>(i)].first + ".decoded");
+    ASSERT_EQ(sample->channels, 3);
+    auto ours =
+        torch::from_blob(sample->pixels.data(), {sample->height, sample->width, 3}, torch::kUInt8);
+    EXPECT_TRUE(torch::equal(ours, pillow)) << expected[static_cast<size_t>(i)].first;
+  }
 }
 
 }  // namespace

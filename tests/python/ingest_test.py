@@ -6,6 +6,8 @@
 3. A re-run over a finished folder changes nothing; another shard count into it is refused.
 4. maestro-train pretrains a few steps from the shards (data.source: shards), and its losses
    equal those of the same run reading the IDX files: the sample stream is the same.
+5. An ImageNet-layout folder of JPEG files is ingested (a misnamed PNG skipped and listed) and
+   pretrained on.
 Exit status 0 when everything holds.
 """
 import argparse
@@ -91,6 +93,37 @@ def main():
                  f"pretraining from the shards sees the same samples as from the IDX files (exit {c2.returncode})")
     state = json.load(open(os.path.join(shard_run, "result.json")))
     check.expect(state["dataset"]["content_hash"] == reference, "the run records the shards' content hash")
+
+    # 5. An ImageNet-layout folder of JPEGs (various sizes, one grayscale, one progressive, one
+    #    misnamed PNG): ingested with the PNG skipped and listed, then pretrained on.
+    import numpy as np
+    from PIL import Image
+    folder = os.path.join(args.dir, "folder")
+    rng = np.random.default_rng(0)
+    for c, wnid in enumerate(("n0002", "n0001")):
+        os.makedirs(os.path.join(folder, "train", wnid))
+        for k in range(8):
+            h, w = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+            img = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+            if k == 3:
+                img = img.convert("L")
+            img.save(os.path.join(folder, "train", wnid, f"img{k}.JPEG"), quality=90, progressive=(k == 5))
+    Image.new("RGB", (30, 30)).save(os.path.join(folder, "train", "n0001", "fake.JPEG"), format="PNG")
+    shards = os.path.join(args.dir, "folder-shards")
+    proc = subprocess.run([args.maestro, "data", "ingest", "--format", "imagefolder", "--src", folder,
+                           "--out", shards, "--split", "train", "--shards", "3"], capture_output=True, text=True)
+    m = manifest(shards) if proc.returncode == 0 else {}
+    check.expect(proc.returncode == 0 and m["count"] == 16 and m["classes"] == ["n0001", "n0002"]
+                 and len(m["skipped"]) == 1 and "fake.JPEG" in m["skipped"][0],
+                 f"an image folder is ingested, the misnamed PNG skipped and listed (exit {proc.returncode})")
+    run_dir = os.path.join(args.dir, "folder-run")
+    proc = subprocess.run([args.train, "pretrain", "--set", "optim.max_steps=3", "--set", "optim.batch_size=8",
+                           "--set", "model.in_chans=3", "--set", "data.mean=[0.5,0.5,0.5]",
+                           "--set", "data.std=[0.25,0.25,0.25]", "--set", "data.source=shards",
+                           "--set", f"data.path={shards}", "--set", f"run.output_dir={run_dir}"],
+                          capture_output=True, text=True)
+    check.expect(proc.returncode == 0, f"pretraining on the JPEG shards runs (exit {proc.returncode}) "
+                 + ("" if proc.returncode == 0 else proc.stdout[-800:]))
 
     print(f"ingest test: {'PASS' if check.failures == 0 else str(check.failures) + ' FAILURES'}")
     return 0 if check.failures == 0 else 1

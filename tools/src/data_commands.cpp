@@ -18,25 +18,44 @@ int DataIngest(int argc, char** argv) {
                    "inline and uncompressed) under ROOT/<split>/, with a manifest of counts,\n"
                    "per-shard checksums and a content hash. An interrupted ingest finishes when\n"
                    "run again with the same arguments. Train with data.source: shards,\n"
-                   "data.path: ROOT. (The imagefolder format and JPEG records come with the\n"
-                   "decoder of the data-path issue.)");
-  flags.Add("format", &format, "source format: idx (MNIST / Fashion-MNIST IDX files)");
-  flags.Add("src", &src, "source folder (idx: the four IDX files, gzip-compressed or not)");
+                   "data.path: ROOT. imagefolder: SRC/<split>/<class>/<image> (ImageNet's\n"
+                   "layout; labels in sorted class order); JPEG files are stored as they are\n"
+                   "and decoded to RGB when read; other files are skipped and listed.");
+  flags.Add("format", &format,
+            "source format: idx (MNIST / Fashion-MNIST IDX files) or imagefolder");
+  flags.Add("src", &src,
+            "source folder (idx: the four IDX files, gzip-compressed or not; imagefolder: the "
+            "folder holding <split>/)");
   flags.Add("out", &out, "dataset root; the split goes to ROOT/<split>");
   flags.Add("split", &split, "split to ingest: train or test");
   flags.Add("shards", &shards, "number of shards");
   ParseFlagsOrExit(flags, argc - 2, argv + 2);
   if (out.empty()) throw Error(InvalidArgumentError("--out is required"));
-  if (format != "idx") {
-    throw Error(InvalidArgumentError("--format " + format + " is not supported (idx)"));
+  if (format != "idx" && format != "imagefolder") {
+    throw Error(InvalidArgumentError("--format " + format + " is not known (idx, imagefolder)"));
   }
   if (shards <= 0) throw Error(InvalidArgumentError("--shards must be positive"));
-  auto source = dataloader::OpenFashionMnist(src, split);
-  if (!source.ok()) throw Error(source.status());
+  std::unique_ptr<dataloader::Dataset> idx;  // the records of an idx source read from it
+  std::unique_ptr<dataloader::RecordSource> records;
+  std::string name;
+  if (format == "idx") {
+    auto opened = dataloader::OpenFashionMnist(src, split);
+    if (!opened.ok()) throw Error(opened.status());
+    idx = std::move(*opened);
+    records = dataloader::RawRecords(*idx);
+    name = idx->identity().name;
+  } else {
+    auto opened = dataloader::OpenImageFolder(src + "/" + split);
+    if (!opened.ok()) throw Error(opened.status());
+    records = std::move(*opened);
+    std::string base = src;
+    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    name = base.substr(base.find_last_of('/') + 1) + "/" + split;
+  }
 
   dataloader::IngestOptions options;
   options.out_dir = out + "/" + split;
-  options.name = (*source)->identity().name;
+  options.name = name;
   options.source = Json(Json::Object{{"format", format}, {"path", src}, {"split", split}});
   options.shards = shards;
   const auto start = std::chrono::steady_clock::now();
@@ -50,7 +69,7 @@ int DataIngest(int argc, char** argv) {
                  100.0 * static_cast<double>(records) / std::max<double>(1, total), rate,
                  static_cast<double>(total - records) / std::max(rate, 1e-9));
   };
-  auto manifest = dataloader::IngestDataset(**source, options, progress);
+  auto manifest = dataloader::IngestRecords(*records, options, progress);
   std::fprintf(stderr, "\n");
   if (!manifest.ok()) throw Error(manifest.status());
   std::cout << "ingested " << manifest->count << " images of " << manifest->name << " into "
