@@ -35,18 +35,41 @@ Batch LocalBatchSource::Build(int64_t ordinal, EpochSampler& sampler) {
   batch.indices = sampler.RankBatch(batch.epoch, batch.step, options_.rank, options_.world_size);
   std::vector<torch::Tensor> images, noise;
   std::vector<int64_t> labels;
-  for (int64_t index : batch.indices) {
-    auto sample = dataset_.Get(index);
-    if (!sample.ok()) throw Error(sample.status());
-    images.push_back(AugmentSample(*sample, options_.augment, options_.seed, batch.epoch));
+  for (int64_t& index : batch.indices) {
+    // A corrupt sample is replaced by the next readable one (deterministically, so a resumed
+    // run sees the same) and reported in batch.skipped.
+    for (int64_t attempt = 0;; ++attempt) {
+      try {
+        int64_t label = 0;
+        images.push_back(Augmented(index, batch.epoch, label));
+        labels.push_back(label);
+        break;
+      } catch (const Error& e) {
+        if (e.status().code() != StatusCode::kDataLoss || attempt >= kMaxReplacements) throw;
+        batch.skipped.push_back("sample " + std::to_string(index) + ": " + e.status().message());
+        index = (index + 1) % dataset_.size();
+      }
+    }
     if (options_.num_patches > 0)
       noise.push_back(MaskNoise(options_.num_patches, options_.seed, batch.epoch, index));
-    labels.push_back(sample->label);
   }
   batch.images = torch::stack(images);
   if (!noise.empty()) batch.mask_noise = torch::stack(noise);
   batch.labels = torch::tensor(labels, torch::kInt64);
   return batch;
+}
+
+torch::Tensor LocalBatchSource::Augmented(int64_t index, int64_t epoch, int64_t& label) const {
+  if (dataset_.holds_encoded()) {
+    auto sample = dataset_.GetEncoded(index);
+    if (!sample.ok()) throw Error(sample.status());
+    label = sample->label;
+    return AugmentEncoded(*sample, options_.augment, options_.seed, epoch);
+  }
+  auto sample = dataset_.Get(index);
+  if (!sample.ok()) throw Error(sample.status());
+  label = sample->label;
+  return AugmentSample(*sample, options_.augment, options_.seed, epoch);
 }
 
 void LocalBatchSource::WorkerLoop(int64_t worker) {

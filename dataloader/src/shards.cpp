@@ -167,7 +167,23 @@ class ShardDataset : public Dataset {
   int64_t size() const override { return manifest_.count; }
   const DatasetIdentity& identity() const override { return identity_; }
 
+  bool holds_encoded() const override {
+    const Json* format = manifest_.source.is_object() ? manifest_.source.Find("format") : nullptr;
+    return format != nullptr && format->is_string() && format->as_string() == "imagefolder";
+  }
+
+  Result<EncodedSample> GetEncoded(int64_t index) const override {
+    MAESTRO_ASSIGN_OR_RETURN(std::string value, Read(index));
+    return DecodeEncodedRecord(value, index);
+  }
+
   Result<RawSample> Get(int64_t index) const override {
+    MAESTRO_ASSIGN_OR_RETURN(std::string value, Read(index));
+    return DecodeRecord(value, index);
+  }
+
+ private:
+  Result<std::string> Read(int64_t index) const {
     if (index < 0 || index >= manifest_.count) {
       return InvalidArgumentError("index " + std::to_string(index) + " outside [0, " +
                                   std::to_string(manifest_.count) + ")");
@@ -181,10 +197,9 @@ class ShardDataset : public Dataset {
     MAESTRO_RETURN_IF_ERROR(FromRocks(
         dbs_[shard]->Get(rocksdb::ReadOptions(), dbs_[shard]->DefaultColumnFamily(), key, &value),
         manifest_.name + " record " + std::to_string(index)));
-    return DecodeRecord(value.ToStringView(), index);
+    return value.ToString();
   }
 
- private:
   ShardManifest manifest_;
   std::vector<std::unique_ptr<rocksdb::DB>> dbs_;
   DatasetIdentity identity_;
@@ -211,6 +226,20 @@ std::string EncodeRecord(const RawSample& sample) {
   return EncodeEncodedRecord(
       RecordFormat::kRawU8, sample.label, sample.height, sample.width, sample.channels,
       std::string_view(reinterpret_cast<const char*>(sample.pixels.data()), sample.pixels.size()));
+}
+
+Result<EncodedSample> DecodeEncodedRecord(std::string_view value, int64_t index) {
+  if (value.size() < kRecordHeader || static_cast<uint8_t>(value[0]) != kRecordVersion ||
+      static_cast<uint8_t>(value[1]) != static_cast<uint8_t>(RecordFormat::kJpeg)) {
+    return DataLossError("record " + std::to_string(index) + " is not a version-1 JPEG record");
+  }
+  EncodedSample out;
+  out.index = index;
+  out.label = static_cast<int32_t>(GetU32(value.data() + 2));
+  out.height = GetU32(value.data() + 6);
+  out.width = GetU32(value.data() + 10);
+  out.jpeg.assign(value.substr(kRecordHeader));
+  return out;
 }
 
 std::unique_ptr<RecordSource> RawRecords(const Dataset& dataset) {

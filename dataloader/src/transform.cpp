@@ -3,6 +3,9 @@
 #include <cmath>
 
 #include "maestro/shared/rng.h"
+#ifdef MAESTRO_HAVE_JPEG
+#include "maestro/dataloader/jpeg.h"
+#endif
 
 namespace maestro::dataloader {
 namespace {
@@ -66,15 +69,9 @@ torch::Tensor ResizeToUint8(const torch::Tensor& chw, int64_t out_h, int64_t out
   return resized.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
 }
 
-}  // namespace
-
-torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, uint64_t seed,
-                            int64_t epoch) {
-  auto chw = ToChwFloat(sample);
-  const uint64_t key = AugmentKey(seed, epoch, sample.index);
-  CropBox box{0, 0, sample.height, sample.width};
-  if (o.random_crop) box = SampleCrop(sample.height, sample.width, o, key);
-  auto crop = chw.slice(1, box.top, box.top + box.height).slice(2, box.left, box.left + box.width);
+// Resize of the cropped (C, h, w) float region to the output size, then flip and RandAugment,
+// with the draws of `key`.
+torch::Tensor FinishAugment(const torch::Tensor& crop, const AugmentOptions& o, uint64_t key) {
   auto out = ResizeToUint8(crop, o.output_size, o.output_size);
   if (o.horizontal_flip) {
     // A separate draw from the crop's: the crop uses a variable number of them.
@@ -97,6 +94,48 @@ torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, ui
         .clone(at::MemoryFormat::Contiguous);
   }
   return out.contiguous();
+}
+
+}  // namespace
+
+torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, uint64_t seed,
+                            int64_t epoch) {
+  auto chw = ToChwFloat(sample);
+  const uint64_t key = AugmentKey(seed, epoch, sample.index);
+  CropBox box{0, 0, sample.height, sample.width};
+  if (o.random_crop) box = SampleCrop(sample.height, sample.width, o, key);
+  auto crop = chw.slice(1, box.top, box.top + box.height).slice(2, box.left, box.left + box.width);
+  return FinishAugment(crop, o, key);
+}
+
+torch::Tensor AugmentEncoded(const EncodedSample& sample, const AugmentOptions& o, uint64_t seed,
+                             int64_t epoch) {
+#ifdef MAESTRO_HAVE_JPEG
+  const uint64_t key = AugmentKey(seed, epoch, sample.index);
+  CropBox box{0, 0, sample.height, sample.width};
+  if (o.random_crop) box = SampleCrop(sample.height, sample.width, o, key);
+  const int scale = ChooseDctScale(box, o.output_size);
+  auto region = DecodeJpegRegion(sample.jpeg, box, scale);
+  if (!region.ok()) {
+    throw Error(
+        DataLossError("sample " + std::to_string(sample.index) + ": " + region.status().message()));
+  }
+  auto chw = ToChwFloat(*region);
+  if (scale > 1) {
+    // The region rounds outward to whole scaled pixels; cut it to the box's edges rounded to
+    // the nearest scaled pixel instead (at most half a scaled pixel off).
+    auto edge = [scale](int64_t v) { return (2 * v + scale) / (2 * scale); };  // round(v / s)
+    const int64_t y0 = edge(box.top) - box.top / scale, x0 = edge(box.left) - box.left / scale;
+    const int64_t y1 = std::min(chw.size(1), edge(box.top + box.height) - box.top / scale);
+    const int64_t x1 = std::min(chw.size(2), edge(box.left + box.width) - box.left / scale);
+    if (y1 > y0 && x1 > x0) chw = chw.slice(1, y0, y1).slice(2, x0, x1);
+  }
+  return FinishAugment(chw, o, key);
+#else
+  (void)o, (void)seed, (void)epoch;
+  throw Error(FailedPreconditionError("sample " + std::to_string(sample.index) +
+                                      " is a JPEG and this build has no libjpeg"));
+#endif
 }
 
 torch::Tensor EvalTransform(const RawSample& sample, int64_t size, double crop_pct) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture_util.h"
+#include "maestro/dataloader/transform.h"
 
 namespace maestro::dataloader {
 namespace {
@@ -99,6 +100,54 @@ TEST(JpegTest, DamagedFilesAreRefused) {
   // ...while a crop from the intact top part decodes (decoding stops after its last row).
   EXPECT_TRUE(DecodeJpegRegion(truncated, {0, 0, 16, 301}).ok());
   EXPECT_EQ(DecodeJpegRegion(file, {300, 0, 10, 10}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(JpegTest, AugmentingTheEncodedSampleEqualsAugmentingTheDecodedOne) {
+  const std::string file = Bytes(Fixture().at("q90_420.file"));
+  auto full = DecodeJpegRegion(file, {0, 0, 203, 301});
+  ASSERT_TRUE(full.ok());
+  AugmentOptions options;
+  options.output_size = 224;  // every crop of this image is smaller: full-scale region decodes
+  options.scale_min = 0.08;
+  options.randaug.num_ops = 2;
+  options.randaug.fill = {124, 116, 104};
+  for (int64_t index = 0; index < 24; ++index) {
+    EncodedSample encoded{index, 3, 203, 301, file};
+    RawSample decoded = *full;
+    decoded.index = index;
+    auto a = AugmentEncoded(encoded, options, 7, 2);
+    auto b = AugmentSample(decoded, options, 7, 2);
+    ASSERT_TRUE(torch::equal(a, b)) << "sample " << index;
+  }
+  // A small output lets the crops decode at 1/2 .. 1/8 scale: close to, not equal to, the
+  // full-scale path (DCT scaling is a different low-pass than the bicubic antialias).
+  options.output_size = 24;
+  options.randaug.num_ops = 0;
+  options.horizontal_flip = false;
+  int scaled = 0;
+  double mean_diff = 0;
+  for (int64_t index = 0; index < 24; ++index) {
+    const CropBox box = SampleCrop(203, 301, options, AugmentKey(7, 2, index));
+    scaled += ChooseDctScale(box, 24) > 1;
+    EncodedSample encoded{index, 3, 203, 301, file};
+    RawSample decoded = *full;
+    decoded.index = index;
+    auto diff = (AugmentEncoded(encoded, options, 7, 2).to(torch::kFloat32) -
+                 AugmentSample(decoded, options, 7, 2).to(torch::kFloat32))
+                    .abs();
+    EXPECT_LT(diff.mean().item<float>(), 6.5f) << "sample " << index;  // of 255, noisy image
+    mean_diff += diff.mean().item<double>() / 24.0;
+  }
+  EXPECT_GT(scaled, 12);
+  EXPECT_LT(mean_diff, 4.0);  // measured 3.2
+  // A corrupt JPEG is DATA_LOSS (the loader replaces the sample and reports it).
+  EncodedSample broken{0, 0, 203, 301, file.substr(0, 600)};
+  try {
+    (void)AugmentEncoded(broken, options, 7, 2);
+    FAIL() << "a truncated JPEG augmented without error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), StatusCode::kDataLoss);
+  }
 }
 
 TEST(JpegTest, DctScaleKeepsTheCropAtLeastTheOutputSize) {

@@ -109,21 +109,28 @@ def main():
                 img = img.convert("L")
             img.save(os.path.join(folder, "train", wnid, f"img{k}.JPEG"), quality=90, progressive=(k == 5))
     Image.new("RGB", (30, 30)).save(os.path.join(folder, "train", "n0001", "fake.JPEG"), format="PNG")
+    # A JPEG cut short: its header passes the ingest, its pixels fail when training decodes them.
+    with open(os.path.join(folder, "train", "n0002", "img0.JPEG"), "rb") as f:
+        head = f.read(700)
+    with open(os.path.join(folder, "train", "n0002", "img9-truncated.JPEG"), "wb") as f:
+        f.write(head)
     shards = os.path.join(args.dir, "folder-shards")
     proc = subprocess.run([args.maestro, "data", "ingest", "--format", "imagefolder", "--src", folder,
                            "--out", shards, "--split", "train", "--shards", "3"], capture_output=True, text=True)
     m = manifest(shards) if proc.returncode == 0 else {}
-    check.expect(proc.returncode == 0 and m["count"] == 16 and m["classes"] == ["n0001", "n0002"]
+    check.expect(proc.returncode == 0 and m["count"] == 17 and m["classes"] == ["n0001", "n0002"]
                  and len(m["skipped"]) == 1 and "fake.JPEG" in m["skipped"][0],
                  f"an image folder is ingested, the misnamed PNG skipped and listed (exit {proc.returncode})")
     run_dir = os.path.join(args.dir, "folder-run")
-    proc = subprocess.run([args.train, "pretrain", "--set", "optim.max_steps=3", "--set", "optim.batch_size=8",
+    proc = subprocess.run([args.train, "pretrain", "--set", "optim.max_steps=6", "--set", "optim.batch_size=8",
                            "--set", "model.in_chans=3", "--set", "data.mean=[0.5,0.5,0.5]",
                            "--set", "data.std=[0.25,0.25,0.25]", "--set", "data.source=shards",
                            "--set", f"data.path={shards}", "--set", f"run.output_dir={run_dir}"],
                           capture_output=True, text=True)
     check.expect(proc.returncode == 0, f"pretraining on the JPEG shards runs (exit {proc.returncode}) "
                  + ("" if proc.returncode == 0 else proc.stdout[-800:]))
+    check.expect("warning: corrupt sample" in proc.stdout and "corrupt samples were replaced" in proc.stdout,
+                 "the truncated JPEG is replaced and reported, training goes on")
 
     print(f"ingest test: {'PASS' if check.failures == 0 else str(check.failures) + ' FAILURES'}")
     return 0 if check.failures == 0 else 1

@@ -326,6 +326,9 @@ class Trainer {
 
     while (position_.optimizer_step < total_steps_) {
       dataloader::Batch batch = source_->Next();
+      for (const auto& reason : batch.skipped) {
+        if (++skipped_samples_ <= 20) out_ << "warning: corrupt " << reason << " replaced\n";
+      }
       if (micro_in_step == 0) {
         double fractional_epoch =
             static_cast<double>(position_.epoch) +
@@ -446,6 +449,10 @@ class Trainer {
       }
     }
     out_ << "completed " << total_steps_ << " optimizer steps" << std::endl;
+    if (skipped_samples_ > 0) {
+      out_ << "warning: " << skipped_samples_ << " corrupt samples were replaced by the next "
+           << "readable ones" << std::endl;
+    }
     metrics.close();
     if (Status s = WriteResult(); !s.ok()) return Fail({kExitRetryableFailure, s.ToString()});
     return kExitCompleted;
@@ -506,7 +513,9 @@ class Trainer {
           total_steps_ = 0;
   double peak_lr_ = 0;
   Position position_;
-  int64_t evaluated_epoch_ = 0;  // evaluation runs when an epoch beyond this one has begun
+  int64_t evaluated_epoch_ = 0;
+  int64_t skipped_samples_ = 0;  // corrupt samples replaced in this process  // evaluation runs
+                                 // when an epoch beyond this one has begun
   Clock::time_point last_checkpoint_time_;
 };
 

@@ -31,6 +31,14 @@ struct RawSample {
   std::vector<uint8_t> pixels;
 };
 
+// A sample whose pixels are still JPEG-encoded, so that a crop can decode only its region.
+struct EncodedSample {
+  int64_t index = 0;
+  int64_t label = 0;
+  int64_t height = 0, width = 0;  // of the full image
+  std::string jpeg;
+};
+
 // A crop box in source pixels.
 struct CropBox {
   int64_t top = 0, left = 0, height = 0, width = 0;
@@ -44,6 +52,13 @@ class Dataset {
   // The sample at `index` in [0, size()). INVALID_ARGUMENT outside; DATA_LOSS for an
   // unreadable record.
   virtual Result<RawSample> Get(int64_t index) const = 0;
+  // Whether samples are stored encoded: then GetEncoded serves them and the loader decodes
+  // only each crop's region.
+  virtual bool holds_encoded() const { return false; }
+  virtual Result<EncodedSample> GetEncoded(int64_t index) const {
+    return FailedPreconditionError(identity().name + " stores decoded pixels; use Get (sample " +
+                                   std::to_string(index) + ")");
+  }
 };
 
 // Fashion-MNIST (or MNIST) from the four IDX files in `dir` (gzip-compressed or not),

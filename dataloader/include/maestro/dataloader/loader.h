@@ -29,6 +29,8 @@ struct Batch {
   torch::Tensor images;      // (B, C, S, S) uint8
   torch::Tensor labels;      // (B,) int64
   torch::Tensor mask_noise;  // (B, L) float32 in [0, 1); undefined when num_patches is 0
+  // Corrupt samples replaced in this batch (by the next readable index), with the reason.
+  std::vector<std::string> skipped;
 };
 
 struct StreamOptions {
@@ -46,7 +48,8 @@ class BatchSource {
  public:
   virtual ~BatchSource() = default;
   virtual int64_t steps_per_epoch() const = 0;
-  // The next batch in order. Errors (unreadable samples) are thrown as maestro::Error.
+  // The next batch in order. Corrupt samples are replaced and listed in Batch::skipped; other
+  // errors (an unreadable dataset) are thrown as maestro::Error.
   virtual Batch Next() = 0;
 };
 
@@ -65,6 +68,11 @@ class LocalBatchSource : public BatchSource {
  private:
   // The n-th batch from the start (epoch and step derived from it).
   Batch Build(int64_t ordinal, EpochSampler& sampler);
+  // Sample `index` augmented for `epoch` (only the crop's region decoded when the dataset holds
+  // JPEGs); sets `label`. Throws maestro::Error.
+  torch::Tensor Augmented(int64_t index, int64_t epoch, int64_t& label) const;
+  // How many following samples a corrupt one may be replaced with before the batch fails.
+  static constexpr int64_t kMaxReplacements = 16;
   void WorkerLoop(int64_t worker);
 
   const Dataset& dataset_;

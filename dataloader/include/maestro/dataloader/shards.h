@@ -41,6 +41,8 @@ std::string EncodeEncodedRecord(RecordFormat format, int64_t label, int64_t heig
 // Decodes a stored value into pixels (JPEG payloads to RGB). DATA_LOSS for a value that is not
 // a record of this version or whose payload does not decode.
 Result<RawSample> DecodeRecord(std::string_view value, int64_t index);
+// A JPEG record's payload and header, not decoded. DATA_LOSS for another record.
+Result<EncodedSample> DecodeEncodedRecord(std::string_view value, int64_t index);
 
 // What an ingest reads: items with their stored value, in a fixed order.
 class RecordSource {

@@ -34,6 +34,14 @@ uint64_t MaskNoiseKey(uint64_t seed, int64_t epoch, int64_t index);
 // RandAugment.
 torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& options, uint64_t seed,
                             int64_t epoch);
+// The same augmentation of a JPEG-encoded sample: the crop is drawn from the header's size with
+// AugmentSample's key, only its region is decoded (at 1/2, 1/4 or 1/8 DCT scale when the crop
+// keeps at least output_size pixels; the region then rounds outward to whole scaled pixels),
+// then resized, flipped and RandAugmented the same way. At scale 1 the result equals
+// AugmentSample of the fully decoded image. Throws maestro::Error (DATA_LOSS) for a corrupt
+// JPEG. Needs the build with libjpeg (MAESTRO_HAVE_JPEG).
+torch::Tensor AugmentEncoded(const EncodedSample& sample, const AugmentOptions& options,
+                             uint64_t seed, int64_t epoch);
 // The official evaluation transform, (C, S, S) uint8: resize the short side to
 // int(S / crop_pct) (bicubic, antialiased; the long side keeps the aspect ratio), then the
 // center S x S crop. crop_pct 0.875 is the paper's 224/256.
