@@ -27,7 +27,8 @@ int DataIngest(int argc, char** argv) {
             "source folder (idx: the four IDX files, gzip-compressed or not; imagefolder: the "
             "folder holding <split>/)");
   flags.Add("out", &out, "dataset root; the split goes to ROOT/<split>");
-  flags.Add("split", &split, "split to ingest: train or test");
+  flags.Add("split", &split,
+            "split to ingest (idx: train or test; imagefolder: its sub-folder, e.g. train or val)");
   flags.Add("shards", &shards, "number of shards");
   ParseFlagsOrExit(flags, argc - 2, argv + 2);
   if (out.empty()) throw Error(InvalidArgumentError("--out is required"));
