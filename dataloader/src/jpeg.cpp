@@ -39,12 +39,33 @@ void OnWarning(j_common_ptr cinfo, int level) {
 // Everything the decode touches lives here, constructed before setjmp, so a long jump skips no
 // destructor and clobbers no local.
 struct Decode {
+  Decode() {
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = OnError;
+    err.pub.emit_message = OnWarning;
+  }
+  ~Decode() {
+    if (created) jpeg_destroy_decompress(&cinfo);
+  }
+  Decode(const Decode&) = delete;
+  Decode& operator=(const Decode&) = delete;
+
   jpeg_decompress_struct cinfo{};
   ErrorManager err{};
   std::vector<uint8_t> row;
   RawSample out;
   bool created = false;
 };
+
+// Creates the decompressor over `bytes` and reads the header. Call only under the caller's
+// setjmp: libjpeg errors long-jump there.
+void OpenAndReadHeader(Decode& d, std::string_view bytes) {
+  jpeg_create_decompress(&d.cinfo);
+  d.created = true;
+  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&d.cinfo, TRUE);
+}
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -65,11 +86,7 @@ bool Run(Decode& d, std::string_view bytes, const CropBox& box, int scale, std::
     error = d.err.message;
     return false;
   }
-  jpeg_create_decompress(&d.cinfo);
-  d.created = true;
-  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
-               static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&d.cinfo, TRUE);
+  OpenAndReadHeader(d, bytes);
   const bool cmyk = d.cinfo.jpeg_color_space == JCS_CMYK || d.cinfo.jpeg_color_space == JCS_YCCK;
   const bool gray = d.cinfo.jpeg_color_space == JCS_GRAYSCALE;
   d.cinfo.out_color_space = cmyk ? JCS_CMYK : gray ? JCS_GRAYSCALE : JCS_RGB;
@@ -141,19 +158,9 @@ bool Run(Decode& d, std::string_view bytes, const CropBox& box, int scale, std::
   return true;
 }
 
-void Setup(Decode& d) {
-  d.cinfo.err = jpeg_std_error(&d.err.pub);
-  d.err.pub.error_exit = OnError;
-  d.err.pub.emit_message = OnWarning;
-}
-
 bool ReadHeader(Decode& d, std::string_view bytes, JpegInfo& info) {
   if (setjmp(d.err.jump)) return false;
-  jpeg_create_decompress(&d.cinfo);
-  d.created = true;
-  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
-               static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&d.cinfo, TRUE);
+  OpenAndReadHeader(d, bytes);
   info.height = d.cinfo.image_height;
   info.width = d.cinfo.image_width;
   info.components = d.cinfo.num_components;
@@ -171,11 +178,9 @@ bool LooksLikeJpeg(std::string_view bytes) {
 Result<JpegInfo> ReadJpegHeader(std::string_view bytes) {
   if (!LooksLikeJpeg(bytes)) return InvalidArgumentError("not a JPEG file (no SOI marker)");
   Decode d;
-  Setup(d);
   JpegInfo info;
-  const bool ok = ReadHeader(d, bytes, info);
-  if (d.created) jpeg_destroy_decompress(&d.cinfo);
-  if (!ok) return DataLossError(std::string("JPEG header: ") + d.err.message);
+  if (!ReadHeader(d, bytes, info))
+    return DataLossError(std::string("JPEG header: ") + d.err.message);
   return info;
 }
 
@@ -193,11 +198,8 @@ Result<RawSample> DecodeJpegRegion(std::string_view bytes, const CropBox& box, i
     return InvalidArgumentError("the crop box must be non-negative and non-empty");
   if (!LooksLikeJpeg(bytes)) return InvalidArgumentError("not a JPEG file (no SOI marker)");
   Decode d;
-  Setup(d);
   std::string error;
-  const bool ok = Run(d, bytes, box, scale, error);
-  if (d.created) jpeg_destroy_decompress(&d.cinfo);
-  if (!ok) {
+  if (!Run(d, bytes, box, scale, error)) {
     if (error == "the crop box is outside the image") return InvalidArgumentError(error);
     return DataLossError("JPEG decode: " + error);
   }

@@ -32,6 +32,25 @@ uint32_t GetU32(const char* p) {
   return v;
 }
 
+// The fixed 16 bytes in front of every record's payload.
+struct RecordHeader {
+  uint8_t format = 0;
+  int64_t label = 0, height = 0, width = 0, channels = 0;
+};
+
+Result<RecordHeader> ParseRecordHeader(std::string_view value, int64_t index) {
+  if (value.size() < kRecordHeader || static_cast<uint8_t>(value[0]) != kRecordVersion) {
+    return DataLossError("record " + std::to_string(index) + " is not a version-1 record");
+  }
+  RecordHeader h;
+  h.format = static_cast<uint8_t>(value[1]);
+  h.label = static_cast<int32_t>(GetU32(value.data() + 2));
+  h.height = GetU32(value.data() + 6);
+  h.width = GetU32(value.data() + 10);
+  h.channels = static_cast<uint8_t>(value[14]);
+  return h;
+}
+
 std::string ShardName(int64_t k) {
   char name[32];
   std::snprintf(name, sizeof(name), "shard-%05lld", static_cast<long long>(k));
@@ -173,17 +192,20 @@ class ShardDataset : public Dataset {
   }
 
   Result<EncodedSample> GetEncoded(int64_t index) const override {
-    MAESTRO_ASSIGN_OR_RETURN(std::string value, Read(index));
-    return DecodeEncodedRecord(value, index);
+    rocksdb::PinnableSlice value;
+    MAESTRO_RETURN_IF_ERROR(Read(index, value));
+    return DecodeEncodedRecord(value.ToStringView(), index);
   }
 
   Result<RawSample> Get(int64_t index) const override {
-    MAESTRO_ASSIGN_OR_RETURN(std::string value, Read(index));
-    return DecodeRecord(value, index);
+    rocksdb::PinnableSlice value;
+    MAESTRO_RETURN_IF_ERROR(Read(index, value));
+    return DecodeRecord(value.ToStringView(), index);
   }
 
  private:
-  Result<std::string> Read(int64_t index) const {
+  // The stored value of `index`, pinned in RocksDB's cache (no copy).
+  Status Read(int64_t index, rocksdb::PinnableSlice& value) const {
     if (index < 0 || index >= manifest_.count) {
       return InvalidArgumentError("index " + std::to_string(index) + " outside [0, " +
                                   std::to_string(manifest_.count) + ")");
@@ -192,12 +214,10 @@ class ShardDataset : public Dataset {
     auto it = std::upper_bound(manifest_.shards.begin(), manifest_.shards.end(), index,
                                [](int64_t i, const ShardInfo& shard) { return i < shard.first; });
     const size_t shard = static_cast<size_t>(it - manifest_.shards.begin()) - 1;
-    rocksdb::PinnableSlice value;
     const std::string key = ShardKey(index);
-    MAESTRO_RETURN_IF_ERROR(FromRocks(
+    return FromRocks(
         dbs_[shard]->Get(rocksdb::ReadOptions(), dbs_[shard]->DefaultColumnFamily(), key, &value),
-        manifest_.name + " record " + std::to_string(index)));
-    return value.ToString();
+        manifest_.name + " record " + std::to_string(index));
   }
 
   ShardManifest manifest_;
@@ -229,15 +249,15 @@ std::string EncodeRecord(const RawSample& sample) {
 }
 
 Result<EncodedSample> DecodeEncodedRecord(std::string_view value, int64_t index) {
-  if (value.size() < kRecordHeader || static_cast<uint8_t>(value[0]) != kRecordVersion ||
-      static_cast<uint8_t>(value[1]) != static_cast<uint8_t>(RecordFormat::kJpeg)) {
+  auto header = ParseRecordHeader(value, index);
+  if (!header.ok() || header->format != static_cast<uint8_t>(RecordFormat::kJpeg)) {
     return DataLossError("record " + std::to_string(index) + " is not a version-1 JPEG record");
   }
   EncodedSample out;
   out.index = index;
-  out.label = static_cast<int32_t>(GetU32(value.data() + 2));
-  out.height = GetU32(value.data() + 6);
-  out.width = GetU32(value.data() + 10);
+  out.label = header->label;
+  out.height = header->height;
+  out.width = header->width;
   out.jpeg.assign(value.substr(kRecordHeader));
   return out;
 }
@@ -273,29 +293,25 @@ Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_d
 
 Result<RawSample> DecodeRecord(std::string_view value, int64_t index) {
   const std::string where = "record " + std::to_string(index);
-  if (value.size() < kRecordHeader || static_cast<uint8_t>(value[0]) != kRecordVersion) {
-    return DataLossError(where + " is not a version-1 record");
-  }
-  const auto format = static_cast<uint8_t>(value[1]);
-  if (format == static_cast<uint8_t>(RecordFormat::kJpeg)) {
-    const auto height = static_cast<int64_t>(GetU32(value.data() + 6));
-    const auto width = static_cast<int64_t>(GetU32(value.data() + 10));
-    auto decoded = DecodeJpegRegion(value.substr(kRecordHeader), {0, 0, height, width});
+  MAESTRO_ASSIGN_OR_RETURN(RecordHeader header, ParseRecordHeader(value, index));
+  if (header.format == static_cast<uint8_t>(RecordFormat::kJpeg)) {
+    auto decoded =
+        DecodeJpegRegion(value.substr(kRecordHeader), {0, 0, header.height, header.width});
     if (!decoded.ok()) return DataLossError(where + ": " + decoded.status().message());
     decoded->index = index;
-    decoded->label = static_cast<int32_t>(GetU32(value.data() + 2));
+    decoded->label = header.label;
     return decoded;
   }
-  if (format != static_cast<uint8_t>(RecordFormat::kRawU8)) {
-    return DataLossError(where + " has payload format " + std::to_string(format) +
+  if (header.format != static_cast<uint8_t>(RecordFormat::kRawU8)) {
+    return DataLossError(where + " has payload format " + std::to_string(header.format) +
                          ", which this reader does not decode");
   }
   RawSample sample;
   sample.index = index;
-  sample.label = static_cast<int32_t>(GetU32(value.data() + 2));
-  sample.height = GetU32(value.data() + 6);
-  sample.width = GetU32(value.data() + 10);
-  sample.channels = static_cast<uint8_t>(value[14]);
+  sample.label = header.label;
+  sample.height = header.height;
+  sample.width = header.width;
+  sample.channels = header.channels;
   const auto expected = static_cast<size_t>(sample.height * sample.width * sample.channels);
   if (value.size() - kRecordHeader != expected) {
     return DataLossError(where + " holds " + std::to_string(value.size() - kRecordHeader) +
