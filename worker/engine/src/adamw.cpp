@@ -23,18 +23,6 @@ void AdamW::ZeroGrad() {
   }
 }
 
-std::string AdamW::Describe() const {
-  std::string out;
-  for (const auto& group : groups_) {
-    char line[160];
-    std::snprintf(line, sizeof(line), "%s%s: %zu parameters, weight decay %g, lr scale %g",
-                  out.empty() ? "" : "\n", group.name.c_str(), group.slots.size(),
-                  group.weight_decay, group.lr_scale);
-    out += line;
-  }
-  return out;
-}
-
 void AdamW::StepGroup(Group& group, double base_lr) {
   const double lr = base_lr * group.lr_scale, weight_decay = group.weight_decay;
   torch::NoGradGuard no_grad;

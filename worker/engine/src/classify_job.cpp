@@ -89,17 +89,6 @@ Result<EncoderWeights> ReadEncoderWeights(const std::string& path) {
   return ReadEncoderWeights(latest->path);
 }
 
-std::string DescribeGroups(const std::vector<ParamGroup>& groups) {
-  std::string out;
-  for (const auto& group : groups) {
-    char line[160];
-    std::snprintf(line, sizeof(line), "\n  %s: %zu tensors, weight decay %g, lr scale %.4g",
-                  group.name.c_str(), group.params.size(), group.weight_decay, group.lr_scale);
-    out += line;
-  }
-  return out;
-}
-
 class ClassifyJob : public TrainingJob {
  public:
   explicit ClassifyJob(const TrainConfig& config) : config_(config), k_(config.classify) {}
@@ -167,8 +156,8 @@ class ClassifyJob : public TrainingJob {
             : k_.tune_blocks >= 0 ? ", last " + std::to_string(k_.tune_blocks) + " blocks tuned"
                                   : "")
         << "; peak lr " << config_.peak_lr(world_size) << " (global batch "
-        << config_.global_batch(world_size) << "); " << config_.optim.optimizer
-        << " groups:" << DescribeGroups(groups) << std::endl;
+        << config_.global_batch(world_size) << "); " << config_.optim.optimizer << " groups:\n"
+        << DescribeGroups(groups) << std::endl;
 
     mixup_.mixup_alpha = k_.mixup;
     mixup_.cutmix_alpha = k_.cutmix;
@@ -176,8 +165,7 @@ class ClassifyJob : public TrainingJob {
     mixup_.switch_prob = k_.mixup_switch_prob;
     mixup_.label_smoothing = k_.label_smoothing;
     mixup_.num_classes = k_.num_classes;
-    mean_ = torch::tensor(config_.data.mean, torch::kFloat32).view({1, -1, 1, 1}).to(device);
-    std_ = torch::tensor(config_.data.std, torch::kFloat32).view({1, -1, 1, 1}).to(device);
+    normalize_ = PixelNormalizer(config_.data, device);
     return OkStatus();
   }
 
@@ -187,10 +175,6 @@ class ClassifyJob : public TrainingJob {
   void ConfigureStream(dataloader::StreamOptions& stream) const override {
     stream.num_patches = 0;
     auto& a = stream.augment;
-    a.output_size = config_.model.img_size;
-    a.scale_min = config_.data.crop_scale_min;
-    a.scale_max = config_.data.crop_scale_max;
-    a.horizontal_flip = config_.data.hflip;
     a.randaug.num_ops = k_.randaug_ops;
     a.randaug.magnitude = k_.randaug_magnitude;
     a.randaug.magnitude_std = k_.randaug_magnitude_std;
@@ -254,7 +238,7 @@ class ClassifyJob : public TrainingJob {
         model_->train();
         return DataLossError("evaluation data: " + failure);
       }
-      auto x = (torch::stack(images).to(device_).to(torch::kFloat32).div_(255.0) - mean_) / std_;
+      auto x = normalize_(torch::stack(images));
       auto y = torch::tensor(labels, torch::kInt64).to(device_);
       torch::Tensor logits;
       {
@@ -323,7 +307,7 @@ class ClassifyJob : public TrainingJob {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<dataloader::Dataset> eval_set_;
   dataloader::MixupOptions mixup_;
-  torch::Tensor mean_, std_;
+  PixelNormalizer normalize_;
   Json provenance_;
 };
 

@@ -12,13 +12,15 @@ Json Doubles(const std::vector<double>& values) {
   return Json(std::move(array));
 }
 
-// The model fields a config may set, listed once: reading, printing and the result hash all
-// walk these tables, so a field cannot be read without being hashed.
-template <typename T>
-struct ModelField {
+// The model and classify fields a config may set, listed once: reading, printing and the result
+// hash all walk these tables, so a field cannot be read without being hashed.
+template <typename S, typename T>
+struct Field {
   const char* key;
-  T model::MaeOptions::*member;
+  T S::*member;
 };
+template <typename T>
+using ModelField = Field<model::MaeOptions, T>;
 constexpr ModelField<int64_t> kModelInts[] = {
     {"img_size", &model::MaeOptions::img_size},
     {"patch_size", &model::MaeOptions::patch_size},
@@ -72,49 +74,58 @@ Json OptimJson(const OptimConfig& o) {
                            {"max_steps", o.max_steps}});
 }
 
+template <typename T>
+using ClassifyField = Field<ClassifyConfig, T>;
+constexpr ClassifyField<int64_t> kClassifyInts[] = {
+    {"num_classes", &ClassifyConfig::num_classes},
+    {"tune_blocks", &ClassifyConfig::tune_blocks},
+    {"randaug_ops", &ClassifyConfig::randaug_ops},
+};
+constexpr ClassifyField<double> kClassifyDoubles[] = {
+    {"layer_decay", &ClassifyConfig::layer_decay},
+    {"drop_path", &ClassifyConfig::drop_path},
+    {"mixup", &ClassifyConfig::mixup},
+    {"cutmix", &ClassifyConfig::cutmix},
+    {"mixup_prob", &ClassifyConfig::mixup_prob},
+    {"mixup_switch_prob", &ClassifyConfig::mixup_switch_prob},
+    {"label_smoothing", &ClassifyConfig::label_smoothing},
+    {"randaug_magnitude", &ClassifyConfig::randaug_magnitude},
+    {"randaug_magnitude_std", &ClassifyConfig::randaug_magnitude_std},
+    {"reprob", &ClassifyConfig::reprob},
+    {"eval_crop_pct", &ClassifyConfig::eval_crop_pct},
+};
+constexpr ClassifyField<bool> kClassifyBools[] = {
+    {"global_pool", &ClassifyConfig::global_pool},
+};
+constexpr ClassifyField<std::string> kClassifyStrings[] = {
+    {"eval_split", &ClassifyConfig::eval_split},
+};
+// Read and printed, but left out of the result hash: they change how the run is evaluated or
+// where its weights come from (recorded with their sha256), not what it trains.
+constexpr ClassifyField<int64_t> kClassifyUnhashedInts[] = {
+    {"eval_batch_size", &ClassifyConfig::eval_batch_size},
+    {"eval_max_samples", &ClassifyConfig::eval_max_samples},
+};
+
 // The classify fields that change the result (the pretrained weights enter as "none" or
 // "checkpoint": their content hash is recorded separately).
 Json ClassifyJson(const ClassifyConfig& c) {
-  return Json(Json::Object{{"pretrained", c.pretrained == "none" ? "none" : "checkpoint"},
-                           {"num_classes", c.num_classes},
-                           {"global_pool", c.global_pool},
-                           {"tune_blocks", c.tune_blocks},
-                           {"layer_decay", c.layer_decay},
-                           {"drop_path", c.drop_path},
-                           {"mixup", c.mixup},
-                           {"cutmix", c.cutmix},
-                           {"mixup_prob", c.mixup_prob},
-                           {"mixup_switch_prob", c.mixup_switch_prob},
-                           {"label_smoothing", c.label_smoothing},
-                           {"randaug_ops", c.randaug_ops},
-                           {"randaug_magnitude", c.randaug_magnitude},
-                           {"randaug_magnitude_std", c.randaug_magnitude_std},
-                           {"reprob", c.reprob},
-                           {"eval_split", c.eval_split},
-                           {"eval_crop_pct", c.eval_crop_pct}});
+  Json::Object out{{"pretrained", c.pretrained == "none" ? "none" : "checkpoint"}};
+  for (const auto& f : kClassifyInts) out.emplace(f.key, Json(c.*f.member));
+  for (const auto& f : kClassifyDoubles) out.emplace(f.key, Json(c.*f.member));
+  for (const auto& f : kClassifyBools) out.emplace(f.key, Json(c.*f.member));
+  for (const auto& f : kClassifyStrings) out.emplace(f.key, Json(c.*f.member));
+  return Json(std::move(out));
 }
 
 void ReadClassify(ConfigReader& k, TrainConfig& c) {
   ClassifyConfig& x = c.classify;
   k.Read("pretrained", &x.pretrained);
-  k.Read("num_classes", &x.num_classes);
-  k.Read("global_pool", &x.global_pool);
-  k.Read("tune_blocks", &x.tune_blocks);
-  k.Read("layer_decay", &x.layer_decay);
-  k.Read("drop_path", &x.drop_path);
-  k.Read("mixup", &x.mixup);
-  k.Read("cutmix", &x.cutmix);
-  k.Read("mixup_prob", &x.mixup_prob);
-  k.Read("mixup_switch_prob", &x.mixup_switch_prob);
-  k.Read("label_smoothing", &x.label_smoothing);
-  k.Read("randaug_ops", &x.randaug_ops);
-  k.Read("randaug_magnitude", &x.randaug_magnitude);
-  k.Read("randaug_magnitude_std", &x.randaug_magnitude_std);
-  k.Read("reprob", &x.reprob);
-  k.Read("eval_split", &x.eval_split);
-  k.Read("eval_crop_pct", &x.eval_crop_pct);
-  k.Read("eval_batch_size", &x.eval_batch_size);
-  k.Read("eval_max_samples", &x.eval_max_samples);
+  for (const auto& f : kClassifyInts) k.Read(f.key, &(x.*f.member));
+  for (const auto& f : kClassifyDoubles) k.Read(f.key, &(x.*f.member));
+  for (const auto& f : kClassifyBools) k.Read(f.key, &(x.*f.member));
+  for (const auto& f : kClassifyStrings) k.Read(f.key, &(x.*f.member));
+  for (const auto& f : kClassifyUnhashedInts) k.Read(f.key, &(x.*f.member));
   if (x.pretrained.empty()) {
     k.Fail("pretrained",
            "is required: a pretraining checkpoint, a Hugging Face ViTMAE folder, a .safetensors "
@@ -195,8 +206,8 @@ Json TrainConfig::ToJson() const {
   if (is_classification()) {
     Json classify_json = ClassifyJson(classify);
     classify_json.as_object()["pretrained"] = Json(classify.pretrained);
-    classify_json.as_object()["eval_batch_size"] = Json(classify.eval_batch_size);
-    classify_json.as_object()["eval_max_samples"] = Json(classify.eval_max_samples);
+    for (const auto& f : kClassifyUnhashedInts)
+      classify_json.as_object()[f.key] = Json(classify.*f.member);
     out.as_object()["classify"] = std::move(classify_json);
   }
   return out;

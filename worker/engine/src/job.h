@@ -18,6 +18,24 @@
 
 namespace maestro::engine {
 
+// uint8 images (N, C, H, W) -> float on the device, normalized with config.data's per-channel
+// mean and std of [0, 1] pixels (the trainer's batches and the classifier's evaluation).
+class PixelNormalizer {
+ public:
+  PixelNormalizer() = default;
+  PixelNormalizer(const DataConfig& data, torch::Device device)
+      : device_(device),
+        mean_(torch::tensor(data.mean, torch::kFloat32).view({1, -1, 1, 1}).to(device)),
+        std_(torch::tensor(data.std, torch::kFloat32).view({1, -1, 1, 1}).to(device)) {}
+  torch::Tensor operator()(const torch::Tensor& images) const {
+    return (images.to(device_).to(torch::kFloat32).div_(255.0) - mean_) / std_;
+  }
+
+ private:
+  torch::Device device_{torch::kCPU};
+  torch::Tensor mean_, std_;
+};
+
 class TrainingJob {
  public:
   virtual ~TrainingJob() = default;
@@ -29,7 +47,8 @@ class TrainingJob {
   virtual torch::nn::Module& module() = 0;
   virtual Optimizer& optimizer() = 0;
 
-  // The augmentation and per-sample extras of the training stream.
+  // The job's part of the training stream (mask noise, extra augmentation); the trainer has
+  // set the crop, resize and flip from config.data already.
   virtual void ConfigureStream(dataloader::StreamOptions& stream) const = 0;
 
   // The loss of one micro-batch in train mode; `images` are normalized float on the device and

@@ -1,9 +1,22 @@
 #include "maestro/engine/param_groups.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 namespace maestro::engine {
+
+std::string DescribeGroups(const std::vector<ParamGroup>& groups) {
+  std::string out;
+  for (const auto& group : groups) {
+    char line[160];
+    std::snprintf(line, sizeof(line), "%s%s: %zu parameters, weight decay %g, lr scale %g",
+                  out.empty() ? "" : "\n", group.name.c_str(), group.params.size(),
+                  group.weight_decay, group.lr_scale);
+    out += line;
+  }
+  return out;
+}
 
 bool SkipsWeightDecay(const std::string& name, const torch::Tensor& param) {
   return param.dim() <= 1 || name.ends_with(".bias");

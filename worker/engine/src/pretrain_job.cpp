@@ -22,12 +22,13 @@ class PretrainJob : public TrainingJob {
     NamedParameters named;
     for (const auto& item : model_->named_parameters())
       named.emplace_back(item.key(), item.value());
-    optimizer_ = std::make_unique<AdamW>(WeightDecayGroups(named, config_.optim.weight_decay),
-                                         AdamWOptions{config_.optim.beta1, config_.optim.beta2});
+    const auto groups = WeightDecayGroups(named, config_.optim.weight_decay);
+    optimizer_ =
+        std::make_unique<AdamW>(groups, AdamWOptions{config_.optim.beta1, config_.optim.beta2});
     out << "model " << config_.model_preset << ": " << model_->num_trainable_parameters()
         << " trainable parameters; peak lr " << config_.peak_lr(world_size) << " (global batch "
         << config_.global_batch(world_size) << "); AdamW groups:\n"
-        << optimizer_->Describe() << std::endl;
+        << DescribeGroups(groups) << std::endl;
     return OkStatus();
   }
 
@@ -36,10 +37,6 @@ class PretrainJob : public TrainingJob {
 
   void ConfigureStream(dataloader::StreamOptions& stream) const override {
     stream.num_patches = config_.model.num_patches();
-    stream.augment.output_size = config_.model.img_size;
-    stream.augment.scale_min = config_.data.crop_scale_min;
-    stream.augment.scale_max = config_.data.crop_scale_max;
-    stream.augment.horizontal_flip = config_.data.hflip;
   }
 
   torch::Tensor Loss(const dataloader::Batch& batch, torch::Tensor images,

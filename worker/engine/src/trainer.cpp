@@ -141,15 +141,17 @@ class Trainer {
     peak_lr_ = config_.peak_lr(world_size_);
     if (auto failure = Restore(found)) return failure;
 
-    std::vector<double> mean = config_.data.mean, std = config_.data.std;
-    mean_ = torch::tensor(mean, torch::kFloat32).view({1, -1, 1, 1}).to(device_);
-    std_ = torch::tensor(std, torch::kFloat32).view({1, -1, 1, 1}).to(device_);
+    normalize_ = PixelNormalizer(config_.data, device_);
 
     dataloader::StreamOptions stream;
     stream.seed = config_.run.seed;
     stream.global_batch = micro_global_batch_;
     stream.rank = 0;
     stream.world_size = world_size_;
+    stream.augment.output_size = config_.model.img_size;
+    stream.augment.scale_min = config_.data.crop_scale_min;
+    stream.augment.scale_max = config_.data.crop_scale_max;
+    stream.augment.horizontal_flip = config_.data.hflip;
     job_->ConfigureStream(stream);
     stream.num_workers = config_.data.num_workers;
     source_ = std::make_unique<dataloader::LocalBatchSource>(*dataset_, stream, position_.epoch,
@@ -336,7 +338,7 @@ class Trainer {
         lr = ScheduledLearningRate(peak_lr_, config_.optim.min_lr, config_.optim.warmup_epochs,
                                    config_.optim.epochs, fractional_epoch);
       }
-      auto imgs = (batch.images.to(device_).to(torch::kFloat32).div_(255.0) - mean_) / std_;
+      auto imgs = normalize_(batch.images);
       // LibTorch's own draws (drop path) restart from a key of the micro-step, so a resumed run
       // draws the same.
       const uint64_t step_key = HashKey({config_.run.seed, static_cast<uint64_t>(batch.epoch),
@@ -508,7 +510,7 @@ class Trainer {
   std::unique_ptr<dataloader::Dataset> dataset_;
   std::unique_ptr<dataloader::BatchSource> source_;
   std::unique_ptr<TrainingJob> job_;
-  torch::Tensor mean_, std_;
+  PixelNormalizer normalize_;
   int64_t micro_global_batch_ = 0, steps_per_epoch_ = 0, optimizer_steps_per_epoch_ = 0,
           total_steps_ = 0;
   double peak_lr_ = 0;

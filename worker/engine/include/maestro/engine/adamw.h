@@ -42,9 +42,6 @@ class AdamW : public Optimizer {
   // Restores StateDict() output. INVALID_ARGUMENT names a missing or misshapen entry.
   Status LoadStateDict(const std::map<std::string, torch::Tensor>& state) override;
 
-  // "<group name>: <n> parameters, weight decay <wd>, lr scale <s>", one line per group.
-  std::string Describe() const;
-
  private:
   struct Slot {
     std::string name;

@@ -25,6 +25,9 @@ struct ParamGroup {
 // it) exempts a parameter from weight decay: 1-D parameters and biases.
 bool SkipsWeightDecay(const std::string& name, const torch::Tensor& param);
 
+// "<group name>: <n> parameters, weight decay <wd>, lr scale <s>", one line per group.
+std::string DescribeGroups(const std::vector<ParamGroup>& groups);
+
 // Pretraining: {"no_decay" (weight decay 0), "decay" (`weight_decay`)}, lr_scale 1 both.
 std::vector<ParamGroup> WeightDecayGroups(const NamedParameters& named, double weight_decay);
 
