@@ -7,7 +7,7 @@ VENV := $(shell tools/bootstrap.sh --print-venv)
 PYTHON := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: all bootstrap configure build test demo eval bench gpu-check clean
+.PHONY: all bootstrap configure build test demo eval bench bench-data gpu-check clean
 
 all: build
 
@@ -45,6 +45,11 @@ bench: build
 	$(BUILD_DIR)/tools/maestro-bench --preset mae_vit_tiny_fmnist --batch 256 --steps 20 --threads 2 \
 	  --out bench/results/cpu-tiny-fwd-bwd.json
 	$(PYTHON) tools/bench_cpu_compare.py --bench $(BUILD_DIR)/tools/maestro-bench --python $(PYTHON)
+
+# The data path: decode + RandomResizedCrop + flip images/s beside torchvision + PIL on three
+# sets of photographs, and the data service's loopback MB/s; bench/results/data-path.json.
+bench-data: build
+	$(PYTHON) bench/data_path.py --build $(BUILD_DIR)
 
 # On a GPU machine (no bootstrap there): build the LibTorch-only subset, check, measure.
 gpu-check:

@@ -19,9 +19,10 @@ DEBIAN_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev prometheus-cpp-dev
   openmpi-bin libopenmpi-dev
-  libturbojpeg0-dev libjpeg62-turbo-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   dataset-fashion-mnist
+  plasma-workspace-wallpapers  # test photographs (the data path's image-folder tests, benchmarks)
   python3-venv
 )
 

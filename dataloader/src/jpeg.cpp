@@ -7,6 +7,8 @@
 // clang-format on
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -53,7 +55,6 @@ struct Decode {
   jpeg_decompress_struct cinfo{};
   ErrorManager err{};
   std::vector<uint8_t> row;
-  RawSample out;
   bool created = false;
 };
 
@@ -81,7 +82,8 @@ void CmykToRgb(const uint8_t* cmyk, uint8_t* rgb, bool inverted) {
   }
 }
 
-bool Run(Decode& d, std::string_view bytes, const CropBox& box, int scale, std::string& error) {
+bool Run(Decode& d, std::string_view bytes, const CropBox& box, int scale, JpegSpan& span,
+         std::string& error) {
   if (setjmp(d.err.jump)) {
     error = d.err.message;
     return false;
@@ -102,14 +104,16 @@ bool Run(Decode& d, std::string_view bytes, const CropBox& box, int scale, std::
     error = "the crop box is outside the image";
     return false;
   }
-  // The columns at a crop's edges are upsampled without their neighbours (chroma subsampled
-  // horizontally), so the decoded span must reach past the needed one on both sides: from
+  // With chroma subsampled horizontally, the columns at a crop's edges are upsampled without
+  // their neighbours, so the decoded span must reach past the needed one on both sides: from
   // left - 1 (libjpeg moves that down to an iMCU boundary; `skip` drops the extra columns) to
-  // one iMCU column beyond `right`.
+  // one iMCU column beyond `right`. Without subsampling (4:4:4, grayscale) each pixel depends
+  // on its own samples only.
+  const bool h_subsampled = d.cinfo.max_h_samp_factor > 1;
   const int64_t imcu_cols = static_cast<int64_t>(d.cinfo.max_h_samp_factor) *
                             static_cast<int64_t>(d.cinfo.min_DCT_scaled_size);
-  const int64_t decode_left = std::max<int64_t>(0, left - 1);
-  const int64_t decode_right = std::min(width, right + imcu_cols);
+  const int64_t decode_left = h_subsampled ? std::max<int64_t>(0, left - 1) : left;
+  const int64_t decode_right = h_subsampled ? std::min(width, right + imcu_cols) : right;
   JDIMENSION x_offset = static_cast<JDIMENSION>(decode_left);
   JDIMENSION crop_width = static_cast<JDIMENSION>(decode_right - decode_left);
   if (decode_left > 0 || decode_right < width) {
@@ -120,34 +124,37 @@ bool Run(Decode& d, std::string_view bytes, const CropBox& box, int scale, std::
   d.row.resize(static_cast<size_t>(d.cinfo.output_width * components));
   // Skipping straight to `top` can change its first rows when chroma is subsampled vertically
   // (the fancy upsampler lacks the context rows above): skip whole iMCU rows up to one before
-  // the one holding `top`, then decode and drop the rows up to it.
+  // the one holding `top`, then decode and drop the rows up to it. Without vertical
+  // subsampling, straight to `top`.
   const int64_t imcu_rows = static_cast<int64_t>(d.cinfo.max_v_samp_factor) *
                             static_cast<int64_t>(d.cinfo.min_DCT_scaled_size);
-  const int64_t skip_to = std::max<int64_t>(0, (top / imcu_rows - 1) * imcu_rows);
+  const int64_t skip_to =
+      d.cinfo.max_v_samp_factor > 1 ? std::max<int64_t>(0, (top / imcu_rows - 1) * imcu_rows) : top;
   if (skip_to > 0) jpeg_skip_scanlines(&d.cinfo, static_cast<JDIMENSION>(skip_to));
   for (int64_t y = skip_to; y < top; ++y) {
     JSAMPROW rows[1] = {d.row.data()};
     jpeg_read_scanlines(&d.cinfo, rows, 1);
   }
-  RawSample& out = d.out;
-  out.height = bottom - top;
-  out.width = right - left;
-  out.channels = 3;
-  out.pixels.resize(static_cast<size_t>(out.height * out.width * 3));
+  span.height = bottom - top;
+  span.width = right - left;
+  // RGB rows are decoded in place (the span keeps libjpeg's whole decoded width); gray and
+  // CMYK rows are converted into a span of the region's width.
+  const bool in_place = components == 3;
+  span.x_offset = in_place ? skip : 0;
+  span.stride = (in_place ? static_cast<int64_t>(d.cinfo.output_width) : span.width) * 3;
+  span.pixels.resize(static_cast<size_t>(span.height * span.stride));
   const bool adobe_inverted = d.cinfo.saw_Adobe_marker;
-  for (int64_t y = 0; y < out.height; ++y) {
-    JSAMPROW rows[1] = {d.row.data()};
+  for (int64_t y = 0; y < span.height; ++y) {
+    uint8_t* dst = &span.pixels[static_cast<size_t>(y * span.stride)];
+    JSAMPROW rows[1] = {in_place ? dst : d.row.data()};
     jpeg_read_scanlines(&d.cinfo, rows, 1);
-    uint8_t* dst = &out.pixels[static_cast<size_t>(y * out.width * 3)];
+    if (in_place) continue;
     const uint8_t* src = d.row.data() + skip * components;
-    for (int64_t x = 0; x < out.width; ++x, dst += 3, src += components) {
-      if (components == 3) {
-        dst[0] = src[0], dst[1] = src[1], dst[2] = src[2];
-      } else if (components == 1) {
-        dst[0] = dst[1] = dst[2] = src[0];
-      } else {
+    if (components == 1) {
+      for (int64_t x = 0; x < span.width; ++x, dst += 3) dst[0] = dst[1] = dst[2] = src[x];
+    } else {
+      for (int64_t x = 0; x < span.width; ++x, dst += 3, src += components)
         CmykToRgb(src, dst, adobe_inverted);
-      }
     }
   }
   if (d.err.pub.num_warnings > 0) {
@@ -191,7 +198,7 @@ int ChooseDctScale(const CropBox& box, int64_t min_size) {
   return 1;
 }
 
-Result<RawSample> DecodeJpegRegion(std::string_view bytes, const CropBox& box, int scale) {
+Status DecodeJpegSpan(std::string_view bytes, const CropBox& box, int scale, JpegSpan& span) {
   if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
     return InvalidArgumentError("DCT scale must be 1, 2, 4 or 8");
   if (box.top < 0 || box.left < 0 || box.height <= 0 || box.width <= 0)
@@ -199,11 +206,81 @@ Result<RawSample> DecodeJpegRegion(std::string_view bytes, const CropBox& box, i
   if (!LooksLikeJpeg(bytes)) return InvalidArgumentError("not a JPEG file (no SOI marker)");
   Decode d;
   std::string error;
-  if (!Run(d, bytes, box, scale, error)) {
+  if (!Run(d, bytes, box, scale, span, error)) {
     if (error == "the crop box is outside the image") return InvalidArgumentError(error);
     return DataLossError("JPEG decode: " + error);
   }
-  return std::move(d.out);
+  return OkStatus();
+}
+
+Result<RawSample> DecodeJpegRegion(std::string_view bytes, const CropBox& box, int scale) {
+  JpegSpan span;
+  MAESTRO_RETURN_IF_ERROR(DecodeJpegSpan(bytes, box, scale, span));
+  RawSample out;
+  out.height = span.height;
+  out.width = span.width;
+  out.channels = 3;
+  if (span.x_offset == 0 && span.stride == span.width * 3) {
+    out.pixels = std::move(span.pixels);
+    return out;
+  }
+  out.pixels.resize(static_cast<size_t>(out.height * out.width * 3));
+  for (int64_t y = 0; y < out.height; ++y) {
+    std::memcpy(&out.pixels[static_cast<size_t>(y * out.width * 3)],
+                &span.pixels[static_cast<size_t>(y * span.stride + span.x_offset * 3)],
+                static_cast<size_t>(out.width * 3));
+  }
+  return out;
+}
+
+namespace {
+
+// The compressor's counterpart of Decode: state constructed before setjmp.
+struct Encode {
+  Encode() {
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = OnError;
+  }
+  ~Encode() {
+    if (created) jpeg_destroy_compress(&cinfo);
+    std::free(buffer);  // allocated by jpeg_mem_dest
+  }
+  Encode(const Encode&) = delete;
+  Encode& operator=(const Encode&) = delete;
+
+  jpeg_compress_struct cinfo{};
+  ErrorManager err{};
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  bool created = false;
+};
+
+}  // namespace
+
+Result<std::string> EncodeJpeg(const RawSample& image, int quality) {
+  if (image.channels != 3 && image.channels != 1) {
+    return InvalidArgumentError("JPEG encoding takes 1 or 3 channels, not " +
+                                std::to_string(image.channels));
+  }
+  Encode e;
+  if (setjmp(e.err.jump)) return InternalError(std::string("JPEG encoding: ") + e.err.message);
+  jpeg_create_compress(&e.cinfo);
+  e.created = true;
+  jpeg_mem_dest(&e.cinfo, &e.buffer, &e.size);
+  e.cinfo.image_width = static_cast<JDIMENSION>(image.width);
+  e.cinfo.image_height = static_cast<JDIMENSION>(image.height);
+  e.cinfo.input_components = static_cast<int>(image.channels);
+  e.cinfo.in_color_space = image.channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+  jpeg_set_defaults(&e.cinfo);  // YCbCr with 2x2 luma sampling (4:2:0), baseline
+  jpeg_set_quality(&e.cinfo, quality, TRUE);
+  jpeg_start_compress(&e.cinfo, TRUE);
+  const auto stride = static_cast<size_t>(image.width * image.channels);
+  while (e.cinfo.next_scanline < e.cinfo.image_height) {
+    auto* row = const_cast<JSAMPLE*>(image.pixels.data() + e.cinfo.next_scanline * stride);
+    jpeg_write_scanlines(&e.cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&e.cinfo);
+  return std::string(reinterpret_cast<const char*>(e.buffer), e.size);
 }
 
 }  // namespace maestro::dataloader

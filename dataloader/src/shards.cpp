@@ -6,50 +6,22 @@
 #include <rocksdb/table.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <optional>
 
 #include "maestro/dataloader/jpeg.h"
+#include "maestro/dataloader/png.h"
+#include "maestro/dataloader/resize.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/sha256.h"
 
 namespace maestro::dataloader {
 namespace {
 
-constexpr uint8_t kRecordVersion = 1;
-constexpr size_t kRecordHeader = 16;
 constexpr const char* kManifestName = "manifest.json";
 constexpr const char* kDoneName = "ingest.json";
-
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
-}
-
-// The fixed 16 bytes in front of every record's payload.
-struct RecordHeader {
-  uint8_t format = 0;
-  int64_t label = 0, height = 0, width = 0, channels = 0;
-};
-
-Result<RecordHeader> ParseRecordHeader(std::string_view value, int64_t index) {
-  if (value.size() < kRecordHeader || static_cast<uint8_t>(value[0]) != kRecordVersion) {
-    return DataLossError("record " + std::to_string(index) + " is not a version-1 record");
-  }
-  RecordHeader h;
-  h.format = static_cast<uint8_t>(value[1]);
-  h.label = static_cast<int32_t>(GetU32(value.data() + 2));
-  h.height = GetU32(value.data() + 6);
-  h.width = GetU32(value.data() + 10);
-  h.channels = static_cast<uint8_t>(value[14]);
-  return h;
-}
 
 std::string ShardName(int64_t k) {
   char name[32];
@@ -155,118 +127,96 @@ class RawDatasetRecords : public RecordSource {
 class ImageFolderRecords : public RecordSource {
  public:
   ImageFolderRecords(std::vector<std::string> classes,
-                     std::vector<std::pair<std::string, int64_t>> files)
-      : classes_(std::move(classes)), files_(std::move(files)) {}
+                     std::vector<std::pair<std::string, int64_t>> files, ImageFolderOptions options)
+      : classes_(std::move(classes)), files_(std::move(files)), options_(std::move(options)) {}
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   int64_t num_classes() const override { return static_cast<int64_t>(classes_.size()); }
   std::vector<std::string> classes() const override { return classes_; }
+
   Result<std::string> Record(int64_t i) const override {
     const auto& [path, label] = files_[static_cast<size_t>(i)];
     MAESTRO_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-    if (!LooksLikeJpeg(bytes)) {
-      return InvalidArgumentError("not a JPEG file (other formats are not ingested yet)");
+    RecordFormat format;
+    RawSample header;  // height and width
+    if (LooksLikeJpeg(bytes)) {
+      format = RecordFormat::kJpeg;
+      MAESTRO_ASSIGN_OR_RETURN(JpegInfo info, ReadJpegHeader(bytes));
+      header.height = info.height;
+      header.width = info.width;
+      if (options_.storage == "original") {  // a 1/8-scale decode reads every coefficient
+        MAESTRO_RETURN_IF_ERROR(
+            DecodeJpegRegion(bytes, {0, 0, info.height, info.width}, 8).status());
+      }
+    } else if (LooksLikePng(bytes)) {
+      format = RecordFormat::kPng;
+      MAESTRO_ASSIGN_OR_RETURN(header, DecodePng(bytes));
+    } else {
+      return InvalidArgumentError("neither a JPEG nor a PNG file");
     }
-    MAESTRO_ASSIGN_OR_RETURN(JpegInfo info, ReadJpegHeader(bytes));
-    return EncodeEncodedRecord(RecordFormat::kJpeg, label, info.height, info.width, 3, bytes);
+    if (options_.storage == "original") {
+      return EncodeEncodedRecord(format, label, header.height, header.width, 3, bytes);
+    }
+    return Reencode(bytes, format, label);
   }
   std::string Describe(int64_t i) const override { return files_[static_cast<size_t>(i)].first; }
 
  private:
+  // Decoded to RGB, shrunk to the short side, stored as a q90 4:2:0 JPEG.
+  Result<std::string> Reencode(const std::string& bytes, RecordFormat format, int64_t label) const {
+    RawSample image;
+    if (format == RecordFormat::kPng) {
+      MAESTRO_ASSIGN_OR_RETURN(image, DecodePng(bytes));
+    } else {
+      MAESTRO_ASSIGN_OR_RETURN(JpegInfo info, ReadJpegHeader(bytes));
+      MAESTRO_ASSIGN_OR_RETURN(image, DecodeJpegRegion(bytes, {0, 0, info.height, info.width}));
+    }
+    const int64_t short_side = std::min(image.height, image.width);
+    if (short_side > options_.short_side) {
+      const double ratio =
+          static_cast<double>(options_.short_side) / static_cast<double>(short_side);
+      const int64_t out_h = image.height == short_side
+                                ? options_.short_side
+                                : std::lround(static_cast<double>(image.height) * ratio);
+      const int64_t out_w = image.width == short_side
+                                ? options_.short_side
+                                : std::lround(static_cast<double>(image.width) * ratio);
+      thread_local BicubicResizer resizer;
+      RawSample resized;
+      resized.height = out_h;
+      resized.width = out_w;
+      resized.channels = image.channels;
+      resized.pixels.resize(static_cast<size_t>(out_h * out_w * image.channels));
+      resizer.Resize(image.pixels.data(), image.height, image.width, image.channels,
+                     image.width * image.channels,
+                     {0, 0, static_cast<double>(image.width), static_cast<double>(image.height)},
+                     out_h, out_w, false, resized.pixels.data());
+      image = std::move(resized);
+    }
+    MAESTRO_ASSIGN_OR_RETURN(std::string jpeg, EncodeJpeg(image, options_.quality));
+    return EncodeEncodedRecord(RecordFormat::kJpeg, label, image.height, image.width, 3, jpeg);
+  }
+
   std::vector<std::string> classes_;
   std::vector<std::pair<std::string, int64_t>> files_;
-};
-
-class ShardDataset : public Dataset {
- public:
-  ShardDataset(ShardManifest manifest, std::vector<std::unique_ptr<rocksdb::DB>> dbs)
-      : manifest_(std::move(manifest)), dbs_(std::move(dbs)) {
-    identity_ = {manifest_.name, manifest_.content_hash, manifest_.count, manifest_.num_classes};
-  }
-
-  int64_t size() const override { return manifest_.count; }
-  const DatasetIdentity& identity() const override { return identity_; }
-
-  bool holds_encoded() const override {
-    const Json* format = manifest_.source.is_object() ? manifest_.source.Find("format") : nullptr;
-    return format != nullptr && format->is_string() && format->as_string() == "imagefolder";
-  }
-
-  Result<EncodedSample> GetEncoded(int64_t index) const override {
-    rocksdb::PinnableSlice value;
-    MAESTRO_RETURN_IF_ERROR(Read(index, value));
-    return DecodeEncodedRecord(value.ToStringView(), index);
-  }
-
-  Result<RawSample> Get(int64_t index) const override {
-    rocksdb::PinnableSlice value;
-    MAESTRO_RETURN_IF_ERROR(Read(index, value));
-    return DecodeRecord(value.ToStringView(), index);
-  }
-
- private:
-  // The stored value of `index`, pinned in RocksDB's cache (no copy).
-  Status Read(int64_t index, rocksdb::PinnableSlice& value) const {
-    if (index < 0 || index >= manifest_.count) {
-      return InvalidArgumentError("index " + std::to_string(index) + " outside [0, " +
-                                  std::to_string(manifest_.count) + ")");
-    }
-    // The last shard whose first index is <= index.
-    auto it = std::upper_bound(manifest_.shards.begin(), manifest_.shards.end(), index,
-                               [](int64_t i, const ShardInfo& shard) { return i < shard.first; });
-    const size_t shard = static_cast<size_t>(it - manifest_.shards.begin()) - 1;
-    const std::string key = ShardKey(index);
-    return FromRocks(
-        dbs_[shard]->Get(rocksdb::ReadOptions(), dbs_[shard]->DefaultColumnFamily(), key, &value),
-        manifest_.name + " record " + std::to_string(index));
-  }
-
-  ShardManifest manifest_;
-  std::vector<std::unique_ptr<rocksdb::DB>> dbs_;
-  DatasetIdentity identity_;
+  ImageFolderOptions options_;
 };
 
 }  // namespace
-
-std::string EncodeEncodedRecord(RecordFormat format, int64_t label, int64_t height, int64_t width,
-                                int64_t channels, std::string_view payload) {
-  std::string out;
-  out.reserve(kRecordHeader + payload.size());
-  out.push_back(static_cast<char>(kRecordVersion));
-  out.push_back(static_cast<char>(format));
-  PutU32(out, static_cast<uint32_t>(static_cast<int32_t>(label)));
-  PutU32(out, static_cast<uint32_t>(height));
-  PutU32(out, static_cast<uint32_t>(width));
-  out.push_back(static_cast<char>(channels));
-  out.push_back('\0');
-  out.append(payload);
-  return out;
-}
-
-std::string EncodeRecord(const RawSample& sample) {
-  return EncodeEncodedRecord(
-      RecordFormat::kRawU8, sample.label, sample.height, sample.width, sample.channels,
-      std::string_view(reinterpret_cast<const char*>(sample.pixels.data()), sample.pixels.size()));
-}
-
-Result<EncodedSample> DecodeEncodedRecord(std::string_view value, int64_t index) {
-  auto header = ParseRecordHeader(value, index);
-  if (!header.ok() || header->format != static_cast<uint8_t>(RecordFormat::kJpeg)) {
-    return DataLossError("record " + std::to_string(index) + " is not a version-1 JPEG record");
-  }
-  EncodedSample out;
-  out.index = index;
-  out.label = header->label;
-  out.height = header->height;
-  out.width = header->width;
-  out.jpeg.assign(value.substr(kRecordHeader));
-  return out;
-}
 
 std::unique_ptr<RecordSource> RawRecords(const Dataset& dataset) {
   return std::make_unique<RawDatasetRecords>(dataset);
 }
 
-Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_dir) {
+Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_dir,
+                                                      const ImageFolderOptions& options) {
+  if (options.storage != "original" && options.storage != "reencode") {
+    return InvalidArgumentError("storage '" + options.storage +
+                                "' is not known (original, "
+                                "reencode)");
+  }
+  if (options.short_side <= 0 || options.quality < 1 || options.quality > 100) {
+    return InvalidArgumentError("reencode needs short_side > 0 and quality in [1, 100]");
+  }
   if (!IsDirectory(split_dir)) return NotFoundError(split_dir + " is not a folder");
   MAESTRO_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDirectory(split_dir));
   std::sort(entries.begin(), entries.end());
@@ -288,37 +238,7 @@ Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_d
     return InvalidArgumentError(split_dir + " has no class folders (expected <class>/<image>)");
   }
   return std::unique_ptr<RecordSource>(
-      new ImageFolderRecords(std::move(classes), std::move(files)));
-}
-
-Result<RawSample> DecodeRecord(std::string_view value, int64_t index) {
-  const std::string where = "record " + std::to_string(index);
-  MAESTRO_ASSIGN_OR_RETURN(RecordHeader header, ParseRecordHeader(value, index));
-  if (header.format == static_cast<uint8_t>(RecordFormat::kJpeg)) {
-    auto decoded =
-        DecodeJpegRegion(value.substr(kRecordHeader), {0, 0, header.height, header.width});
-    if (!decoded.ok()) return DataLossError(where + ": " + decoded.status().message());
-    decoded->index = index;
-    decoded->label = header.label;
-    return decoded;
-  }
-  if (header.format != static_cast<uint8_t>(RecordFormat::kRawU8)) {
-    return DataLossError(where + " has payload format " + std::to_string(header.format) +
-                         ", which this reader does not decode");
-  }
-  RawSample sample;
-  sample.index = index;
-  sample.label = header.label;
-  sample.height = header.height;
-  sample.width = header.width;
-  sample.channels = header.channels;
-  const auto expected = static_cast<size_t>(sample.height * sample.width * sample.channels);
-  if (value.size() - kRecordHeader != expected) {
-    return DataLossError(where + " holds " + std::to_string(value.size() - kRecordHeader) +
-                         " pixel bytes, its size says " + std::to_string(expected));
-  }
-  sample.pixels.assign(value.begin() + kRecordHeader, value.end());
-  return sample;
+      new ImageFolderRecords(std::move(classes), std::move(files), options));
 }
 
 std::string ShardKey(int64_t index) {
@@ -415,6 +335,7 @@ Result<ShardManifest> IngestRecords(const RecordSource& source, const IngestOpti
   manifest.name = options.name;
   manifest.source = options.source;
   manifest.source_items = total;
+  manifest.storage = options.storage;
   manifest.num_classes = source.num_classes();
   manifest.classes = source.classes();
   const int64_t shards = std::min<int64_t>(options.shards, std::max<int64_t>(total, 1));
@@ -480,7 +401,35 @@ Result<ShardManifest> IngestDataset(const Dataset& source, const IngestOptions& 
   return IngestRecords(*RawRecords(source), options, progress);
 }
 
-Result<std::unique_ptr<Dataset>> OpenShardDataset(const std::string& dir) {
+ShardStore::ShardStore(ShardManifest manifest, std::vector<std::unique_ptr<rocksdb::DB>> dbs)
+    : manifest_(std::move(manifest)), dbs_(std::move(dbs)) {
+  identity_ = {manifest_.name, manifest_.content_hash, manifest_.count, manifest_.num_classes};
+}
+
+ShardStore::~ShardStore() = default;
+
+bool ShardStore::holds_encoded() const {
+  const Json* format = manifest_.source.is_object() ? manifest_.source.Find("format") : nullptr;
+  return format != nullptr && format->is_string() && format->as_string() == "imagefolder";
+}
+
+Result<std::string> ShardStore::Read(int64_t index) const {
+  if (index < 0 || index >= manifest_.count) {
+    return InvalidArgumentError("index " + std::to_string(index) + " outside [0, " +
+                                std::to_string(manifest_.count) + ")");
+  }
+  // The last shard whose first index is <= index.
+  auto it = std::upper_bound(manifest_.shards.begin(), manifest_.shards.end(), index,
+                             [](int64_t i, const ShardInfo& shard) { return i < shard.first; });
+  const size_t shard = static_cast<size_t>(it - manifest_.shards.begin()) - 1;
+  std::string value;
+  MAESTRO_RETURN_IF_ERROR(
+      FromRocks(dbs_[shard]->Get(rocksdb::ReadOptions(), ShardKey(index), &value),
+                manifest_.name + " record " + std::to_string(index)));
+  return value;
+}
+
+Result<std::unique_ptr<ShardStore>> OpenShardStore(const std::string& dir) {
   const std::string path = dir + "/" + kManifestName;
   if (!PathExists(path)) {
     return NotFoundError(dir + " has no " + kManifestName +
@@ -502,7 +451,12 @@ Result<std::unique_ptr<Dataset>> OpenShardDataset(const std::string& dir) {
         FromRocks(rocksdb::DB::OpenForReadOnly(options, shard_dir, &raw), shard_dir));
     dbs.emplace_back(raw);
   }
-  return std::unique_ptr<Dataset>(new ShardDataset(std::move(manifest), std::move(dbs)));
+  return std::unique_ptr<ShardStore>(new ShardStore(std::move(manifest), std::move(dbs)));
+}
+
+Result<std::unique_ptr<Dataset>> OpenShardDataset(const std::string& dir) {
+  MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<ShardStore> store, OpenShardStore(dir));
+  return RecordDataset(std::shared_ptr<const RecordStore>(std::move(store)));
 }
 
 }  // namespace maestro::dataloader

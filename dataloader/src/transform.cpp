@@ -1,10 +1,15 @@
 #include "maestro/dataloader/transform.h"
 
 #include <cmath>
+#include <cstring>
 
+#include "maestro/dataloader/resize.h"
 #include "maestro/shared/rng.h"
 #ifdef MAESTRO_HAVE_JPEG
 #include "maestro/dataloader/jpeg.h"
+#endif
+#ifdef MAESTRO_HAVE_PNG
+#include "maestro/dataloader/png.h"
 #endif
 
 namespace maestro::dataloader {
@@ -52,85 +57,90 @@ CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& o, uint6
 
 namespace {
 
-torch::Tensor ToChwFloat(const RawSample& sample) {
-  auto hwc = torch::from_blob(const_cast<uint8_t*>(sample.pixels.data()),
-                              {sample.height, sample.width, sample.channels}, torch::kUInt8);
-  return hwc.permute({2, 0, 1}).to(torch::kFloat32);  // (C, H, W), a copy
+// (C, H, W) uint8 from HWC pixels (a copy).
+torch::Tensor ToChw(const uint8_t* hwc, int64_t height, int64_t width, int64_t channels) {
+  return torch::from_blob(const_cast<uint8_t*>(hwc), {height, width, channels}, torch::kUInt8)
+      .permute({2, 0, 1})
+      .clone(at::MemoryFormat::Contiguous);
 }
 
-// (C, h, w) float -> (C, out_h, out_w) uint8, bicubic, antialiased when shrinking.
-torch::Tensor ResizeToUint8(const torch::Tensor& chw, int64_t out_h, int64_t out_w) {
-  auto resized = torch::nn::functional::interpolate(chw.unsqueeze(0),
-                                                    torch::nn::functional::InterpolateFuncOptions()
-                                                        .size(std::vector<int64_t>{out_h, out_w})
-                                                        .mode(torch::kBicubic)
-                                                        .align_corners(false)
-                                                        .antialias(true));
-  return resized.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
-}
-
-// Resize of the cropped (C, h, w) float region to the output size, then flip and RandAugment,
-// with the draws of `key`.
-torch::Tensor FinishAugment(const torch::Tensor& crop, const AugmentOptions& o, uint64_t key) {
-  auto out = ResizeToUint8(crop, o.output_size, o.output_size);
+// `box` of the HWC image `src` resized to the output size (Pillow's bicubic, the flip folded
+// in), then RandAugment, with the draws of `key`: (C, S, S) uint8, a view of channels-last
+// pixels (the batch's stack makes it contiguous: one copy). The resize and RandAugment
+// buffers are per thread and reused.
+torch::Tensor FinishAugment(const uint8_t* src, int64_t height, int64_t width, int64_t channels,
+                            int64_t stride, const ResizeBox& box, const AugmentOptions& o,
+                            uint64_t key) {
+  bool flip = false;
   if (o.horizontal_flip) {
     // A separate draw from the crop's: the crop uses a variable number of them.
     CounterRng flip_rng(HashKey({key, 0x464C4950ULL}));  // "FLIP"
-    if (flip_rng.Uniform() < 0.5) out = out.flip({2});
+    flip = flip_rng.Uniform() < 0.5;
   }
+  thread_local BicubicResizer resizer;
+  const int64_t size = o.output_size;
+  auto out = torch::empty({size, size, channels}, torch::kUInt8);
+  resizer.Resize(src, height, width, channels, stride, box, size, size, flip,
+                 out.data_ptr<uint8_t>());
   if (o.randaug.num_ops > 0) {
-    RawSample image;
-    image.height = o.output_size;
-    image.width = o.output_size;
-    image.channels = out.size(0);
-    auto hwc = out.permute({1, 2, 0}).contiguous();
-    image.pixels.assign(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
+    thread_local RawSample image;
+    image.height = size;
+    image.width = size;
+    image.channels = channels;
+    image.pixels.assign(out.data_ptr<uint8_t>(), out.data_ptr<uint8_t>() + out.numel());
     RandAugment(image, o.randaug, HashKey({key, 0x52414E44ULL}));  // "RAND"
-    // clone(): with one channel the permuted view is already contiguous and would alias
-    // `image`, which ends here.
-    return torch::from_blob(image.pixels.data(), {image.height, image.width, image.channels},
-                            torch::kUInt8)
-        .permute({2, 0, 1})
-        .clone(at::MemoryFormat::Contiguous);
+    std::memcpy(out.data_ptr<uint8_t>(), image.pixels.data(), image.pixels.size());
   }
-  return out.contiguous();
+  return out.permute({2, 0, 1});  // (C, S, S), channels-last in memory
 }
 
 }  // namespace
 
 torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& o, uint64_t seed,
                             int64_t epoch) {
-  auto chw = ToChwFloat(sample);
   const uint64_t key = AugmentKey(seed, epoch, sample.index);
   CropBox box{0, 0, sample.height, sample.width};
   if (o.random_crop) box = SampleCrop(sample.height, sample.width, o, key);
-  auto crop = chw.slice(1, box.top, box.top + box.height).slice(2, box.left, box.left + box.width);
-  return FinishAugment(crop, o, key);
+  // As torchvision: crop, then resize the crop as an image of its own.
+  const int64_t stride = sample.width * sample.channels;
+  const uint8_t* origin = sample.pixels.data() + box.top * stride + box.left * sample.channels;
+  const ResizeBox whole{0, 0, static_cast<double>(box.width), static_cast<double>(box.height)};
+  return FinishAugment(origin, box.height, box.width, sample.channels, stride, whole, o, key);
 }
 
 torch::Tensor AugmentEncoded(const EncodedSample& sample, const AugmentOptions& o, uint64_t seed,
                              int64_t epoch) {
+#ifdef MAESTRO_HAVE_PNG
+  if (LooksLikePng(sample.bytes)) {  // no region decoding for PNG: the whole image
+    auto decoded = DecodePng(sample.bytes);
+    if (!decoded.ok()) {
+      throw Error(DataLossError("sample " + std::to_string(sample.index) + ": " +
+                                decoded.status().message()));
+    }
+    decoded->index = sample.index;
+    decoded->label = sample.label;
+    return AugmentSample(*decoded, o, seed, epoch);
+  }
+#endif
 #ifdef MAESTRO_HAVE_JPEG
   const uint64_t key = AugmentKey(seed, epoch, sample.index);
   CropBox box{0, 0, sample.height, sample.width};
   if (o.random_crop) box = SampleCrop(sample.height, sample.width, o, key);
   const int scale = ChooseDctScale(box, o.output_size);
-  auto region = DecodeJpegRegion(sample.jpeg, box, scale);
-  if (!region.ok()) {
-    throw Error(
-        DataLossError("sample " + std::to_string(sample.index) + ": " + region.status().message()));
+  thread_local JpegSpan region;
+  if (Status decoded = DecodeJpegSpan(sample.bytes, box, scale, region); !decoded.ok()) {
+    throw Error(DataLossError("sample " + std::to_string(sample.index) + ": " + decoded.message()));
   }
-  auto chw = ToChwFloat(*region);
-  if (scale > 1) {
-    // The region rounds outward to whole scaled pixels; cut it to the box's edges rounded to
-    // the nearest scaled pixel instead (at most half a scaled pixel off).
-    auto edge = [scale](int64_t v) { return (2 * v + scale) / (2 * scale); };  // round(v / s)
-    const int64_t y0 = edge(box.top) - box.top / scale, x0 = edge(box.left) - box.left / scale;
-    const int64_t y1 = std::min(chw.size(1), edge(box.top + box.height) - box.top / scale);
-    const int64_t x1 = std::min(chw.size(2), edge(box.left + box.width) - box.left / scale);
-    if (y1 > y0 && x1 > x0) chw = chw.slice(1, y0, y1).slice(2, x0, x1);
-  }
-  return FinishAugment(chw, o, key);
+  // At scale 1 the region is the box. Scaled, it rounds outward to whole scaled pixels: the box
+  // is a fractional one inside it (Pillow's resize box).
+  const double s = scale;
+  const double x0 = static_cast<double>(box.left) / s - static_cast<double>(box.left / scale);
+  const double y0 = static_cast<double>(box.top) / s - static_cast<double>(box.top / scale);
+  const ResizeBox inside{
+      x0, y0, std::min(static_cast<double>(region.width), x0 + static_cast<double>(box.width) / s),
+      std::min(static_cast<double>(region.height), y0 + static_cast<double>(box.height) / s)};
+  return FinishAugment(region.pixels.data() + region.x_offset * 3, region.height, region.width, 3,
+                       region.stride, inside, o, key);
 #else
   (void)o, (void)seed, (void)epoch;
   throw Error(FailedPreconditionError("sample " + std::to_string(sample.index) +
@@ -147,9 +157,12 @@ torch::Tensor EvalTransform(const RawSample& sample, int64_t size, double crop_p
   } else if (w < h) {
     out_h = target * h / w;
   }
-  torch::Tensor resized = (out_h == h && out_w == w)
-                              ? ToChwFloat(sample).to(torch::kUInt8)
-                              : ResizeToUint8(ToChwFloat(sample), out_h, out_w);
+  thread_local BicubicResizer resizer;
+  std::vector<uint8_t> pixels(static_cast<size_t>(out_h * out_w * sample.channels));
+  resizer.Resize(sample.pixels.data(), h, w, sample.channels, w * sample.channels,
+                 {0, 0, static_cast<double>(w), static_cast<double>(h)}, out_h, out_w, false,
+                 pixels.data());
+  torch::Tensor resized = ToChw(pixels.data(), out_h, out_w, sample.channels);
   const auto top = static_cast<int64_t>(std::lround(static_cast<double>(out_h - size) / 2.0));
   const auto left = static_cast<int64_t>(std::lround(static_cast<double>(out_w - size) / 2.0));
   return resized.slice(1, top, top + size).slice(2, left, left + size).contiguous();

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "maestro/dataloader/loader.h"
+#include "maestro/dataloader/records.h"
 
 namespace maestro::dataloader {
 namespace {
@@ -123,6 +125,60 @@ TEST(LoaderTest, TwoRanksSeeWhatOneProcessSees) {
     Batch whole = one.Next(), a = rank0.Next(), b = rank1.Next();
     EXPECT_TRUE(torch::equal(whole.images, torch::cat({a.images, b.images})));
     EXPECT_TRUE(torch::equal(whole.mask_noise, torch::cat({a.mask_noise, b.mask_noise})));
+  }
+}
+
+// The records of a CountingDataset, one of them corrupt.
+class CountingRecords : public RecordStore {
+ public:
+  CountingRecords(int64_t n, int64_t corrupt) : data_(n), corrupt_(corrupt) {}
+  const DatasetIdentity& identity() const override { return data_.identity(); }
+  bool holds_encoded() const override { return false; }
+  Result<std::string> Read(int64_t index) const override {
+    if (index == corrupt_) return std::string("not a record");
+    MAESTRO_ASSIGN_OR_RETURN(RawSample sample, data_.Get(index));
+    return EncodeRecord(sample);
+  }
+
+ private:
+  CountingDataset data_;
+  int64_t corrupt_;
+};
+
+TEST(LoaderTest, ARecordStreamGivesTheDatasetsBatchesAndReplacesCorruptSamplesAlike) {
+  auto store = std::make_shared<CountingRecords>(100, 13);
+  auto dataset = RecordDataset(store);
+  LocalBatchSource by_index(*dataset, Stream(2), 0, 3);
+  StreamSpec spec;
+  spec.seed = 3;
+  spec.global_batch = 8;
+  spec.epoch = 0;
+  spec.cursor = 3 * 8;
+  auto records = store->OpenStream(spec);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  LocalBatchSource streamed(*dataset, std::move(*records), Stream(3), 0, 3);
+  int replaced = 0;
+  for (int i = 0; i < 30; ++i) {  // across the epoch boundary (12 steps)
+    Batch a = by_index.Next(), b = streamed.Next();
+    ExpectSameBatch(a, b);
+    EXPECT_EQ(a.skipped, b.skipped);
+    for (const auto& line : b.skipped) {
+      EXPECT_NE(line.find("sample 13: record 13 is not a version-1 record"), std::string::npos);
+      EXPECT_NE(std::find(b.indices.begin(), b.indices.end(), 14), b.indices.end());
+      ++replaced;
+    }
+  }
+  EXPECT_GE(replaced, 1);
+  // A stream out of place fails the batch with a message rather than training on wrong data.
+  spec.cursor = 0;
+  auto wrong = store->OpenStream(spec);
+  ASSERT_TRUE(wrong.ok());
+  LocalBatchSource misplaced(*dataset, std::move(*wrong), Stream(1), 0, 3);
+  try {
+    misplaced.Next();
+    ADD_FAILURE() << "a misplaced stream was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(e.status().message().find("out of place"), std::string::npos) << e.what();
   }
 }
 

@@ -13,6 +13,7 @@
 #include "data_commands.h"
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/transform.h"
+#include "maestro/engine/data.h"
 #include "maestro/engine/pretrained.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
@@ -49,7 +50,8 @@ void AddCommon(maestro::FlagParser& flags, CommonArgs& args) {
   flags.Add("checkpoint", &args.checkpoint,
             "maestro checkpoint folder, or a Hugging Face ViTMAE folder");
   flags.Add("data-dir", &args.data_dir,
-            "Fashion-MNIST folder (default: the checkpoint's training data)");
+            "dataset folder: Fashion-MNIST IDX files, or a shard root for data.source shards "
+            "(default: the checkpoint's training data, from its data service when it used one)");
   flags.Add("split", &args.split, "dataset split: test (held out) or train");
   flags.Add("images", &args.images, "how many images (the first ones of the split)");
   flags.Add("mask-ratio", &args.mask_ratio, "masking ratio (0: the model's)");
@@ -65,8 +67,13 @@ struct EvalBatch {
 // channels replicated when the model wants more, normalized; mask noise keyed by (seed, index).
 EvalBatch LoadImages(const PretrainedMae& pretrained, const CommonArgs& args, int64_t count) {
   const auto& o = pretrained.model->options();
-  const std::string dir = args.data_dir.empty() ? pretrained.data.path : args.data_dir;
-  auto dataset = maestro::dataloader::OpenFashionMnist(dir, args.split);
+  maestro::engine::DataConfig data = pretrained.data;
+  data.split = args.split;
+  if (!args.data_dir.empty()) {
+    data.path = args.data_dir;
+    data.service.clear();
+  }
+  auto dataset = maestro::engine::OpenDataset(data);
   if (!dataset.ok()) throw maestro::Error(dataset.status());
   count = std::min(count, (*dataset)->size());
   maestro::dataloader::AugmentOptions eval;

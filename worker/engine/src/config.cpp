@@ -187,6 +187,10 @@ Json TrainConfig::ToJson() const {
   Json data_json = AugmentJson(data);
   data_json.as_object()["path"] = Json(data.path);
   data_json.as_object()["num_workers"] = Json(data.num_workers);
+  if (!data.service.empty()) {
+    data_json.as_object()["service"] = Json(data.service);
+    data_json.as_object()["dataset"] = Json(data.dataset);
+  }
   Json out(Json::Object{
       {"job", job},
       {"model", ModelJson(model_preset, model)},
@@ -261,6 +265,8 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
   d.Read("source", &c.data.source);
   d.Read("path", &c.data.path);
   d.Read("split", &c.data.split);
+  d.Read("service", &c.data.service);
+  d.Read("dataset", &c.data.dataset);
   d.Read("crop_scale_min", &c.data.crop_scale_min);
   d.Read("crop_scale_max", &c.data.crop_scale_max);
   d.Read("hflip", &c.data.hflip);
@@ -329,6 +335,9 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
     d.Fail("crop_scale_min", "need 0 < crop_scale_min <= crop_scale_max <= 1");
   }
   if (c.data.num_workers <= 0) d.Fail("num_workers", "must be positive");
+  if (!c.data.service.empty() && c.data.source != "shards") {
+    d.Fail("service", "streams shard datasets: set data.source: shards");
+  }
   if (c.run.precision != "fp32" && c.run.precision != "bf16")
     r.Fail("precision", "must be fp32 or bf16");
   if (c.run.device != "cpu" && c.run.device.rfind("cuda", 0) != 0)

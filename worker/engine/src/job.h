@@ -12,6 +12,7 @@
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/loader.h"
 #include "maestro/engine/config.h"
+#include "maestro/engine/data.h"
 #include "maestro/engine/optimizer.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/status.h"
@@ -69,7 +70,5 @@ std::unique_ptr<TrainingJob> MakePretrainJob(const TrainConfig& config);
 // `config` must outlive the job (it keeps a reference).
 std::unique_ptr<TrainingJob> MakeClassifyJob(const TrainConfig& config);
 
-// The dataset of `data.source` and `data.split` (trainer.cpp).
-Result<std::unique_ptr<dataloader::Dataset>> OpenDataset(const DataConfig& data);
 
 }  // namespace maestro::engine

@@ -15,8 +15,12 @@
 #include "maestro/checkpoint/torch_bridge.h"
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/loader.h"
+#include "maestro/dataloader/records.h"
 #ifdef MAESTRO_HAVE_SHARDS
 #include "maestro/dataloader/shards.h"
+#endif
+#ifdef MAESTRO_HAVE_DATA_SERVICE
+#include "maestro/dataloader/data_client.h"
 #endif
 #include "maestro/engine/exit_status.h"
 #include "maestro/engine/schedule.h"
@@ -105,10 +109,16 @@ class Trainer {
     if (Status s = storage_->EnsureWritable(); !s.ok())
       return Failure{kExitPermanentFailure, s.ToString()};
 
-    auto dataset = OpenDataset(config_.data);
-    if (!dataset.ok())
-      return Failure{kExitPermanentFailure, "data: " + dataset.status().ToString()};
-    dataset_ = std::move(*dataset);
+    auto store = OpenRecordStore(config_.data);
+    if (!store.ok()) return DataFailure(store.status());
+    store_ = std::move(*store);
+    if (store_) {
+      dataset_ = dataloader::RecordDataset(store_);
+    } else {
+      auto dataset = OpenDataset(config_.data);
+      if (!dataset.ok()) return DataFailure(dataset.status());
+      dataset_ = std::move(*dataset);
+    }
     micro_global_batch_ = config_.optim.batch_size * world_size_;
     if (micro_global_batch_ > dataset_->size()) {
       return Failure{kExitPermanentFailure,
@@ -154,11 +164,36 @@ class Trainer {
     stream.augment.horizontal_flip = config_.data.hflip;
     job_->ConfigureStream(stream);
     stream.num_workers = config_.data.num_workers;
-    source_ = std::make_unique<dataloader::LocalBatchSource>(*dataset_, stream, position_.epoch,
-                                                             position_.micro_step);
+    if (store_) {  // the rank's record stream, from the data service or the local shards
+      dataloader::StreamSpec spec;
+      spec.seed = stream.seed;
+      spec.global_batch = stream.global_batch;
+      spec.rank = stream.rank;
+      spec.world_size = stream.world_size;
+      spec.epoch = position_.epoch;
+      spec.cursor = DataCursor();
+      auto records = store_->OpenStream(spec);
+      if (!records.ok()) return DataFailure(records.status());
+      source_ = std::make_unique<dataloader::LocalBatchSource>(
+          *dataset_, std::move(*records), stream, position_.epoch, position_.micro_step);
+    } else {
+      source_ = std::make_unique<dataloader::LocalBatchSource>(*dataset_, stream, position_.epoch,
+                                                               position_.micro_step);
+    }
     InstallStopSignalHandlers();
     return std::nullopt;
   }
+
+  // A data source that cannot be opened: retryable when the service is unreachable.
+  static Failure DataFailure(const Status& status) {
+    return Failure{
+        status.code() == StatusCode::kUnavailable ? kExitRetryableFailure : kExitPermanentFailure,
+        "data: " + status.ToString()};
+  }
+
+  // This rank's position in its epoch sequence of records (records.h): where the stream
+  // resumes.
+  int64_t DataCursor() const { return position_.micro_step * (micro_global_batch_ / world_size_); }
 
   // The checkpoint to resume from, when asked and available.
   std::optional<Failure> FindResumePoint(std::optional<checkpoint::FoundCheckpoint>& found) {
@@ -205,7 +240,9 @@ class Trainer {
     try {
       if (state->Find("format_version")->as_int() != kTrainerStateVersion ||
           state->Find("sampler_version")->as_int() != kSamplerVersion ||
-          state->Find("augment_version")->as_int() != kAugmentVersion) {
+          state->Find("augment_version")->as_int() != kAugmentVersion ||
+          (state->Find("decoder_version") != nullptr &&
+           state->Find("decoder_version")->as_int() != kDecoderVersion)) {
         return Failure{kExitPermanentFailure,
                        found->name + " was written by another trainer/sampler version"};
       }
@@ -288,6 +325,7 @@ class Trainer {
         {"job", config_.job},
         {"sampler_version", kSamplerVersion},
         {"augment_version", kAugmentVersion},
+        {"decoder_version", kDecoderVersion},
         {"epoch", position_.epoch},
         {"micro_step", position_.micro_step},
         {"optimizer_step", position_.optimizer_step},
@@ -298,7 +336,10 @@ class Trainer {
         {"lr", lr},
         {"dataset", Json(Json::Object{{"name", identity.name},
                                       {"content_hash", identity.content_hash},
-                                      {"size", identity.size}})},
+                                      {"size", identity.size},
+                                      {"split", config_.data.split},
+                                      // the rank's stream position (records.h)
+                                      {"cursor", DataCursor()}})},
         {"config", config_.ToJson()},
         {"config_hash", config_.ResultHash()},
         {"pretrained", job_->Provenance()},
@@ -507,6 +548,7 @@ class Trainer {
   torch::Device device_;
   int64_t world_size_ = 1;
   std::unique_ptr<checkpoint::CheckpointStorage> storage_;
+  std::shared_ptr<const dataloader::RecordStore> store_;  // shard data: local or the service
   std::unique_ptr<dataloader::Dataset> dataset_;
   std::unique_ptr<dataloader::BatchSource> source_;
   std::unique_ptr<TrainingJob> job_;
@@ -523,19 +565,44 @@ class Trainer {
 
 }  // namespace
 
+Result<std::shared_ptr<const dataloader::RecordStore>> OpenRecordStore(const DataConfig& data) {
+  if (data.source != "shards") return std::shared_ptr<const dataloader::RecordStore>();
+  if (!data.service.empty()) {
+#ifdef MAESTRO_HAVE_DATA_SERVICE
+    std::string name = data.dataset;
+    if (name.empty()) {  // the path's last component, as maestro-data names a folder
+      std::string base = data.path;
+      while (base.size() > 1 && base.back() == '/') base.pop_back();
+      name = base.substr(base.find_last_of('/') + 1);
+    }
+    MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<dataloader::RecordStore> remote,
+                             dataloader::ConnectDataService(data.service, name, data.split));
+    return std::shared_ptr<const dataloader::RecordStore>(std::move(remote));
+#else
+    return InvalidArgumentError("data.service needs the build with gRPC (not MAESTRO_TORCH_ONLY)");
+#endif
+  }
+#ifdef MAESTRO_HAVE_SHARDS
+  MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<dataloader::ShardStore> local,
+                           dataloader::OpenShardStore(data.path + "/" + data.split));
+  return std::shared_ptr<const dataloader::RecordStore>(std::move(local));
+#else
+  return InvalidArgumentError(
+      "data.source 'shards' needs the RocksDB build (not "
+      "MAESTRO_TORCH_ONLY)");
+#endif
+}
+
 Result<std::unique_ptr<dataloader::Dataset>> OpenDataset(const DataConfig& data) {
   if (data.source == "fashion-mnist" || data.source == "mnist") {
     return dataloader::OpenFashionMnist(data.path, data.split);
   }
-#ifdef MAESTRO_HAVE_SHARDS
-  if (data.source == "shards") return dataloader::OpenShardDataset(data.path + "/" + data.split);
+  if (data.source == "shards") {
+    MAESTRO_ASSIGN_OR_RETURN(auto store, OpenRecordStore(data));
+    return dataloader::RecordDataset(std::move(store));
+  }
   return InvalidArgumentError("data.source '" + data.source +
                               "' is not known (fashion-mnist, mnist, shards)");
-#else
-  return InvalidArgumentError("data.source '" + data.source +
-                              "' is not known (fashion-mnist, mnist; shards needs the RocksDB "
-                              "build)");
-#endif
 }
 
 void InstallStopSignalHandlers() {

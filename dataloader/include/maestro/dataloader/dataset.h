@@ -31,12 +31,13 @@ struct RawSample {
   std::vector<uint8_t> pixels;
 };
 
-// A sample whose pixels are still JPEG-encoded, so that a crop can decode only its region.
+// A sample whose pixels are still encoded, so that a crop can decode only its region (JPEG;
+// a PNG is decoded whole).
 struct EncodedSample {
   int64_t index = 0;
   int64_t label = 0;
   int64_t height = 0, width = 0;  // of the full image
-  std::string jpeg;
+  std::string bytes;              // the JPEG or PNG file
 };
 
 // A crop box in source pixels.

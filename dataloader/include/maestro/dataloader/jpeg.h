@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "maestro/dataloader/dataset.h"
 #include "maestro/shared/status.h"
@@ -35,5 +36,19 @@ int ChooseDctScale(const CropBox& box, int64_t min_size);
 // clipped to the scaled image: the region of the scaled decode that contains the box.
 // DATA_LOSS for a corrupt or truncated file; INVALID_ARGUMENT for a box outside the image.
 Result<RawSample> DecodeJpegRegion(std::string_view bytes, const CropBox& box, int scale = 1);
+
+// What DecodeJpegRegion decodes, before its last copy: `height` rows of RGB pixels `stride`
+// bytes apart, the region's `width` pixels starting at pixel `x_offset` of each row.
+struct JpegSpan {
+  int64_t height = 0, width = 0, stride = 0, x_offset = 0;
+  std::vector<uint8_t> pixels;  // reused between calls: resized, never shrunk
+};
+
+// DecodeJpegRegion into `span`, RGB rows decoded in place (no copy). For the loader's hot path.
+Status DecodeJpegSpan(std::string_view bytes, const CropBox& box, int scale, JpegSpan& span);
+
+// Encodes HWC pixels (RGB, or 1 channel) as a baseline JPEG at `quality` with 4:2:0 chroma
+// subsampling (libjpeg's defaults otherwise). INVALID_ARGUMENT for another channel count.
+Result<std::string> EncodeJpeg(const RawSample& image, int quality);
 
 }  // namespace maestro::dataloader

@@ -2,8 +2,9 @@
 // samples (sampler.h), augmented, with their mask noise, assembled by worker threads ahead
 // of use. Batches arrive in step order and are identical whatever the thread count.
 //
-// A BatchSource is what the engine sees; LocalBatchSource reads a Dataset in this process.
-// The data service of issue 4 provides another BatchSource with the same stream.
+// A BatchSource is what the engine sees. LocalBatchSource reads a Dataset in this process, or
+// takes its records from a RecordStream (records.h: the local shard reader or the data
+// service) that delivers this rank's records in the sampler's order; both give the same batches.
 #pragma once
 
 #include <torch/torch.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "maestro/dataloader/dataset.h"
+#include "maestro/dataloader/records.h"
 #include "maestro/dataloader/sampler.h"
 #include "maestro/dataloader/transform.h"
 
@@ -49,7 +51,8 @@ class BatchSource {
   virtual ~BatchSource() = default;
   virtual int64_t steps_per_epoch() const = 0;
   // The next batch in order. Corrupt samples are replaced and listed in Batch::skipped; other
-  // errors (an unreadable dataset) are thrown as maestro::Error.
+  // errors are thrown as maestro::Error (UNAVAILABLE when the record stream failed, e.g. the
+  // data service went away; DATA_LOSS for unreadable data).
   virtual Batch Next() = 0;
 };
 
@@ -58,6 +61,13 @@ class LocalBatchSource : public BatchSource {
   // Streams from (start_epoch, start_step). `dataset` must outlive this object.
   LocalBatchSource(const Dataset& dataset, StreamOptions options, int64_t start_epoch,
                    int64_t start_step);
+  // Streams the records of `records`, which must be this rank's stream from (start_epoch,
+  // cursor start_step * global_batch / world_size) with options' seed and batch (a record out
+  // of place fails the batch). `dataset` (the same data, random access) serves the
+  // replacements of corrupt samples. A feeder thread reads the stream, at most prefetch +
+  // num_workers batches ahead.
+  LocalBatchSource(const Dataset& dataset, std::unique_ptr<RecordStream> records,
+                   StreamOptions options, int64_t start_epoch, int64_t start_step);
   ~LocalBatchSource() override;
   LocalBatchSource(const LocalBatchSource&) = delete;
   LocalBatchSource& operator=(const LocalBatchSource&) = delete;
@@ -66,26 +76,37 @@ class LocalBatchSource : public BatchSource {
   Batch Next() override;
 
  private:
-  // The n-th batch from the start (epoch and step derived from it).
-  Batch Build(int64_t ordinal, EpochSampler& sampler);
+  // The n-th batch from the start (epoch and step derived from it), from the streamed records
+  // when `records` is given, else from the sampler's indices read from the dataset.
+  Batch Build(int64_t ordinal, EpochSampler* sampler, std::vector<StreamedRecord>* records);
   // Sample `index` augmented for `epoch` (only the crop's region decoded when the dataset holds
   // JPEGs); sets `label`. Throws maestro::Error.
   torch::Tensor Augmented(int64_t index, int64_t epoch, int64_t& label) const;
+  // The same from a stored record's value.
+  torch::Tensor AugmentedRecord(const std::string& value, int64_t index, int64_t epoch,
+                                int64_t& label) const;
+  void Start();
+  // Reads the stream into records_, group by group.
+  void FeederLoop();
   // How many following samples a corrupt one may be replaced with before the batch fails.
   static constexpr int64_t kMaxReplacements = 16;
   void WorkerLoop(int64_t worker);
 
   const Dataset& dataset_;
+  std::unique_ptr<RecordStream> stream_;  // null: read the dataset by index
   StreamOptions options_;
   int64_t start_epoch_, start_step_, steps_per_epoch_;
 
   std::mutex mutex_;
   std::condition_variable changed_;
   std::map<int64_t, Batch> ready_;
-  std::map<int64_t, std::string> failed_;
-  int64_t consumed_ = 0;  // ordinals handed to the consumer
+  std::map<int64_t, Status> failed_;
+  std::map<int64_t, std::vector<StreamedRecord>> records_;  // streamed, not yet built
+  Status feed_error_;                                       // set when the feeder stopped
+  int64_t consumed_ = 0;                                    // ordinals handed to the consumer
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  std::thread feeder_;
 };
 
 }  // namespace maestro::dataloader

@@ -20,29 +20,18 @@
 #include <string>
 #include <vector>
 
+namespace rocksdb {
+class DB;
+}
+
 #include "maestro/dataloader/dataset.h"
+#include "maestro/dataloader/records.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/status.h"
 
 namespace maestro::dataloader {
 
 inline constexpr int64_t kShardFormatVersion = 1;
-
-// How a record's payload is encoded.
-enum class RecordFormat : uint8_t {
-  kRawU8 = 0,  // height x width x channels uint8 pixels, HWC
-  kJpeg = 1,   // the source file's bytes, unchanged ("original" storage)
-};
-
-// The stored value: version, payload format, label, original size, payload.
-std::string EncodeRecord(const RawSample& sample);
-std::string EncodeEncodedRecord(RecordFormat format, int64_t label, int64_t height, int64_t width,
-                                int64_t channels, std::string_view payload);
-// Decodes a stored value into pixels (JPEG payloads to RGB). DATA_LOSS for a value that is not
-// a record of this version or whose payload does not decode.
-Result<RawSample> DecodeRecord(std::string_view value, int64_t index);
-// A JPEG record's payload and header, not decoded. DATA_LOSS for another record.
-Result<EncodedSample> DecodeEncodedRecord(std::string_view value, int64_t index);
 
 // What an ingest reads: items with their stored value, in a fixed order.
 class RecordSource {
@@ -61,11 +50,23 @@ class RecordSource {
 // The samples of `dataset` as raw-pixel records. `dataset` must outlive the source.
 std::unique_ptr<RecordSource> RawRecords(const Dataset& dataset);
 
+// How an image folder's files are stored.
+struct ImageFolderOptions {
+  // "original": the file's bytes unchanged (JPEG, or PNG whatever its name), converted to RGB
+  // when read. "reencode": decoded, the short side shrunk to short_side (Pillow's bicubic; a
+  // smaller image keeps its size) and stored as a baseline 4:2:0 RGB JPEG at `quality`.
+  std::string storage = "original";
+  int64_t short_side = 320;
+  int quality = 90;
+};
+
 // ImageNet's layout: `split_dir/<class>/<file>`, classes in sorted folder-name order (label =
-// position, as torchvision's ImageFolder), files sorted within a class. JPEG files are stored
-// as they are (their header is checked); anything else is reported unreadable. NOT_FOUND for a
-// missing folder, INVALID_ARGUMENT when it has no class folders.
-Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_dir);
+// position, as torchvision's ImageFolder), files sorted within a class. Every file is decoded
+// once to check it (a JPEG at 1/8 scale, which still reads all its data): corrupt, truncated
+// and non-image files are reported unreadable (skipped and listed by the ingest). NOT_FOUND
+// for a missing folder, INVALID_ARGUMENT when it has no class folders or for bad options.
+Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_dir,
+                                                      const ImageFolderOptions& options = {});
 // The 8-byte big-endian key of a global index.
 std::string ShardKey(int64_t index);
 
@@ -97,9 +98,10 @@ struct ShardManifest {
 };
 
 struct IngestOptions {
-  std::string out_dir;  // the split's folder (<root>/<split>)
-  std::string name;     // manifest name
-  Json source;          // recorded in the manifest
+  std::string out_dir;               // the split's folder (<root>/<split>)
+  std::string name;                  // manifest name
+  Json source;                       // recorded in the manifest
+  std::string storage = "original";  // recorded in the manifest (ImageFolderOptions::storage)
   int64_t shards = 4;
 };
 
@@ -117,8 +119,29 @@ Result<ShardManifest> IngestRecords(const RecordSource& source, const IngestOpti
 Result<ShardManifest> IngestDataset(const Dataset& source, const IngestOptions& options,
                                     const IngestProgress& progress = {});
 
-// Reads the manifest of the split folder `dir` and opens its shards read-only.
-// NOT_FOUND without a manifest (an unfinished ingest), DATA_LOSS for a malformed one.
+// A split's shards, opened read-only: the local reader of the data path. Thread-safe.
+class ShardStore : public RecordStore {
+ public:
+  ShardStore(ShardManifest manifest, std::vector<std::unique_ptr<rocksdb::DB>> dbs);
+  ~ShardStore() override;
+  ShardStore(const ShardStore&) = delete;
+  ShardStore& operator=(const ShardStore&) = delete;
+
+  const ShardManifest& manifest() const { return manifest_; }
+  const DatasetIdentity& identity() const override { return identity_; }
+  bool holds_encoded() const override;
+  Result<std::string> Read(int64_t index) const override;
+
+ private:
+  ShardManifest manifest_;
+  std::vector<std::unique_ptr<rocksdb::DB>> dbs_;
+  DatasetIdentity identity_;
+};
+
+// Reads the manifest of the split folder `dir`, checks its content hash and opens its shards
+// read-only. NOT_FOUND without a manifest (an unfinished ingest), DATA_LOSS for a malformed one.
+Result<std::unique_ptr<ShardStore>> OpenShardStore(const std::string& dir);
+// The same store as a Dataset.
 Result<std::unique_ptr<Dataset>> OpenShardDataset(const std::string& dir);
 
 }  // namespace maestro::dataloader

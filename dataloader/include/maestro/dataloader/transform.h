@@ -30,20 +30,23 @@ CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& options,
 uint64_t AugmentKey(uint64_t seed, int64_t epoch, int64_t index);
 uint64_t MaskNoiseKey(uint64_t seed, int64_t epoch, int64_t index);
 
-// (C, S, S) uint8: crop, bicubic resize (antialiased when shrinking), optional flip, optional
-// RandAugment.
+// (C, S, S) uint8 (a view of channels-last memory): crop, Pillow's bicubic resize of the crop
+// (resize.h; antialiased when shrinking, so equal to torchvision's RandomResizedCrop on a PIL
+// image), optional flip (folded into the resize), optional RandAugment.
 torch::Tensor AugmentSample(const RawSample& sample, const AugmentOptions& options, uint64_t seed,
                             int64_t epoch);
 // The same augmentation of a JPEG-encoded sample: the crop is drawn from the header's size with
 // AugmentSample's key, only its region is decoded (at 1/2, 1/4 or 1/8 DCT scale when the crop
-// keeps at least output_size pixels; the region then rounds outward to whole scaled pixels),
-// then resized, flipped and RandAugmented the same way. At scale 1 the result equals
+// keeps at least output_size pixels; the box is then a fractional one inside the decoded
+// region, resampled as Pillow resamples a box), then resized, flipped and RandAugmented the
+// same way. At scale 1 the result equals
 // AugmentSample of the fully decoded image. Throws maestro::Error (DATA_LOSS) for a corrupt
-// JPEG. Needs the build with libjpeg (MAESTRO_HAVE_JPEG).
+// JPEG. A PNG sample is decoded whole and augmented as AugmentSample. Needs the build with
+// libjpeg (MAESTRO_HAVE_JPEG; libpng for PNG).
 torch::Tensor AugmentEncoded(const EncodedSample& sample, const AugmentOptions& options,
                              uint64_t seed, int64_t epoch);
 // The official evaluation transform, (C, S, S) uint8: resize the short side to
-// int(S / crop_pct) (bicubic, antialiased; the long side keeps the aspect ratio), then the
+// int(S / crop_pct) (Pillow's bicubic; the long side keeps the aspect ratio), then the
 // center S x S crop. crop_pct 0.875 is the paper's 224/256.
 torch::Tensor EvalTransform(const RawSample& sample, int64_t size, double crop_pct);
 // (num_patches,) float32 uniform noise in [0, 1) for the MAE mask of this sample.

@@ -17,6 +17,10 @@ struct DataConfig {
   std::string source = "fashion-mnist";  // the dataset kind
   std::string path = "/usr/share/datasets/fashion-mnist";
   std::string split = "train";
+  // source shards only: a maestro-data server (host:port) to stream from instead of reading
+  // `path` from disk, and the dataset's name there (default: the last component of `path`).
+  std::string service;
+  std::string dataset;
   double crop_scale_min = 0.2;  // RandomResizedCrop area range
   double crop_scale_max = 1.0;
   bool hflip = true;

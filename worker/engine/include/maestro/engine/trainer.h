@@ -15,7 +15,9 @@ inline constexpr int64_t kTrainerStateVersion = 1;
 // Versions of the algorithms a checkpoint's data position depends on; a resume with other
 // versions would not continue the same stream.
 inline constexpr int64_t kSamplerVersion = 1;
-inline constexpr int64_t kAugmentVersion = 1;
+inline constexpr int64_t kAugmentVersion = 2;  // 2: Pillow's exact bicubic resize
+// JPEG decoding (dataloader/jpeg.h: region decode, DCT scaling choice, conversion to RGB).
+inline constexpr int64_t kDecoderVersion = 1;
 
 struct TrainOptions {
   // "" (start fresh; refuse when the checkpoint location already holds checkpoints), "auto"

@@ -1,0 +1,224 @@
+#include "maestro/dataloader/data_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <mutex>
+#include <random>
+
+#include "maestro/data/v1/data_service.grpc.pb.h"
+
+namespace maestro::dataloader {
+
+namespace pb = maestro::data::v1;
+
+namespace {
+
+Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return OkStatus();
+  const std::string message = what + ": " + status.error_message();
+  switch (status.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return InvalidArgumentError(message);
+    case grpc::StatusCode::NOT_FOUND:
+      return NotFoundError(message);
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return FailedPreconditionError(message);
+    case grpc::StatusCode::DATA_LOSS:
+      return DataLossError(message);
+    case grpc::StatusCode::INTERNAL:
+      return InternalError(message);
+    default:
+      return UnavailableError(message);  // UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED...
+  }
+}
+
+std::string RandomStreamId() {
+  std::random_device device;
+  char text[33];
+  std::snprintf(text, sizeof(text), "%08x%08x%08x%08x", device(), device(), device(), device());
+  return text;
+}
+
+class RemoteStream : public RecordStream {
+ public:
+  RemoteStream(pb::DataService::Stub& stub, const pb::StreamOpen& open, int64_t ack_threshold)
+      : stub_(stub), stream_id_(open.stream_id()), ack_threshold_(ack_threshold) {
+    reader_ = stub_.Stream(&context_, open);
+  }
+
+  ~RemoteStream() override {
+    if (finished_) return;
+    context_.TryCancel();
+    pb::RecordChunk drain;
+    while (reader_->Read(&drain)) {
+    }
+    (void)reader_->Finish();
+  }
+
+  Result<bool> Next(StreamedRecord& out) override {
+    if (!status_.ok()) return status_;
+    if (next_ == chunk_.records_size()) {
+      if (finished_) return false;
+      // Acknowledge everything consumed before waiting, so the server is never held back by
+      // bytes this client has already taken.
+      MAESTRO_RETURN_IF_ERROR(SendAck());
+      chunk_.Clear();
+      next_ = 0;
+      if (!reader_->Read(&chunk_)) {
+        grpc::Status status = reader_->Finish();
+        finished_ = true;
+        if (status.ok()) return false;
+        status_ = FromGrpc(status, "data stream");
+        return status_;
+      }
+    }
+    pb::Record* record = chunk_.mutable_records(next_++);
+    out.epoch = record->epoch();
+    out.cursor = record->cursor();
+    out.index = record->index();
+    out.value = std::move(*record->mutable_value());
+    unacked_ += static_cast<int64_t>(out.value.size());
+    if (unacked_ >= ack_threshold_) MAESTRO_RETURN_IF_ERROR(SendAck());
+    return true;
+  }
+
+  void Cancel() override { context_.TryCancel(); }
+
+ private:
+  Status SendAck() {
+    if (unacked_ == 0 || finished_) return OkStatus();
+    pb::AckRequest request;
+    request.set_stream_id(stream_id_);
+    request.set_bytes(unacked_);
+    pb::AckResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status status = stub_.Ack(&context, request, &response);
+    // NOT_FOUND: the stream ended on the server (limit reached); the records still arrive.
+    if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
+      status_ = FromGrpc(status, "acknowledging stream records");
+      return status_;
+    }
+    unacked_ = 0;
+    return OkStatus();
+  }
+
+  pb::DataService::Stub& stub_;
+  std::string stream_id_;
+  int64_t ack_threshold_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<pb::RecordChunk>> reader_;
+  pb::RecordChunk chunk_;
+  int next_ = 0;
+  int64_t unacked_ = 0;
+  bool finished_ = false;
+  Status status_;
+};
+
+class RemoteStore : public RecordStore {
+ public:
+  RemoteStore(std::shared_ptr<grpc::Channel> channel, pb::SplitInfo info, DataClientOptions options)
+      : channel_(std::move(channel)),
+        stub_(pb::DataService::NewStub(channel_)),
+        info_(std::move(info)),
+        options_(options) {
+    identity_ = {info_.name(), info_.content_hash(), info_.count(), info_.num_classes()};
+  }
+
+  const DatasetIdentity& identity() const override { return identity_; }
+  bool holds_encoded() const override { return info_.holds_encoded(); }
+
+  Result<std::string> Read(int64_t index) const override {
+    pb::FetchRequest request;
+    *request.mutable_ref() = info_.ref();
+    request.add_indices(index);
+    pb::FetchResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    MAESTRO_RETURN_IF_ERROR(FromGrpc(stub_->Fetch(&context, request, &response),
+                                     "fetching record " + std::to_string(index)));
+    if (response.records_size() != 1) {
+      return InternalError("the data service answered " + std::to_string(response.records_size()) +
+                           " records for one index");
+    }
+    return std::move(*response.mutable_records(0)->mutable_value());
+  }
+
+  Result<std::unique_ptr<RecordStream>> OpenStream(const StreamSpec& spec) const override {
+    MAESTRO_RETURN_IF_ERROR(spec.Validate(identity_.size));
+    pb::StreamOpen open;
+    *open.mutable_ref() = info_.ref();
+    open.set_seed(spec.seed);
+    open.set_global_batch(spec.global_batch);
+    open.set_rank(spec.rank);
+    open.set_world_size(spec.world_size);
+    open.set_epoch(spec.epoch);
+    open.set_cursor(spec.cursor);
+    open.set_limit(spec.limit);
+    open.set_max_in_flight_bytes(options_.max_in_flight_bytes);
+    open.set_stream_id(RandomStreamId());
+    // Acknowledge in quarters of the bound (of the server's 8 MiB default when unset).
+    const int64_t bound =
+        options_.max_in_flight_bytes > 0 ? options_.max_in_flight_bytes : int64_t{8} << 20;
+    return std::unique_ptr<RecordStream>(
+        new RemoteStream(*stub_, open, std::max<int64_t>(1, bound / 4)));
+  }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::DataService::Stub> stub_;
+  pb::SplitInfo info_;
+  DataClientOptions options_;
+  DatasetIdentity identity_;
+};
+
+Result<std::shared_ptr<grpc::Channel>> Connect(const std::string& address, int64_t timeout_ms) {
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(-1);  // a chunk holds at least one record, however large
+  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::milliseconds(timeout_ms))) {
+    return UnavailableError("cannot reach the data service at " + address + " (waited " +
+                            std::to_string(timeout_ms) + " ms)");
+  }
+  return channel;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RecordStore>> ConnectDataService(const std::string& address,
+                                                        const std::string& dataset,
+                                                        const std::string& split,
+                                                        const DataClientOptions& options) {
+  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options.connect_timeout_ms));
+  auto stub = pb::DataService::NewStub(channel);
+  pb::SplitRef ref;
+  ref.set_dataset(dataset);
+  ref.set_split(split);
+  pb::SplitInfo info;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  MAESTRO_RETURN_IF_ERROR(FromGrpc(stub->DescribeSplit(&context, ref, &info), address));
+  return std::unique_ptr<RecordStore>(
+      new RemoteStore(std::move(channel), std::move(info), options));
+}
+
+Result<std::vector<std::string>> ListServedSplits(const std::string& address,
+                                                  int64_t connect_timeout_ms) {
+  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, connect_timeout_ms));
+  auto stub = pb::DataService::NewStub(channel);
+  pb::ListDatasetsResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  MAESTRO_RETURN_IF_ERROR(
+      FromGrpc(stub->ListDatasets(&context, pb::ListDatasetsRequest(), &response), address));
+  std::vector<std::string> lines;
+  for (const auto& split : response.splits()) {
+    lines.push_back(split.ref().dataset() + " " + split.ref().split() + " " + split.name() + " " +
+                    split.content_hash() + " " + std::to_string(split.count()));
+  }
+  return lines;
+}
+
+}  // namespace maestro::dataloader

@@ -1,0 +1,407 @@
+#include "maestro/dataloader/data_service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <malloc.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+
+#include "maestro/data/v1/data_service.grpc.pb.h"
+#include "maestro/dataloader/shards.h"
+#include "maestro/shared/file_util.h"
+
+namespace maestro::dataloader {
+
+namespace pb = maestro::data::v1;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+grpc::Status ToGrpc(const Status& status) {
+  using grpc::StatusCode;
+  StatusCode code = StatusCode::INTERNAL;
+  switch (status.code()) {
+    case maestro::StatusCode::kOk:
+      return grpc::Status::OK;
+    case maestro::StatusCode::kInvalidArgument:
+      code = StatusCode::INVALID_ARGUMENT;
+      break;
+    case maestro::StatusCode::kNotFound:
+      code = StatusCode::NOT_FOUND;
+      break;
+    case maestro::StatusCode::kFailedPrecondition:
+      code = StatusCode::FAILED_PRECONDITION;
+      break;
+    case maestro::StatusCode::kDataLoss:
+      code = StatusCode::DATA_LOSS;
+      break;
+    case maestro::StatusCode::kUnavailable:
+      code = StatusCode::UNAVAILABLE;
+      break;
+    case maestro::StatusCode::kInternal:
+      code = StatusCode::INTERNAL;
+      break;
+  }
+  return grpc::Status(code, status.message());
+}
+
+// One served split with its metric children.
+struct Split {
+  ServedSplit info;
+  std::unique_ptr<ShardStore> store;
+  prometheus::Counter* samples = nullptr;
+  prometheus::Counter* bytes = nullptr;
+};
+
+// Flow-control state of one open stream, shared with Ack.
+struct Credit {
+  std::mutex mutex;
+  std::condition_variable acked_changed;
+  int64_t acked = 0;
+};
+
+}  // namespace
+
+class DataServer::Impl final : public pb::DataService::Service {
+ public:
+  explicit Impl(const DataServerOptions& options)
+      : options_(options),
+        registry_(std::make_shared<prometheus::Registry>()),
+        samples_family_(prometheus::BuildCounter()
+                            .Name("maestro_data_samples_served_total")
+                            .Help("Records sent to clients (streams and fetches)")
+                            .Register(*registry_)),
+        bytes_family_(prometheus::BuildCounter()
+                          .Name("maestro_data_bytes_served_total")
+                          .Help("Record bytes sent to clients")
+                          .Register(*registry_)),
+        clients_(prometheus::BuildGauge()
+                     .Name("maestro_data_clients")
+                     .Help("Streams open now")
+                     .Register(*registry_)
+                     .Add({})),
+        streams_(prometheus::BuildCounter()
+                     .Name("maestro_data_streams_total")
+                     .Help("Streams opened")
+                     .Register(*registry_)
+                     .Add({})),
+        rejected_family_(prometheus::BuildCounter()
+                             .Name("maestro_data_requests_rejected_total")
+                             .Help("Requests answered with an error, by status code")
+                             .Register(*registry_)),
+        read_latency_(prometheus::BuildHistogram()
+                          .Name("maestro_data_read_latency_seconds")
+                          .Help("Time to read one record from its shard")
+                          .Register(*registry_)
+                          .Add({}, prometheus::Histogram::BucketBoundaries{
+                                       1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1})) {}
+
+  Status Open() {
+    for (const auto& [name, root] : options_.datasets) {
+      if (name.empty()) return InvalidArgumentError("a dataset needs a name (" + root + ")");
+      if (!IsDirectory(root))
+        return NotFoundError("dataset " + name + ": " + root + " is not a folder");
+      MAESTRO_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDirectory(root));
+      std::sort(entries.begin(), entries.end());
+      int64_t found = 0;
+      for (const auto& entry : entries) {
+        const std::string dir = root + "/" + entry;
+        if (!PathExists(dir + "/manifest.json")) continue;
+        const std::string key = name + "/" + entry;
+        if (splits_.count(key) > 0) return InvalidArgumentError("dataset " + name + " given twice");
+        auto store = OpenShardStore(dir);
+        if (!store.ok()) return store.status().WithContext("dataset " + name);
+        auto split = std::make_unique<Split>();
+        const ShardManifest& manifest = (*store)->manifest();
+        split->info = {name,          entry, manifest.name, manifest.content_hash, manifest.storage,
+                       manifest.count};
+        split->store = std::move(*store);
+        split->samples = &samples_family_.Add({{"dataset", name}, {"split", entry}});
+        split->bytes = &bytes_family_.Add({{"dataset", name}, {"split", entry}});
+        served_.push_back(split->info);
+        splits_.emplace(key, std::move(split));
+        ++found;
+      }
+      if (found == 0) {
+        return NotFoundError("dataset " + name + ": " + root +
+                             " has no split folders with a manifest.json (ingest it first: "
+                             "maestro data ingest)");
+      }
+    }
+    if (splits_.empty()) return InvalidArgumentError("no datasets to serve (--dataset DIR)");
+    if (!options_.metrics_listen.empty()) {
+      try {
+        exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_listen);
+      } catch (const std::exception& e) {
+        return UnavailableError("cannot serve /metrics on " + options_.metrics_listen + ": " +
+                                e.what());
+      }
+      exposer_->RegisterCollectable(registry_);
+    }
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      return UnavailableError("cannot listen on " + options_.listen +
+                              " (address in use or malformed)");
+    }
+    return OkStatus();
+  }
+
+  void Shutdown() {
+    std::call_once(shutdown_once_, [this] {
+      if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    });
+  }
+
+  int port() const { return port_; }
+  int metrics_port() const {
+    if (!exposer_) return 0;
+    auto ports = exposer_->GetListeningPorts();
+    return ports.empty() ? 0 : ports.front();
+  }
+  const std::vector<ServedSplit>& splits() const { return served_; }
+
+  grpc::Status ListDatasets(grpc::ServerContext*, const pb::ListDatasetsRequest*,
+                            pb::ListDatasetsResponse* response) override {
+    for (const auto& [key, split] : splits_) Describe(*split, response->add_splits());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DescribeSplit(grpc::ServerContext*, const pb::SplitRef* ref,
+                             pb::SplitInfo* response) override {
+    auto split = Find(*ref);
+    if (!split.ok()) return Reject(split.status());
+    Describe(**split, response);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Fetch(grpc::ServerContext*, const pb::FetchRequest* request,
+                     pb::FetchResponse* response) override {
+    auto found = Find(request->ref());
+    if (!found.ok()) return Reject(found.status());
+    Split& split = **found;
+    if (request->indices_size() > options_.max_fetch_indices) {
+      return Reject(InvalidArgumentError(std::to_string(request->indices_size()) +
+                                         " indices in one Fetch; at most " +
+                                         std::to_string(options_.max_fetch_indices)));
+    }
+    for (int64_t index : request->indices()) {
+      auto value = TimedRead(split, index);
+      if (!value.ok()) return Reject(value.status());
+      pb::Record* record = response->add_records();
+      record->set_index(index);
+      Count(split, value->size());
+      record->set_value(std::move(*value));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Ack(grpc::ServerContext*, const pb::AckRequest* request, pb::AckResponse*) override {
+    if (request->bytes() < 0) return Reject(InvalidArgumentError("ack of negative bytes"));
+    std::shared_ptr<Credit> credit;
+    {
+      std::lock_guard<std::mutex> lock(streams_mutex_);
+      auto it = open_streams_.find(request->stream_id());
+      if (it == open_streams_.end()) {
+        return Reject(NotFoundError("no open stream " + request->stream_id()));
+      }
+      credit = it->second;
+    }
+    {
+      std::lock_guard<std::mutex> lock(credit->mutex);
+      credit->acked += request->bytes();
+    }
+    credit->acked_changed.notify_all();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Stream(grpc::ServerContext* context, const pb::StreamOpen* open,
+                      grpc::ServerWriter<pb::RecordChunk>* writer) override {
+    auto found = Find(open->ref());
+    if (!found.ok()) return Reject(found.status());
+    Split& split = **found;
+    StreamSpec spec;
+    spec.seed = open->seed();
+    spec.global_batch = open->global_batch();
+    spec.rank = open->rank();
+    spec.world_size = open->world_size();
+    spec.epoch = open->epoch();
+    spec.cursor = open->cursor();
+    spec.limit = open->limit();
+    if (open->max_in_flight_bytes() < 0) {
+      return Reject(InvalidArgumentError("max_in_flight_bytes is negative"));
+    }
+    if (open->stream_id().empty()) return Reject(InvalidArgumentError("stream_id is empty"));
+    auto stream = split.store->OpenStream(spec);  // validates the spec
+    if (!stream.ok()) return Reject(stream.status());
+    const int64_t bound = open->max_in_flight_bytes() > 0 ? open->max_in_flight_bytes()
+                                                          : options_.default_in_flight_bytes;
+    auto credit = std::make_shared<Credit>();
+    {
+      std::lock_guard<std::mutex> lock(streams_mutex_);
+      if (!open_streams_.emplace(open->stream_id(), credit).second) {
+        return Reject(InvalidArgumentError("stream_id " + open->stream_id() + " is in use"));
+      }
+    }
+    clients_.Increment();
+    streams_.Increment();
+    grpc::Status status = Serve(context, writer, split, **stream, *credit, bound);
+    clients_.Decrement();
+    bool last = false;
+    {
+      std::lock_guard<std::mutex> lock(streams_mutex_);
+      open_streams_.erase(open->stream_id());
+      last = open_streams_.empty();
+    }
+    // A stream's buffers are freed in the threads that served it; glibc keeps such memory in
+    // per-thread arenas. Returning it when the server goes idle keeps a long-running service
+    // at its baseline after bursts of clients.
+    if (last) malloc_trim(0);
+    if (!status.ok()) Rejected(status.error_code());
+    return status;
+  }
+
+ private:
+  // Sends the stream's records while the client's credit allows.
+  grpc::Status Serve(grpc::ServerContext* context, grpc::ServerWriter<pb::RecordChunk>* writer,
+                     Split& split, RecordStream& stream, Credit& credit, int64_t bound) {
+    pb::RecordChunk chunk;
+    int64_t chunk_bytes = 0;
+    int64_t reserved = 0;  // bytes written or in the chunk
+    auto flush = [&]() -> bool {
+      if (chunk.records_size() == 0) return true;
+      const bool ok = writer->Write(chunk);
+      chunk.Clear();
+      chunk_bytes = 0;
+      return ok;
+    };
+    StreamedRecord record;
+    for (;;) {
+      const auto started = Clock::now();
+      auto more = stream.Next(record);
+      read_latency_.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+      if (!more.ok()) return ToGrpc(more.status());
+      if (!*more) break;
+      const auto size = static_cast<int64_t>(record.value.size());
+      // Wait until the record fits the bound (or nothing is outstanding).
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock(credit.mutex);
+          const int64_t outstanding = reserved - credit.acked;
+          if (outstanding + size <= bound || outstanding <= 0) break;
+          if (chunk.records_size() == 0) {
+            credit.acked_changed.wait_for(lock, std::chrono::milliseconds(100));
+          }
+        }
+        if (!flush()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        if (context->IsCancelled()) {
+          return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+        }
+      }
+      pb::Record* out = chunk.add_records();
+      out->set_index(record.index);
+      out->set_epoch(record.epoch);
+      out->set_cursor(record.cursor);
+      out->set_value(std::move(record.value));
+      reserved += size;
+      chunk_bytes += size;
+      Count(split, static_cast<size_t>(size));
+      if (chunk_bytes >= options_.chunk_bytes && !flush()) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+    }
+    if (!flush()) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    return grpc::Status::OK;
+  }
+
+  Result<Split*> Find(const pb::SplitRef& ref) {
+    auto it = splits_.find(ref.dataset() + "/" + ref.split());
+    if (it == splits_.end()) {
+      std::string known;
+      for (const auto& [key, split] : splits_) known += (known.empty() ? "" : ", ") + key;
+      return NotFoundError("no dataset '" + ref.dataset() + "' split '" + ref.split() +
+                           "' here (serving " + known + ")");
+    }
+    return it->second.get();
+  }
+
+  Result<std::string> TimedRead(Split& split, int64_t index) {
+    const auto started = Clock::now();
+    auto value = split.store->Read(index);
+    read_latency_.Observe(std::chrono::duration<double>(Clock::now() - started).count());
+    return value;
+  }
+
+  void Count(Split& split, size_t bytes) {
+    split.samples->Increment();
+    split.bytes->Increment(static_cast<double>(bytes));
+  }
+
+  static void Describe(const Split& split, pb::SplitInfo* out) {
+    out->mutable_ref()->set_dataset(split.info.dataset);
+    out->mutable_ref()->set_split(split.info.split);
+    out->set_name(split.info.name);
+    out->set_content_hash(split.info.content_hash);
+    out->set_count(split.info.count);
+    out->set_num_classes(split.store->identity().num_classes);
+    out->set_storage(split.info.storage);
+    out->set_holds_encoded(split.store->holds_encoded());
+  }
+
+  void Rejected(grpc::StatusCode code) {
+    rejected_family_.Add({{"code", std::to_string(static_cast<int>(code))}}).Increment();
+  }
+
+  grpc::Status Reject(const Status& status) {
+    grpc::Status out = ToGrpc(status);
+    Rejected(out.error_code());
+    return out;
+  }
+
+  DataServerOptions options_;
+  std::map<std::string, std::unique_ptr<Split>> splits_;  // by "dataset/split"; fixed at start
+  std::vector<ServedSplit> served_;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& samples_family_;
+  prometheus::Family<prometheus::Counter>& bytes_family_;
+  prometheus::Gauge& clients_;
+  prometheus::Counter& streams_;
+  prometheus::Family<prometheus::Counter>& rejected_family_;
+  prometheus::Histogram& read_latency_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+
+  std::mutex streams_mutex_;
+  std::map<std::string, std::shared_ptr<Credit>> open_streams_;
+
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::once_flag shutdown_once_;
+};
+
+DataServer::DataServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DataServer::~DataServer() { impl_->Shutdown(); }
+
+Result<std::unique_ptr<DataServer>> DataServer::Start(const DataServerOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  MAESTRO_RETURN_IF_ERROR(impl->Open());
+  return std::unique_ptr<DataServer>(new DataServer(std::move(impl)));
+}
+
+int DataServer::port() const { return impl_->port(); }
+int DataServer::metrics_port() const { return impl_->metrics_port(); }
+const std::vector<ServedSplit>& DataServer::splits() const { return impl_->splits(); }
+void DataServer::Shutdown() { impl_->Shutdown(); }
+
+}  // namespace maestro::dataloader

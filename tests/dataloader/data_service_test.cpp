@@ -1,0 +1,385 @@
+// The data service on real parts: shards on disk, a real gRPC server on 127.0.0.1 and its
+// /metrics endpoint over HTTP. Streams equal the local reader record for record; every rank's
+// stream together covers each index once per epoch; a stream resumed from a cursor reproduces
+// the uninterrupted one; bad requests get INVALID_ARGUMENT / NOT_FOUND with a message; a
+// stalled client never has more than its bound in flight; 8 concurrent clients get every byte.
+#include "maestro/dataloader/data_service.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "maestro/data/v1/data_service.grpc.pb.h"
+#include "maestro/dataloader/data_client.h"
+#include "maestro/dataloader/shards.h"
+#include "maestro/shared/file_util.h"
+#include "maestro/shared/rng.h"
+
+namespace maestro::dataloader {
+namespace {
+
+namespace pb = maestro::data::v1;
+
+// Grayscale images of varied sizes (16 to 4096 pixel bytes), so records differ in length.
+class VariedDataset : public Dataset {
+ public:
+  explicit VariedDataset(int64_t n) {
+    identity_ = {"varied/train", "", n, 7};
+    for (int64_t i = 0; i < n; ++i) {
+      CounterRng rng(HashKey({static_cast<uint64_t>(i), 99}));
+      RawSample s;
+      s.index = i;
+      s.label = i % 7;
+      s.height = 4 + static_cast<int64_t>(rng.Below(61));
+      s.width = 4 + static_cast<int64_t>(rng.Below(61));
+      s.channels = 1;
+      s.pixels.resize(static_cast<size_t>(s.height * s.width));
+      for (auto& p : s.pixels) p = static_cast<uint8_t>(rng.Below(256));
+      samples_.push_back(std::move(s));
+    }
+  }
+  int64_t size() const override { return identity_.size; }
+  const DatasetIdentity& identity() const override { return identity_; }
+  Result<RawSample> Get(int64_t index) const override {
+    return samples_[static_cast<size_t>(index)];
+  }
+
+ private:
+  DatasetIdentity identity_;
+  std::vector<RawSample> samples_;
+};
+
+// GET http://127.0.0.1:port/metrics, the body.
+std::string HttpGetMetrics(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  (void)::write(fd, request.data(), request.size());
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
+  ::close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// The value of a metric line `name{labels} value` (the first that starts with `prefix`).
+double MetricValue(const std::string& body, const std::string& prefix) {
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(line.find_last_of(' ') + 1));
+  }
+  return -1;
+}
+
+std::vector<StreamedRecord> ReadAll(RecordStream& stream) {
+  std::vector<StreamedRecord> out;
+  StreamedRecord record;
+  for (;;) {
+    auto more = stream.Next(record);
+    EXPECT_TRUE(more.ok()) << more.status().ToString();
+    if (!more.ok() || !*more) return out;
+    out.push_back(record);
+  }
+}
+
+void ExpectSameRecords(const std::vector<StreamedRecord>& a, const std::vector<StreamedRecord>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].epoch, b[i].epoch) << i;
+    ASSERT_EQ(a[i].cursor, b[i].cursor) << i;
+    ASSERT_EQ(a[i].index, b[i].index) << i;
+    ASSERT_EQ(a[i].value, b[i].value) << i;
+  }
+}
+
+class DataServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new std::string("/tmp/maestro_data_service_" + std::to_string(::getpid()));
+    ASSERT_TRUE(RemoveTree(*root_).ok());
+    VariedDataset source(1000);
+    IngestOptions options;
+    options.out_dir = *root_ + "/varied/train";
+    options.name = "varied/train";
+    options.source = Json(Json::Object{{"format", "test"}});
+    options.shards = 3;
+    ASSERT_TRUE(IngestDataset(source, options).ok());
+    auto local = OpenShardStore(options.out_dir);
+    ASSERT_TRUE(local.ok()) << local.status().ToString();
+    local_ = local->release();
+    DataServerOptions server_options;
+    server_options.datasets = {{"varied", *root_ + "/varied"}};
+    server_options.metrics_listen = "127.0.0.1:0";
+    server_options.chunk_bytes = 16 << 10;
+    auto server = DataServer::Start(server_options);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete local_;
+    (void)RemoveTree(*root_);
+    delete root_;
+  }
+
+  static std::string Address() { return "127.0.0.1:" + std::to_string(server_->port()); }
+
+  static std::unique_ptr<RecordStore> Connect(int64_t max_in_flight_bytes = 0) {
+    DataClientOptions options;
+    options.max_in_flight_bytes = max_in_flight_bytes;
+    auto store = ConnectDataService(Address(), "varied", "train", options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  static std::vector<StreamedRecord> Stream(const RecordStore& store, const StreamSpec& spec) {
+    auto stream = store.OpenStream(spec);
+    EXPECT_TRUE(stream.ok()) << stream.status().ToString();
+    return stream.ok() ? ReadAll(**stream) : std::vector<StreamedRecord>{};
+  }
+
+  static std::string* root_;
+  static ShardStore* local_;
+  static DataServer* server_;
+};
+
+std::string* DataServiceTest::root_ = nullptr;
+ShardStore* DataServiceTest::local_ = nullptr;
+DataServer* DataServiceTest::server_ = nullptr;
+
+TEST_F(DataServiceTest, DescribesWhatItServes) {
+  auto remote = Connect();
+  ASSERT_NE(remote, nullptr);
+  EXPECT_EQ(remote->identity().name, "varied/train");
+  EXPECT_EQ(remote->identity().content_hash, local_->identity().content_hash);
+  EXPECT_EQ(remote->identity().size, 1000);
+  EXPECT_EQ(remote->identity().num_classes, 7);
+  for (int64_t index : {0, 1, 500, 999}) EXPECT_EQ(*remote->Read(index), *local_->Read(index));
+  auto lines = ListServedSplits(Address());
+  ASSERT_TRUE(lines.ok());
+  ASSERT_EQ(lines->size(), 1u);
+  EXPECT_EQ((*lines)[0].rfind("varied train varied/train ", 0), 0u) << (*lines)[0];
+}
+
+TEST_F(DataServiceTest, EveryRankStreamsTheLocalReadersRecordsAndTogetherEachIndexOncePerEpoch) {
+  auto remote = Connect(20000);  // a small bound: many acknowledgement round trips
+  ASSERT_NE(remote, nullptr);
+  for (int64_t global_batch : {40, 48}) {  // 1000 = 25 x 40; 48 leaves 40 records out
+    for (int64_t world_size : {1, 4}) {
+      const int64_t steps = 1000 / global_batch;
+      std::vector<std::map<int64_t, int>> seen(2);  // per epoch: index -> times
+      for (int64_t rank = 0; rank < world_size; ++rank) {
+        StreamSpec spec{7, global_batch, rank, world_size, 0, 0, 0};
+        spec.limit = 2 * spec.EpochLength(1000);
+        auto served = Stream(*remote, spec);
+        auto local = Stream(*local_, spec);
+        ASSERT_EQ(served.size(), static_cast<size_t>(2 * steps * global_batch / world_size));
+        ExpectSameRecords(served, local);
+        for (const auto& record : served) ++seen[static_cast<size_t>(record.epoch)][record.index];
+      }
+      for (const auto& epoch : seen) {
+        EXPECT_EQ(epoch.size(), static_cast<size_t>(steps * global_batch));
+        for (const auto& [index, times] : epoch) ASSERT_EQ(times, 1) << index;
+      }
+    }
+  }
+}
+
+TEST_F(DataServiceTest, AStreamResumedFromACursorReproducesTheUninterruptedOne) {
+  auto remote = Connect();
+  ASSERT_NE(remote, nullptr);
+  StreamSpec spec{3, 50, 1, 2, 0, 0, 0};
+  const int64_t length = spec.EpochLength(1000);  // 500 per epoch for this rank
+  spec.limit = 3 * length;
+  auto whole = Stream(*remote, spec);
+  ASSERT_EQ(whole.size(), static_cast<size_t>(3 * length));
+  EXPECT_NE(whole[0].index * 1000 + whole[1].index,
+            whole[static_cast<size_t>(length)].index * 1000 +
+                whole[static_cast<size_t>(length) + 1].index)
+      << "each epoch has its own order";
+  for (int64_t position : {int64_t{1}, int64_t{137}, length - 1, length, 2 * length + 7}) {
+    StreamSpec resumed = spec;
+    resumed.epoch = position / length;
+    resumed.cursor = position % length;
+    resumed.limit = 3 * length - position;
+    auto rest = Stream(*remote, resumed);
+    ExpectSameRecords(rest, std::vector<StreamedRecord>(whole.begin() + position, whole.end()));
+  }
+}
+
+TEST_F(DataServiceTest, BadRequestsGetCanonicalErrorsWithAMessage) {
+  auto channel = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::DataService::NewStub(channel);
+  auto open_with = [&](auto edit) {
+    pb::StreamOpen open;
+    open.mutable_ref()->set_dataset("varied");
+    open.mutable_ref()->set_split("train");
+    open.set_global_batch(40);
+    open.set_world_size(4);
+    open.set_stream_id("bad-request-test");
+    edit(open);
+    grpc::ClientContext context;
+    auto reader = stub->Stream(&context, open);
+    pb::RecordChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    return reader->Finish();
+  };
+  struct Case {
+    const char* what;
+    std::function<void(pb::StreamOpen&)> edit;
+    grpc::StatusCode code;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"unknown dataset", [](pb::StreamOpen& o) { o.mutable_ref()->set_dataset("nope"); },
+       grpc::StatusCode::NOT_FOUND, "no dataset 'nope'"},
+      {"unknown split", [](pb::StreamOpen& o) { o.mutable_ref()->set_split("val"); },
+       grpc::StatusCode::NOT_FOUND, "split 'val'"},
+      {"rank >= world_size", [](pb::StreamOpen& o) { o.set_rank(4); },
+       grpc::StatusCode::INVALID_ARGUMENT, "rank 4 outside [0, world_size 4)"},
+      {"negative cursor", [](pb::StreamOpen& o) { o.set_cursor(-1); },
+       grpc::StatusCode::INVALID_ARGUMENT, "cursor -1"},
+      {"cursor past the epoch", [](pb::StreamOpen& o) { o.set_cursor(250); },
+       grpc::StatusCode::INVALID_ARGUMENT, "cursor 250"},
+      {"negative epoch", [](pb::StreamOpen& o) { o.set_epoch(-2); },
+       grpc::StatusCode::INVALID_ARGUMENT, "epoch -2"},
+      {"indivisible batch", [](pb::StreamOpen& o) { o.set_world_size(3); },
+       grpc::StatusCode::INVALID_ARGUMENT, "does not divide"},
+      {"batch over size", [](pb::StreamOpen& o) { o.set_global_batch(2000); },
+       grpc::StatusCode::INVALID_ARGUMENT, "global_batch 2000"},
+      {"zero world", [](pb::StreamOpen& o) { o.set_world_size(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, "world_size 0"},
+      {"negative bound", [](pb::StreamOpen& o) { o.set_max_in_flight_bytes(-5); },
+       grpc::StatusCode::INVALID_ARGUMENT, "max_in_flight_bytes"},
+      {"no stream id", [](pb::StreamOpen& o) { o.set_stream_id(""); },
+       grpc::StatusCode::INVALID_ARGUMENT, "stream_id"},
+  };
+  for (const auto& c : cases) {
+    grpc::Status status = open_with(c.edit);
+    EXPECT_EQ(status.error_code(), c.code) << c.what << ": " << status.error_message();
+    EXPECT_NE(status.error_message().find(c.message), std::string::npos)
+        << c.what << ": " << status.error_message();
+  }
+  {
+    pb::FetchRequest request;
+    request.mutable_ref()->set_dataset("varied");
+    request.mutable_ref()->set_split("train");
+    request.add_indices(1000);
+    pb::FetchResponse response;
+    grpc::ClientContext context;
+    grpc::Status status = stub->Fetch(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("index 1000 outside"), std::string::npos);
+  }
+  {
+    pb::AckRequest request;
+    request.set_stream_id("no-such-stream");
+    request.set_bytes(10);
+    pb::AckResponse response;
+    grpc::ClientContext context;
+    EXPECT_EQ(stub->Ack(&context, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // Still serving.
+  auto remote = Connect();
+  ASSERT_NE(remote, nullptr);
+  EXPECT_EQ(Stream(*remote, StreamSpec{0, 40, 0, 1, 0, 0, 100}).size(), 100u);
+}
+
+TEST_F(DataServiceTest, AStalledClientNeverHasMoreThanItsBoundInFlight) {
+  auto channel = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  auto stub = pb::DataService::NewStub(channel);
+  const std::string metric = "maestro_data_bytes_served_total{dataset=\"varied\",split=\"train\"}";
+  const double before = MetricValue(HttpGetMetrics(server_->metrics_port()), metric);
+  ASSERT_GE(before, 0) << HttpGetMetrics(server_->metrics_port());
+  constexpr int64_t kBound = 30000;  // bytes; records are 32 to 4,112 bytes
+  pb::StreamOpen open;
+  open.mutable_ref()->set_dataset("varied");
+  open.mutable_ref()->set_split("train");
+  open.set_global_batch(40);
+  open.set_world_size(1);
+  open.set_max_in_flight_bytes(kBound);
+  open.set_stream_id("stalled-client");
+  grpc::ClientContext context;
+  auto reader = stub->Stream(&context, open);
+  pb::RecordChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));  // then stall: read nothing more, acknowledge nothing
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  const double stalled = MetricValue(HttpGetMetrics(server_->metrics_port()), metric) - before;
+  EXPECT_GT(stalled, kBound / 2);
+  EXPECT_LE(stalled, kBound);
+  // Acknowledging lets exactly that much more through.
+  pb::AckRequest ack;
+  ack.set_stream_id("stalled-client");
+  ack.set_bytes(static_cast<int64_t>(stalled));
+  pb::AckResponse response;
+  grpc::ClientContext ack_context;
+  ASSERT_TRUE(stub->Ack(&ack_context, ack, &response).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double after = MetricValue(HttpGetMetrics(server_->metrics_port()), metric) - before;
+  EXPECT_GT(after, stalled);
+  EXPECT_LE(after, stalled + kBound);
+  EXPECT_EQ(MetricValue(HttpGetMetrics(server_->metrics_port()), "maestro_data_clients"), 1);
+  context.TryCancel();
+  while (reader->Read(&chunk)) {
+  }
+  (void)reader->Finish();
+  // The server notices the cancelled stream within its 100 ms poll.
+  for (int i = 0;
+       i < 50 && MetricValue(HttpGetMetrics(server_->metrics_port()), "maestro_data_clients") != 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(MetricValue(HttpGetMetrics(server_->metrics_port()), "maestro_data_clients"), 0);
+}
+
+TEST_F(DataServiceTest, EightConcurrentClientsGetEveryByte) {
+  constexpr int kClients = 8;
+  std::vector<std::vector<StreamedRecord>> served(kClients);
+  std::vector<std::thread> threads;
+  auto spec_of = [](int client) {
+    // Four ranks of one seed and four other seeds: overlapping and disjoint reads at once.
+    StreamSpec spec{client < 4 ? uint64_t{11} : static_cast<uint64_t>(100 + client),
+                    40,
+                    client < 4 ? client : 0,
+                    client < 4 ? 4 : 1,
+                    0,
+                    0,
+                    0};
+    spec.limit = 2 * spec.EpochLength(1000) + 13;
+    return spec;
+  };
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      auto remote = Connect(c % 2 == 0 ? 0 : 50000);
+      if (remote) served[static_cast<size_t>(c)] = Stream(*remote, spec_of(c));
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int c = 0; c < kClients; ++c) {
+    SCOPED_TRACE("client " + std::to_string(c));
+    ExpectSameRecords(served[static_cast<size_t>(c)], Stream(*local_, spec_of(c)));
+  }
+  const std::string metrics = HttpGetMetrics(server_->metrics_port());
+  EXPECT_NE(metrics.find("maestro_data_read_latency_seconds_count"), std::string::npos);
+  EXPECT_GE(MetricValue(metrics, "maestro_data_streams_total"), 8);
+}
+
+}  // namespace
+}  // namespace maestro::dataloader
