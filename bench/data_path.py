@@ -145,7 +145,7 @@ def main():
         shards = os.path.join(work, "q96-shards")
         subprocess.run([maestro, "data", "ingest", "--format", "imagefolder", "--src", os.path.join(work, "q96_444"),
                         "--out", shards, "--split", "train", "--shards", "4"], capture_output=True, check=True)
-        server = subprocess.Popen([data, "serve", "--dataset", f"bench={shards}"], stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([data, "serve", "--dataset", f"bench={shards}", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
         try:
             port = None
             while port is None:

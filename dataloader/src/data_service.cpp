@@ -147,6 +147,9 @@ class DataServer::Impl final : public pb::DataService::Service {
       exposer_->RegisterCollectable(registry_);
     }
     grpc::ServerBuilder builder;
+    // gRPC sets SO_REUSEPORT by default: a second server on a taken port would share it
+    // silently instead of failing.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();

@@ -30,7 +30,8 @@ FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
 def start_server(data, root, *extra):
-    proc = subprocess.Popen([data, "serve", "--dataset", f"fmnist={root}", "--metrics-listen", "127.0.0.1:0",
+    proc = subprocess.Popen([data, "serve", "--dataset", f"fmnist={root}", "--listen", "127.0.0.1:0",
+                             "--metrics-listen", "127.0.0.1:0",
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:

@@ -68,7 +68,7 @@ def main():
     for line in manifest["skipped"]:
         print(f"      skipped {line[-110:]}")
 
-    server = subprocess.Popen([args.data, "serve", "--dataset", f"photos={original}"], stdout=subprocess.PIPE,
+    server = subprocess.Popen([args.data, "serve", "--dataset", f"photos={original}", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
         port = None

@@ -68,6 +68,7 @@ std::vector<std::pair<std::string, std::string>> ParseDatasets(const std::string
 
 int Serve(int argc, char** argv) {
   dl::DataServerOptions options;
+  options.listen = "127.0.0.1:7070";  // a fixed default a trainer's config can name
   std::string datasets;
   int64_t in_flight = options.default_in_flight_bytes;
   FlagParser flags("maestro-data serve",
@@ -78,7 +79,9 @@ int Serve(int argc, char** argv) {
                    "until SIGTERM or SIGINT.");
   flags.Add("dataset", &datasets,
             "datasets to serve, comma-separated: NAME=ROOT, or ROOT (named after its folder)");
-  flags.Add("listen", &options.listen, "gRPC address host:port (port 0: any free port)");
+  flags.Add("listen", &options.listen,
+            "gRPC address host:port (0.0.0.0:PORT for other machines; port 0: any free port, "
+            "printed at start)");
   flags.Add("metrics-listen", &options.metrics_listen,
             "Prometheus /metrics address host:port (empty: no /metrics)");
   flags.Add("max-in-flight-bytes", &in_flight,
