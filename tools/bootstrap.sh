@@ -23,6 +23,7 @@ DEBIAN_PACKAGES=(
   libgtest-dev libgmock-dev
   dataset-fashion-mnist
   plasma-workspace-wallpapers  # test photographs (the data path's image-folder tests, benchmarks)
+  prometheus  # a real Prometheus server scrapes the processes' /metrics in the tests
   python3-venv
 )
 

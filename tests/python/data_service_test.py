@@ -8,8 +8,10 @@
    again from the checkpoint's cursor) ends with losses and weights bitwise equal.
 4. 100 clients killed with SIGKILL mid-stream: afterwards the server has no open streams and its
    thread count and memory are back at their baseline.
-5. Stopping the service under a running trainer ends it with the retryable status (4).
-6. SIGTERM stops the server cleanly (exit 0).
+5. A real Prometheus server (Debian's) scrapes the service's /metrics: the target is up and a
+   query returns the samples served.
+6. Stopping the service under a running trainer ends it with the retryable status (4).
+7. SIGTERM stops the server cleanly (exit 0).
 Exit status 0 when everything holds.
 """
 import argparse
@@ -19,9 +21,11 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 from run_util import Checker, checkpoint_path, wait_for_checkpoint
@@ -62,6 +66,46 @@ def proc_status(pid):
             key, _, value = line.partition(":")
             fields[key] = value.strip()
     return int(fields["Threads"]), int(fields["VmRSS"].split()[0])  # threads, KiB
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prometheus_scrapes(work_dir, metrics_port):
+    """Runs Prometheus against the service's /metrics for up to 60 s; (ok, what) for Checker."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        return False, "a Prometheus server scrapes /metrics (prometheus is not installed: tools/bootstrap.sh)"
+    folder = os.path.join(work_dir, "prometheus")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "prometheus.yml"), "w") as f:
+        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: maestro-data\n"
+                f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n")
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--config.file={folder}/prometheus.yml", f"--storage.tsdb.path={folder}/data",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api/v1"
+    query = urllib.parse.quote('sum(maestro_data_samples_served_total{job="maestro-data"})')
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                targets = json.load(urllib.request.urlopen(f"{api}/targets", timeout=5))["data"]["activeTargets"]
+                result = json.load(urllib.request.urlopen(f"{api}/query?query={query}", timeout=5))["data"]["result"]
+                if targets and targets[0]["health"] == "up" and result and float(result[0]["value"][1]) > 0:
+                    return True, (f"a real Prometheus server scrapes /metrics: target up, "
+                                  f"{float(result[0]['value'][1]):.0f} samples served")
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.5)
+        return False, "a real Prometheus server scrapes /metrics (no successful scrape in 60 s)"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def losses(out_dir):
@@ -182,7 +226,10 @@ def main():
                      and "maestro_data_read_latency_seconds_count" in m,
                      "/metrics reports samples served and read latency")
 
-        # 5. The service stops under a running trainer: a retryable failure.
+        # 5. A real Prometheus server scrapes the service.
+        check.expect(*prometheus_scrapes(args.dir, metrics_port))
+
+        # 6. The service stops under a running trainer: a retryable failure.
         c = os.path.join(args.dir, "c")
         running = train(c, *service, "--set", "optim.max_steps=100000")
         wait_for_checkpoint(running, c, 10)
