@@ -66,6 +66,7 @@ struct Credit {
   std::mutex mutex;
   std::condition_variable acked_changed;
   int64_t acked = 0;
+  int64_t sent = 0;  // bytes handed to the stream; acknowledgements beyond it are ignored
 };
 
 }  // namespace
@@ -222,7 +223,8 @@ class DataServer::Impl final : public pb::DataService::Service {
     }
     {
       std::lock_guard<std::mutex> lock(credit->mutex);
-      credit->acked += request->bytes();
+      // A client acknowledging more than it was sent gains no credit in advance.
+      credit->acked = std::min(credit->acked + request->bytes(), credit->sent);
     }
     credit->acked_changed.notify_all();
     return grpc::Status::OK;
@@ -317,6 +319,10 @@ class DataServer::Impl final : public pb::DataService::Service {
       out->set_cursor(record.cursor);
       out->set_value(std::move(record.value));
       reserved += size;
+      {
+        std::lock_guard<std::mutex> lock(credit.mutex);
+        credit.sent = reserved;
+      }
       chunk_bytes += size;
       Count(split, static_cast<size_t>(size));
       if (chunk_bytes >= options_.chunk_bytes && !flush()) {
