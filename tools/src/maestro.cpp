@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "data_commands.h"
+#include "experiment_commands.h"
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/transform.h"
 #include "maestro/engine/data.h"
@@ -32,6 +33,9 @@ constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
   eval recon    masked-patch loss on held-out images against the mean-of-visible-patches
                 baseline
   data ingest   write a dataset split into RocksDB shards with a manifest
+  experiment preview FILE
+                the trials an experiment file would launch (values, identities), every
+                trial config checked against the trainer's schema
 
 'maestro <noun> <verb> --help' explains each.
 )";
@@ -261,6 +265,8 @@ int main(int argc, char** argv) {
     if (noun == "viz" && verb == "recon") return VizRecon(argc, argv);
     if (noun == "eval" && verb == "recon") return EvalRecon(argc, argv);
     if (noun == "data" && verb == "ingest") return maestro::tools::DataIngest(argc, argv);
+    if (noun == "experiment" && verb == "preview")
+      return maestro::tools::ExperimentPreview(argc, argv);
   } catch (const maestro::Error& e) {
     std::cerr << "maestro " << noun << " " << verb << ": " << e.status().ToString() << "\n";
     return 1;

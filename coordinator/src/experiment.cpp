@@ -1,0 +1,210 @@
+#include "maestro/coordinator/experiment.h"
+
+#include <algorithm>
+#include <set>
+
+#include "maestro/shared/config_tree.h"
+#include "maestro/shared/file_util.h"
+
+namespace maestro::coordinator {
+namespace {
+
+const std::set<std::string> kKinds = {"pretrain", "finetune", "linprobe", "pipeline"};
+const std::set<std::string> kEvaluationKinds = {"finetune", "linprobe"};
+
+Status Bad(const std::string& key, const std::string& message) {
+  return InvalidArgumentError(key + ": " + message);
+}
+
+// A trainer config given inline (a mapping) or as a path relative to the experiment file.
+Result<Json> ReadTrainerConfig(const Json& value, const std::string& key,
+                               const std::string& base_dir) {
+  if (value.is_object()) return value;
+  if (!value.is_string()) return Bad(key, "must be a path or a mapping");
+  std::string path = value.as_string();
+  if (!path.empty() && path[0] != '/' && !base_dir.empty()) path = base_dir + "/" + path;
+  auto tree = LoadConfigFile(path);
+  if (!tree.ok()) return tree.status().WithContext(key);
+  if (!tree->is_object()) return Bad(key, path + " is not a mapping");
+  return *tree;
+}
+
+double Number(const Json& spec, const std::string& key, const char* field, bool& ok,
+              Status& error) {
+  const Json* v = spec.Find(field);
+  if (v == nullptr || !v->is_number()) {
+    if (ok) error = Bad(key + "." + field, "a number is required");
+    ok = false;
+    return 0;
+  }
+  return v->as_double();
+}
+
+Result<HyperParameter> ParseHyperParameter(const std::string& dotted, const Json& spec) {
+  const std::string key = "hyperparameters." + dotted;
+  HyperParameter h;
+  h.key = dotted;
+  if (dotted.empty() || dotted.front() == '.' || dotted.back() == '.') {
+    return Bad(key, "not a dotted key into the trainer config");
+  }
+  if (spec.is_array()) {  // shorthand: categorical
+    h.type = "categorical";
+    h.vals = spec.as_array();
+  } else if (!spec.is_object()) {  // shorthand: const
+    h.type = "const";
+    h.val = spec;
+  } else {
+    const Json* type = spec.Find("type");
+    if (type == nullptr || !type->is_string()) {
+      return Bad(key + ".type", "required: const, int, double, log or categorical");
+    }
+    h.type = type->as_string();
+    std::set<std::string> allowed = {"type"};
+    bool ok = true;
+    Status error;
+    if (h.type == "const") {
+      allowed.insert("val");
+      const Json* val = spec.Find("val");
+      if (val == nullptr) return Bad(key + ".val", "required for a const");
+      h.val = *val;
+    } else if (h.type == "int" || h.type == "double" || h.type == "log") {
+      allowed.insert({"minval", "maxval", "count"});
+      h.minval = Number(spec, key, "minval", ok, error);
+      h.maxval = Number(spec, key, "maxval", ok, error);
+      if (h.type == "log") {
+        allowed.insert("base");
+        if (spec.Find("base") != nullptr) h.base = Number(spec, key, "base", ok, error);
+        if (ok && h.base <= 1) return Bad(key + ".base", "must be above 1");
+      }
+      if (const Json* count = spec.Find("count")) {
+        if (!count->is_int() || count->as_int() <= 0)
+          return Bad(key + ".count", "must be a positive integer");
+        h.count = count->as_int();
+      }
+      if (!ok) return error;
+      if (h.type == "int" && (h.minval != static_cast<double>(static_cast<int64_t>(h.minval)) ||
+                              h.maxval != static_cast<double>(static_cast<int64_t>(h.maxval)))) {
+        return Bad(key, "int bounds must be integers");
+      }
+      if (h.minval > h.maxval) return Bad(key, "minval exceeds maxval");
+    } else if (h.type == "categorical") {
+      allowed.insert("vals");
+      const Json* vals = spec.Find("vals");
+      if (vals == nullptr || !vals->is_array()) return Bad(key + ".vals", "a list is required");
+      h.vals = vals->as_array();
+    } else {
+      return Bad(key + ".type",
+                 "'" + h.type + "' is not one of const, int, double, log, categorical");
+    }
+    for (const auto& [field, value] : spec.as_object()) {
+      if (allowed.count(field) == 0) return Bad(key + "." + field, "unknown key for " + h.type);
+    }
+  }
+  if (h.type == "categorical" && h.vals.empty()) return Bad(key, "no values to search");
+  return h;
+}
+
+}  // namespace
+
+Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base_dir) {
+  if (!tree.is_object()) return InvalidArgumentError("an experiment file is a mapping");
+  ExperimentSpec spec;
+  ConfigReader root(&tree, "");
+  root.Read("name", &spec.name);
+  root.Read("description", &spec.description);
+  root.Read("kind", &spec.kind);
+  root.Read("dataset", &spec.dataset);
+  int64_t seed = 0;
+  std::string searcher_name = spec.searcher.name;
+  ConfigReader& searcher = root.Section("searcher");
+  searcher.Read("name", &searcher_name);
+  searcher.Read("max_trials", &spec.searcher.max_trials);
+  searcher.Read("seed", &seed);
+  ConfigReader& resources = root.Section("resources");
+  resources.Read("slots_per_trial", &spec.resources.slots_per_trial);
+  resources.Read("cpu_cores", &spec.resources.cpu_cores);
+  resources.Read("memory_mb", &spec.resources.memory_mb);
+  resources.Read("priority", &spec.resources.priority);
+  root.Read("max_concurrent_trials", &spec.max_concurrent_trials);
+  root.Read("max_restarts", &spec.max_restarts);
+  ConfigReader& checkpoint = root.Section("checkpoint");
+  checkpoint.Read("interval_steps", &spec.checkpoint_interval_steps);
+  checkpoint.Read("keep_last", &spec.checkpoint_keep_last);
+  // Read by hand below; marked read here so Finish() does not call them unknown.
+  const bool has_config = root.Has("config");
+  const bool has_hparams = root.Has("hyperparameters");
+  const bool has_evaluations = root.Has("evaluations");
+  MAESTRO_RETURN_IF_ERROR(root.Finish());
+  spec.searcher.name = searcher_name;
+  spec.searcher.seed = static_cast<uint64_t>(seed);
+
+  if (spec.name.empty()) return Bad("name", "required");
+  if (kKinds.count(spec.kind) == 0) {
+    return Bad("kind", "'" + spec.kind + "' is not one of pretrain, finetune, linprobe, pipeline");
+  }
+  if (spec.dataset.empty()) return Bad("dataset", "required (a registered dataset's name)");
+  if (spec.searcher.name != "grid" && spec.searcher.name != "random") {
+    return Bad("searcher.name", "'" + spec.searcher.name + "' is not grid or random");
+  }
+  if (spec.searcher.name == "random" && spec.searcher.max_trials <= 0) {
+    return Bad("searcher.max_trials", "a random searcher needs a positive max_trials");
+  }
+  if (spec.resources.slots_per_trial <= 0) return Bad("resources.slots_per_trial", "must be >= 1");
+  if (spec.resources.cpu_cores < 0 || spec.resources.memory_mb < 0) {
+    return Bad("resources", "cpu_cores and memory_mb must not be negative");
+  }
+  if (spec.max_concurrent_trials < 0) return Bad("max_concurrent_trials", "must not be negative");
+  if (spec.max_restarts < 0) return Bad("max_restarts", "must not be negative");
+
+  spec.config = Json(Json::Object{});
+  if (has_config) {
+    MAESTRO_ASSIGN_OR_RETURN(spec.config,
+                             ReadTrainerConfig(*tree.Find("config"), "config", base_dir));
+  }
+  if (has_hparams) {
+    const Json& hparams = *tree.Find("hyperparameters");
+    if (!hparams.is_object()) return Bad("hyperparameters", "must be a mapping of dotted keys");
+    for (const auto& [key, value] : hparams.as_object()) {  // sorted by key
+      MAESTRO_ASSIGN_OR_RETURN(HyperParameter h, ParseHyperParameter(key, value));
+      spec.hyperparameters.push_back(std::move(h));
+    }
+  }
+  if (has_evaluations) {
+    if (spec.kind != "pipeline") return Bad("evaluations", "only a pipeline has evaluations");
+    const Json& list = *tree.Find("evaluations");
+    if (!list.is_array()) return Bad("evaluations", "must be a list");
+    for (size_t i = 0; i < list.as_array().size(); ++i) {
+      const std::string key = "evaluations[" + std::to_string(i) + "]";
+      const Json& item = list.as_array()[i];
+      if (!item.is_object()) return Bad(key, "must be a mapping with kind and config");
+      EvaluationSpec eval;
+      for (const auto& [field, value] : item.as_object()) {
+        if (field == "kind" && value.is_string()) {
+          eval.kind = value.as_string();
+        } else if (field == "config") {
+          MAESTRO_ASSIGN_OR_RETURN(eval.config,
+                                   ReadTrainerConfig(value, key + ".config", base_dir));
+        } else {
+          return Bad(key + "." + field, "unknown key (kind, config)");
+        }
+      }
+      if (kEvaluationKinds.count(eval.kind) == 0) {
+        return Bad(key + ".kind", "must be finetune or linprobe");
+      }
+      if (eval.config.is_null()) eval.config = Json(Json::Object{});
+      spec.evaluations.push_back(std::move(eval));
+    }
+  }
+  if (spec.kind == "pipeline" && spec.evaluations.empty()) {
+    return Bad("evaluations", "a pipeline needs at least one evaluation (finetune or linprobe)");
+  }
+  return spec;
+}
+
+Result<ExperimentSpec> LoadExperiment(const std::string& path) {
+  MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadConfigFile(path));
+  const size_t slash = path.find_last_of('/');
+  return ParseExperiment(tree, slash == std::string::npos ? "" : path.substr(0, slash));
+}
+
+}  // namespace maestro::coordinator

@@ -1,0 +1,182 @@
+#include "maestro/coordinator/searcher.h"
+
+#include <cmath>
+
+#include "maestro/engine/config.h"
+#include "maestro/shared/rng.h"
+#include "maestro/shared/sha256.h"
+
+namespace maestro::coordinator {
+namespace {
+
+// FNV-1a: a stable 64-bit name for a key (std::hash is not stable across builds).
+uint64_t KeyHash(const std::string& key) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : key) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+// The grid values of one hyperparameter.
+Result<std::vector<Json>> GridValues(const HyperParameter& h) {
+  if (h.type == "const") return std::vector<Json>{h.val};
+  if (h.type == "categorical") return h.vals;
+  if (h.count <= 0) {
+    return InvalidArgumentError("hyperparameters." + h.key + ": a grid needs `count` for a " +
+                                h.type + " range");
+  }
+  std::vector<Json> out;
+  for (int64_t i = 0; i < h.count; ++i) {
+    const double t = h.count == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(h.count - 1);
+    const double x = h.minval + t * (h.maxval - h.minval);
+    if (h.type == "int") {
+      const Json v(static_cast<int64_t>(std::llround(x)));
+      if (out.empty() || out.back().as_int() != v.as_int()) out.push_back(v);
+    } else if (h.type == "double") {
+      out.emplace_back(x);
+    } else {
+      out.emplace_back(std::pow(h.base, x));
+    }
+  }
+  return out;
+}
+
+Json RandomValue(const HyperParameter& h, uint64_t seed, int64_t ordinal) {
+  CounterRng rng(HashKey({seed, static_cast<uint64_t>(ordinal), KeyHash(h.key)}));
+  if (h.type == "const") return h.val;
+  if (h.type == "categorical") return h.vals[static_cast<size_t>(rng.Below(h.vals.size()))];
+  if (h.type == "int") {
+    const auto lo = static_cast<int64_t>(h.minval), hi = static_cast<int64_t>(h.maxval);
+    return Json(lo + static_cast<int64_t>(rng.Below(static_cast<uint64_t>(hi - lo + 1))));
+  }
+  const double x = rng.Uniform(h.minval, h.maxval);
+  return h.type == "double" ? Json(x) : Json(std::pow(h.base, x));
+}
+
+class GridSearch : public SearchMethod {
+ public:
+  explicit GridSearch(std::vector<TrialRequest> trials) : trials_(std::move(trials)) {}
+  std::vector<TrialRequest> Start() override { return trials_; }
+  std::vector<TrialRequest> OnTrialEvent(const TrialEvent&) override { return {}; }
+
+ private:
+  std::vector<TrialRequest> trials_;
+};
+
+class RandomSearch : public SearchMethod {
+ public:
+  explicit RandomSearch(const ExperimentSpec& spec) : spec_(spec) {}
+  std::vector<TrialRequest> Start() override {
+    std::vector<TrialRequest> out;
+    for (int64_t i = 0; i < spec_.searcher.max_trials; ++i) {
+      Json::Object hparams;
+      for (const auto& h : spec_.hyperparameters)
+        hparams.emplace(h.key, RandomValue(h, spec_.searcher.seed, i));
+      TrialRequest trial;
+      trial.ordinal = i;
+      trial.hparams = Json(std::move(hparams));
+      out.push_back(std::move(trial));
+    }
+    return out;
+  }
+  std::vector<TrialRequest> OnTrialEvent(const TrialEvent&) override { return {}; }
+
+ private:
+  ExperimentSpec spec_;
+};
+
+// Sets `dotted` in `tree`, creating the objects on the way (a non-object on the way is
+// replaced: the experiment's value wins).
+void SetDotted(Json& tree, const std::string& dotted, const Json& value) {
+  Json* node = &tree;
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = dotted.find('.', start);
+    const std::string part = dotted.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (!node->is_object()) *node = Json(Json::Object{});
+    Json& child = node->as_object()[part];
+    if (dot == std::string::npos) {
+      child = value;
+      return;
+    }
+    node = &child;
+    start = dot + 1;
+  }
+}
+
+Result<std::string> ResultHashOf(const Json& tree, const std::string& job,
+                                 const std::string& what) {
+  auto config = engine::ParseTrainConfig(tree, job);
+  if (!config.ok()) return config.status().WithContext(what);
+  return config->ResultHash();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SearchMethod>> MakeSearchMethod(const ExperimentSpec& spec,
+                                                       int64_t max_trials) {
+  if (spec.searcher.name == "random") {
+    return std::unique_ptr<SearchMethod>(new RandomSearch(spec));
+  }
+  std::vector<std::vector<Json>> axes;
+  int64_t cells = 1;
+  for (const auto& h : spec.hyperparameters) {
+    MAESTRO_ASSIGN_OR_RETURN(std::vector<Json> values, GridValues(h));
+    cells *= static_cast<int64_t>(values.size());
+    if (cells > max_trials) {
+      return InvalidArgumentError("hyperparameters: the grid has more than " +
+                                  std::to_string(max_trials) + " cells");
+    }
+    axes.push_back(std::move(values));
+  }
+  std::vector<TrialRequest> trials;
+  trials.reserve(static_cast<size_t>(cells));
+  std::vector<size_t> at(axes.size(), 0);
+  for (int64_t ordinal = 0; ordinal < cells; ++ordinal) {
+    Json::Object hparams;
+    for (size_t k = 0; k < axes.size(); ++k)
+      hparams.emplace(spec.hyperparameters[k].key, axes[k][at[k]]);
+    TrialRequest trial;
+    trial.ordinal = ordinal;
+    trial.hparams = Json(std::move(hparams));
+    trials.push_back(std::move(trial));
+    for (size_t k = axes.size(); k-- > 0;) {  // the last key varies fastest
+      if (++at[k] < axes[k].size()) break;
+      at[k] = 0;
+    }
+  }
+  return std::unique_ptr<SearchMethod>(new GridSearch(std::move(trials)));
+}
+
+Json TrialConfig(const ExperimentSpec& spec, const Json& hparams) {
+  Json tree = spec.config;
+  if (!tree.is_object()) tree = Json(Json::Object{});
+  for (const auto& [key, value] : hparams.as_object()) SetDotted(tree, key, value);
+  if (spec.checkpoint_interval_steps > 0)
+    SetDotted(tree, "checkpoint.interval_steps", Json(spec.checkpoint_interval_steps));
+  if (spec.checkpoint_keep_last >= 0)
+    SetDotted(tree, "checkpoint.keep_last", Json(spec.checkpoint_keep_last));
+  return tree;
+}
+
+Result<std::string> TrialIdentity(const ExperimentSpec& spec, const Json& hparams) {
+  MAESTRO_ASSIGN_OR_RETURN(std::string train_hash, ResultHashOf(TrialConfig(spec, hparams),
+                                                                spec.train_job(), "trial config"));
+  Json::Array evaluations;
+  for (size_t i = 0; i < spec.evaluations.size(); ++i) {
+    const EvaluationSpec& eval = spec.evaluations[i];
+    Json tree = eval.config;
+    // The trial's checkpoint, known at run time; the hash records only that there is one.
+    SetDotted(tree, "classify.pretrained", Json("trial-checkpoint"));
+    MAESTRO_ASSIGN_OR_RETURN(
+        std::string hash,
+        ResultHashOf(tree, eval.kind, "evaluations[" + std::to_string(i) + "].config"));
+    evaluations.emplace_back(Json::Object{{"kind", eval.kind}, {"result_hash", hash}});
+  }
+  Json identity(Json::Object{{"kind", spec.kind},
+                             {"dataset", spec.dataset},
+                             {"result_hash", train_hash},
+                             {"evaluations", Json(std::move(evaluations))}});
+  return Sha256Hex(identity.Dump());
+}
+
+}  // namespace maestro::coordinator
