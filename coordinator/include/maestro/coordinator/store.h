@@ -1,0 +1,84 @@
+// The coordinator's state in RocksDB (issue 6): experiments, their trials with attempts, and an
+// append-only event log. Every state change is one synced WriteBatch (a whole submitted grid
+// is one batch), so a coordinator killed at any moment reopens to a state where each change
+// either happened completely or not at all. A schema version is checked at open.
+//
+// Keys (values are JSON):
+//   meta/schema               schema version
+//   meta/next                 {experiment, trial, event}: the next ids
+//   exp/<id>                  an experiment: {id, name, kind, spec, trials: [trial ids], ...}
+//   idem/<key>                the experiment created by a request with this idempotency key
+//   trial/<id>                a trial: {id, experiment, identity, hparams, state, attempt, ...}
+//   ident/<identity>          the trial holding an identity (a finished cell is found here)
+//   event/<20-digit seq>      an event: {seq, kind, experiment, trial, ...}
+// Ids are 12-digit zero-padded decimals so keys sort numerically. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "maestro/shared/json.h"
+#include "maestro/shared/status.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace maestro::coordinator {
+
+inline constexpr int64_t kStoreSchemaVersion = 1;
+
+// A trial to create with an experiment.
+struct NewTrial {
+  std::string identity;
+  Json hparams;
+};
+
+struct CreatedExperiment {
+  int64_t id = 0;
+  bool existed = false;         // the idempotency key had created it already
+  std::vector<int64_t> trials;  // the experiment's trials, in searcher order
+  std::vector<int64_t> reused;  // those that already existed (same identity elsewhere)
+};
+
+class Store {
+ public:
+  // Opens (creating) the store in `dir`. FAILED_PRECONDITION for another schema version,
+  // UNAVAILABLE when RocksDB cannot open it (a second coordinator holds the lock, say).
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Creates an experiment and its trials in one synced batch, with a "created" event. A
+  // request repeated with the same non-empty idempotency key returns the first one's result.
+  // A trial whose identity a stored trial already holds is not created again: that trial is
+  // shared (and a finished one is never rerun).
+  Result<CreatedExperiment> CreateExperiment(const Json& experiment,
+                                             const std::vector<NewTrial>& trials,
+                                             const std::string& idempotency_key);
+
+  // Moves a trial to `state` for `attempt` (recorded with `detail` in an event). An update
+  // from an attempt older than the trial's current one is refused (FAILED_PRECONDITION): a
+  // worker declared lost can never overwrite its replacement. A higher attempt starts it.
+  Status UpdateTrial(int64_t trial, int64_t attempt, const std::string& state, const Json& detail);
+
+  Result<Json> Experiment(int64_t id) const;  // NOT_FOUND for an unknown id
+  Result<Json> Trial(int64_t id) const;       // NOT_FOUND for an unknown id
+  std::vector<Json> Experiments() const;
+  // Events with seq >= `from`, in order.
+  std::vector<Json> Events(int64_t from = 0) const;
+
+ private:
+  explicit Store(std::unique_ptr<rocksdb::DB> db);
+  Result<Json> GetJson(const std::string& key) const;
+  std::vector<Json> Scan(const std::string& prefix, const std::string& from) const;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  mutable std::mutex mutex_;  // serializes read-modify-write changes
+};
+
+}  // namespace maestro::coordinator

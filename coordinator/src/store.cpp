@@ -1,0 +1,178 @@
+#include "maestro/coordinator/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstdio>
+
+namespace maestro::coordinator {
+namespace {
+
+std::string Padded(int64_t value, int width) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%0*lld", width, static_cast<long long>(value));
+  return text;
+}
+
+std::string ExperimentKey(int64_t id) { return "exp/" + Padded(id, 12); }
+std::string TrialKey(int64_t id) { return "trial/" + Padded(id, 12); }
+std::string EventKey(int64_t seq) { return "event/" + Padded(seq, 20); }
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return OkStatus();
+  const std::string message = what + ": " + s.ToString();
+  if (s.IsNotFound()) return NotFoundError(message);
+  if (s.IsCorruption()) return DataLossError(message);
+  return UnavailableError(message);
+}
+
+rocksdb::WriteOptions Synced() {
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  return options;
+}
+
+}  // namespace
+
+Store::Store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  MAESTRO_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, dir, &raw), "opening " + dir));
+  std::unique_ptr<Store> store(new Store(std::unique_ptr<rocksdb::DB>(raw)));
+  auto schema = store->GetJson("meta/schema");
+  if (schema.status().code() == StatusCode::kNotFound) {
+    rocksdb::WriteBatch batch;
+    batch.Put("meta/schema", Json(kStoreSchemaVersion).Dump());
+    batch.Put("meta/next",
+              Json(Json::Object{{"experiment", 1}, {"trial", 1}, {"event", 1}}).Dump());
+    MAESTRO_RETURN_IF_ERROR(FromRocks(store->db_->Write(Synced(), &batch), "initializing"));
+  } else if (!schema.ok()) {
+    return schema.status();
+  } else if (!schema->is_int() || schema->as_int() != kStoreSchemaVersion) {
+    return FailedPreconditionError(dir + " holds coordinator state of schema " + schema->Dump() +
+                                   "; this coordinator reads schema " +
+                                   std::to_string(kStoreSchemaVersion));
+  }
+  return store;
+}
+
+Result<Json> Store::GetJson(const std::string& key) const {
+  std::string value;
+  MAESTRO_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), key, &value), key));
+  auto json = Json::Parse(value);
+  if (!json.ok()) return DataLossError(key + ": " + json.status().message());
+  return json;
+}
+
+std::vector<Json> Store::Scan(const std::string& prefix, const std::string& from) const {
+  std::vector<Json> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(from.empty() ? prefix : from); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    auto json = Json::Parse(it->value().ToStringView());
+    if (json.ok()) out.push_back(std::move(*json));
+  }
+  return out;
+}
+
+Result<CreatedExperiment> Store::CreateExperiment(const Json& experiment,
+                                                  const std::vector<NewTrial>& trials,
+                                                  const std::string& idempotency_key) {
+  if (!experiment.is_object()) return InvalidArgumentError("an experiment is a JSON object");
+  std::lock_guard<std::mutex> lock(mutex_);
+  CreatedExperiment created;
+  if (!idempotency_key.empty()) {
+    auto earlier = GetJson("idem/" + idempotency_key);
+    if (earlier.ok()) {
+      MAESTRO_ASSIGN_OR_RETURN(Json stored, GetJson(ExperimentKey(earlier->as_int())));
+      created.id = earlier->as_int();
+      created.existed = true;
+      for (const auto& t : stored.Find("trials")->as_array()) created.trials.push_back(t.as_int());
+      return created;
+    }
+  }
+  MAESTRO_ASSIGN_OR_RETURN(Json next, GetJson("meta/next"));
+  int64_t next_trial = next.Find("trial")->as_int(), next_event = next.Find("event")->as_int();
+  created.id = next.Find("experiment")->as_int();
+  rocksdb::WriteBatch batch;
+  Json::Array trial_ids;
+  for (const auto& trial : trials) {
+    auto existing = GetJson("ident/" + trial.identity);
+    int64_t id = 0;
+    if (existing.ok()) {
+      id = existing->as_int();
+      created.reused.push_back(id);
+    } else {
+      id = next_trial++;
+      batch.Put(TrialKey(id), Json(Json::Object{{"id", id},
+                                                {"experiment", created.id},
+                                                {"identity", trial.identity},
+                                                {"hparams", trial.hparams},
+                                                {"state", "queued"},
+                                                {"attempt", 0}})
+                                  .Dump());
+      batch.Put("ident/" + trial.identity, Json(id).Dump());
+    }
+    created.trials.push_back(id);
+    trial_ids.emplace_back(id);
+  }
+  Json record = experiment;
+  record.as_object()["id"] = Json(created.id);
+  record.as_object()["trials"] = Json(std::move(trial_ids));
+  record.as_object()["state"] = Json("active");
+  batch.Put(ExperimentKey(created.id), record.Dump());
+  if (!idempotency_key.empty()) batch.Put("idem/" + idempotency_key, Json(created.id).Dump());
+  batch.Put(EventKey(next_event),
+            Json(Json::Object{{"seq", next_event},
+                              {"kind", "experiment_created"},
+                              {"experiment", created.id},
+                              {"trials", static_cast<int64_t>(trials.size())},
+                              {"reused", static_cast<int64_t>(created.reused.size())}})
+                .Dump());
+  ++next_event;
+  batch.Put("meta/next",
+            Json(Json::Object{
+                     {"experiment", created.id + 1}, {"trial", next_trial}, {"event", next_event}})
+                .Dump());
+  MAESTRO_RETURN_IF_ERROR(FromRocks(db_->Write(Synced(), &batch), "storing the experiment"));
+  return created;
+}
+
+Status Store::UpdateTrial(int64_t trial, int64_t attempt, const std::string& state,
+                          const Json& detail) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  MAESTRO_ASSIGN_OR_RETURN(Json record, GetJson(TrialKey(trial)));
+  const int64_t current = record.Find("attempt")->as_int();
+  if (attempt < current) {
+    return FailedPreconditionError("trial " + std::to_string(trial) + ": a report from attempt " +
+                                   std::to_string(attempt) + ", but attempt " +
+                                   std::to_string(current) + " is current (stale, refused)");
+  }
+  MAESTRO_ASSIGN_OR_RETURN(Json next, GetJson("meta/next"));
+  const int64_t seq = next.Find("event")->as_int();
+  record.as_object()["attempt"] = Json(attempt);
+  record.as_object()["state"] = Json(state);
+  rocksdb::WriteBatch batch;
+  batch.Put(TrialKey(trial), record.Dump());
+  batch.Put(EventKey(seq), Json(Json::Object{{"seq", seq},
+                                             {"kind", "trial_" + state},
+                                             {"trial", trial},
+                                             {"attempt", attempt},
+                                             {"detail", detail}})
+                               .Dump());
+  next.as_object()["event"] = Json(seq + 1);
+  batch.Put("meta/next", next.Dump());
+  return FromRocks(db_->Write(Synced(), &batch), "updating trial " + std::to_string(trial));
+}
+
+Result<Json> Store::Experiment(int64_t id) const { return GetJson(ExperimentKey(id)); }
+Result<Json> Store::Trial(int64_t id) const { return GetJson(TrialKey(id)); }
+std::vector<Json> Store::Experiments() const { return Scan("exp/", ""); }
+std::vector<Json> Store::Events(int64_t from) const { return Scan("event/", EventKey(from)); }
+
+}  // namespace maestro::coordinator
