@@ -201,6 +201,28 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
   return spec;
 }
 
+Result<Json> LoadExperimentInlined(const std::string& path) {
+  MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadConfigFile(path));
+  const size_t slash = path.find_last_of('/');
+  const std::string base_dir = slash == std::string::npos ? "" : path.substr(0, slash);
+  MAESTRO_RETURN_IF_ERROR(ParseExperiment(tree, base_dir).status());
+  if (const Json* config = tree.Find("config")) {
+    MAESTRO_ASSIGN_OR_RETURN(tree.as_object()["config"],
+                             ReadTrainerConfig(*config, "config", base_dir));
+  }
+  auto& fields = tree.as_object();
+  if (auto evaluations = fields.find("evaluations"); evaluations != fields.end()) {
+    for (auto& item : evaluations->second.as_array()) {
+      auto& item_fields = item.as_object();
+      if (auto config = item_fields.find("config"); config != item_fields.end()) {
+        MAESTRO_ASSIGN_OR_RETURN(config->second,
+                                 ReadTrainerConfig(config->second, "evaluations.config", base_dir));
+      }
+    }
+  }
+  return tree;
+}
+
 Result<ExperimentSpec> LoadExperiment(const std::string& path) {
   MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadConfigFile(path));
   const size_t slash = path.find_last_of('/');

@@ -7,31 +7,13 @@
 #include <random>
 
 #include "maestro/data/v1/data_service.grpc.pb.h"
+#include "maestro/shared/grpc_status.h"
 
 namespace maestro::dataloader {
 
 namespace pb = maestro::data::v1;
 
 namespace {
-
-Status FromGrpc(const grpc::Status& status, const std::string& what) {
-  if (status.ok()) return OkStatus();
-  const std::string message = what + ": " + status.error_message();
-  switch (status.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return InvalidArgumentError(message);
-    case grpc::StatusCode::NOT_FOUND:
-      return NotFoundError(message);
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return FailedPreconditionError(message);
-    case grpc::StatusCode::DATA_LOSS:
-      return DataLossError(message);
-    case grpc::StatusCode::INTERNAL:
-      return InternalError(message);
-    default:
-      return UnavailableError(message);  // UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED...
-  }
-}
 
 std::string RandomStreamId() {
   std::random_device device;
@@ -69,7 +51,7 @@ class RemoteStream : public RecordStream {
         grpc::Status status = reader_->Finish();
         finished_ = true;
         if (status.ok()) return false;
-        status_ = FromGrpc(status, "data stream");
+        status_ = FromGrpcStatus(status, "data stream");
         return status_;
       }
     }
@@ -97,7 +79,7 @@ class RemoteStream : public RecordStream {
     grpc::Status status = stub_.Ack(&context, request, &response);
     // NOT_FOUND: the stream ended on the server (limit reached); the records still arrive.
     if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
-      status_ = FromGrpc(status, "acknowledging stream records");
+      status_ = FromGrpcStatus(status, "acknowledging stream records");
       return status_;
     }
     unacked_ = 0;
@@ -136,8 +118,8 @@ class RemoteStore : public RecordStore {
     pb::FetchResponse response;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    MAESTRO_RETURN_IF_ERROR(FromGrpc(stub_->Fetch(&context, request, &response),
-                                     "fetching record " + std::to_string(index)));
+    MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(stub_->Fetch(&context, request, &response),
+                                           "fetching record " + std::to_string(index)));
     if (response.records_size() != 1) {
       return InternalError("the data service answered " + std::to_string(response.records_size()) +
                            " records for one index");
@@ -199,7 +181,7 @@ Result<std::unique_ptr<RecordStore>> ConnectDataService(const std::string& addre
   pb::SplitInfo info;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  MAESTRO_RETURN_IF_ERROR(FromGrpc(stub->DescribeSplit(&context, ref, &info), address));
+  MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(stub->DescribeSplit(&context, ref, &info), address));
   return std::unique_ptr<RecordStore>(
       new RemoteStore(std::move(channel), std::move(info), options));
 }
@@ -212,7 +194,7 @@ Result<std::vector<std::string>> ListServedSplits(const std::string& address,
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   MAESTRO_RETURN_IF_ERROR(
-      FromGrpc(stub->ListDatasets(&context, pb::ListDatasetsRequest(), &response), address));
+      FromGrpcStatus(stub->ListDatasets(&context, pb::ListDatasetsRequest(), &response), address));
   std::vector<std::string> lines;
   for (const auto& split : response.splits()) {
     lines.push_back(split.ref().dataset() + " " + split.ref().split() + " " + split.name() + " " +

@@ -17,6 +17,7 @@
 #include "maestro/data/v1/data_service.grpc.pb.h"
 #include "maestro/dataloader/shards.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/grpc_status.h"
 
 namespace maestro::dataloader {
 
@@ -24,34 +25,6 @@ namespace pb = maestro::data::v1;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-grpc::Status ToGrpc(const Status& status) {
-  using grpc::StatusCode;
-  StatusCode code = StatusCode::INTERNAL;
-  switch (status.code()) {
-    case maestro::StatusCode::kOk:
-      return grpc::Status::OK;
-    case maestro::StatusCode::kInvalidArgument:
-      code = StatusCode::INVALID_ARGUMENT;
-      break;
-    case maestro::StatusCode::kNotFound:
-      code = StatusCode::NOT_FOUND;
-      break;
-    case maestro::StatusCode::kFailedPrecondition:
-      code = StatusCode::FAILED_PRECONDITION;
-      break;
-    case maestro::StatusCode::kDataLoss:
-      code = StatusCode::DATA_LOSS;
-      break;
-    case maestro::StatusCode::kUnavailable:
-      code = StatusCode::UNAVAILABLE;
-      break;
-    case maestro::StatusCode::kInternal:
-      code = StatusCode::INTERNAL;
-      break;
-  }
-  return grpc::Status(code, status.message());
-}
 
 // One served split with its metric children.
 struct Split {
@@ -295,7 +268,7 @@ class DataServer::Impl final : public pb::DataService::Service {
       const auto started = Clock::now();
       auto more = stream.Next(record);
       read_latency_.Observe(std::chrono::duration<double>(Clock::now() - started).count());
-      if (!more.ok()) return ToGrpc(more.status());
+      if (!more.ok()) return ToGrpcStatus(more.status());
       if (!*more) break;
       const auto size = static_cast<int64_t>(record.value.size());
       // Wait until the record fits the bound (or nothing is outstanding).
@@ -372,7 +345,7 @@ class DataServer::Impl final : public pb::DataService::Service {
   }
 
   grpc::Status Reject(const Status& status) {
-    grpc::Status out = ToGrpc(status);
+    grpc::Status out = ToGrpcStatus(status);
     Rejected(out.error_code());
     return out;
   }

@@ -1,9 +1,12 @@
 #include "experiment_commands.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 
+#include "maestro/coordinator/client.h"
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/searcher.h"
 #include "maestro/shared/flags.h"
@@ -22,7 +25,133 @@ std::string Cell(const Json& value) {
   return value.Dump();
 }
 
+// The verb's positional argument (argv[3]) when present, else "" (flags start at argv[3]).
+std::string Positional(int argc, char** argv) {
+  return argc >= 4 && std::string(argv[3]).rfind("--", 0) != 0 ? argv[3] : "";
+}
+
+// Parses the flags after the verb (and after its positional argument, when there is one).
+void ParseVerbFlags(FlagParser& flags, int argc, char** argv, bool has_positional) {
+  if (has_positional) {
+    ParseFlagsOrExit(flags, argc - 3, argv + 3);
+  } else {
+    ParseFlagsOrExit(flags, argc - 2, argv + 2);
+  }
+}
+
+std::unique_ptr<coordinator::CoordinatorClient> Connect(const std::string& address) {
+  auto client = coordinator::ConnectCoordinator(address);
+  if (!client.ok()) throw Error(client.status());
+  return std::move(*client);
+}
+
+constexpr const char* kCoordinatorHelp = "the coordinator, host:port";
+
 }  // namespace
+
+int ExperimentCreate(int argc, char** argv) {
+  std::string address = "127.0.0.1:7071", key;
+  bool json = false;
+  FlagParser flags("maestro experiment create FILE",
+                   "Submits an experiment file to the coordinator: it is validated (errors\n"
+                   "name the offending key), expanded into trials and stored durably. Trials\n"
+                   "whose identity an earlier experiment holds are shared, never rerun. A retry\n"
+                   "with the same --idempotency-key returns the first result.");
+  flags.Add("coordinator", &address, kCoordinatorHelp);
+  flags.Add("idempotency-key", &key, "key of this request (default: a fresh random one)");
+  flags.Add("json", &json, "print JSON");
+  const std::string path = Positional(argc, argv);
+  ParseVerbFlags(flags, argc, argv, !path.empty());
+  if (path.empty()) throw Error(InvalidArgumentError("an experiment FILE is required"));
+  auto tree = coordinator::LoadExperimentInlined(path);
+  if (!tree.ok()) throw Error(tree.status().WithContext(path));
+  if (key.empty()) key = coordinator::NewIdempotencyKey();
+  auto created = Connect(address)->CreateExperiment(*tree, key);
+  if (!created.ok()) throw Error(created.status());
+  if (json) {
+    Json::Array trials;
+    for (int64_t id : created->trials) trials.emplace_back(id);
+    std::cout << Json(Json::Object{{"experiment", created->id},
+                                   {"existed", created->existed},
+                                   {"trials", Json(std::move(trials))},
+                                   {"reused_trials", created->reused_trials}})
+                     .Dump()
+              << "\n";
+    return 0;
+  }
+  std::cout << (created->existed ? "experiment " : "created experiment ") << created->id << " ("
+            << created->trials.size() << " trials, " << created->reused_trials
+            << " of them finished or known from earlier experiments)"
+            << (created->existed ? ": this request had created it already" : "") << "\n";
+  return 0;
+}
+
+int ExperimentList(int argc, char** argv) {
+  std::string address = "127.0.0.1:7071";
+  bool json = false;
+  FlagParser flags("maestro experiment list", "Lists the coordinator's experiments.");
+  flags.Add("coordinator", &address, kCoordinatorHelp);
+  flags.Add("json", &json, "print JSON (one object per line)");
+  ParseVerbFlags(flags, argc, argv, false);
+  auto experiments = Connect(address)->ListExperiments();
+  if (!experiments.ok()) throw Error(experiments.status());
+  if (!json) {
+    std::cout << std::left << std::setw(6) << "id" << std::setw(10) << "kind" << std::setw(12)
+              << "dataset" << std::setw(8) << "trials" << std::setw(10) << "state"
+              << "name\n";
+  }
+  for (const Json& e : *experiments) {
+    if (json) {
+      std::cout << e.Dump() << "\n";
+      continue;
+    }
+    std::cout << std::setw(6) << e.Find("id")->as_int() << std::setw(10)
+              << e.Find("kind")->as_string() << std::setw(12) << e.Find("dataset")->as_string()
+              << std::setw(8) << e.Find("trials")->as_int() << std::setw(10)
+              << e.Find("state")->as_string() << e.Find("name")->as_string() << "\n";
+  }
+  return 0;
+}
+
+int ExperimentDescribe(int argc, char** argv) {
+  std::string address = "127.0.0.1:7071";
+  bool json = false;
+  FlagParser flags("maestro experiment describe ID",
+                   "One experiment: its spec and its trials (state, attempt, values).");
+  flags.Add("coordinator", &address, kCoordinatorHelp);
+  flags.Add("json", &json, "print JSON");
+  const std::string id_text = Positional(argc, argv);
+  ParseVerbFlags(flags, argc, argv, !id_text.empty());
+  char* end = nullptr;
+  const long long id = std::strtoll(id_text.c_str(), &end, 10);
+  if (id_text.empty() || *end != '\0' || id <= 0) {
+    throw Error(InvalidArgumentError("an experiment ID (a positive integer) is required, not '" +
+                                     id_text + "'"));
+  }
+  auto described = Connect(address)->DescribeExperiment(id);
+  if (!described.ok()) throw Error(described.status());
+  const auto& [experiment, trials] = *described;
+  if (json) {
+    Json::Array list(trials.begin(), trials.end());
+    std::cout
+        << Json(Json::Object{{"experiment", experiment}, {"trials", Json(std::move(list))}}).Dump()
+        << "\n";
+    return 0;
+  }
+  std::cout << "experiment " << id << ": " << experiment.Find("name")->as_string() << " ("
+            << experiment.Find("kind")->as_string() << " on "
+            << experiment.Find("dataset")->as_string() << "), " << trials.size() << " trials\n";
+  std::cout << std::left << std::setw(8) << "trial" << std::setw(10) << "state" << std::setw(9)
+            << "attempt" << std::setw(14) << "identity"
+            << "values\n";
+  for (const Json& t : trials) {
+    std::cout << std::setw(8) << t.Find("id")->as_int() << std::setw(10)
+              << t.Find("state")->as_string() << std::setw(9) << t.Find("attempt")->as_int()
+              << std::setw(14) << t.Find("identity")->as_string().substr(0, 12)
+              << t.Find("hparams")->Dump() << "\n";
+  }
+  return 0;
+}
 
 int ExperimentPreview(int argc, char** argv) {
   bool json = false;

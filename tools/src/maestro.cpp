@@ -36,6 +36,8 @@ constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
   experiment preview FILE
                 the trials an experiment file would launch (values, identities), every
                 trial config checked against the trainer's schema
+  experiment create FILE | list | describe ID
+                submit to / read from maestro-coordinator (--coordinator HOST:PORT)
 
 'maestro <noun> <verb> --help' explains each.
 )";
@@ -267,6 +269,13 @@ int main(int argc, char** argv) {
     if (noun == "data" && verb == "ingest") return maestro::tools::DataIngest(argc, argv);
     if (noun == "experiment" && verb == "preview")
       return maestro::tools::ExperimentPreview(argc, argv);
+#ifdef MAESTRO_HAVE_COORDINATOR_RPC
+    if (noun == "experiment" && verb == "create")
+      return maestro::tools::ExperimentCreate(argc, argv);
+    if (noun == "experiment" && verb == "list") return maestro::tools::ExperimentList(argc, argv);
+    if (noun == "experiment" && verb == "describe")
+      return maestro::tools::ExperimentDescribe(argc, argv);
+#endif
   } catch (const maestro::Error& e) {
     std::cerr << "maestro " << noun << " " << verb << ": " << e.status().ToString() << "\n";
     return 1;

@@ -82,5 +82,9 @@ struct ExperimentSpec {
 Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base_dir);
 // Reads and parses a file.
 Result<ExperimentSpec> LoadExperiment(const std::string& path);
+// The file's tree with `config` and every evaluation's `config` read and inlined as mappings:
+// what a client sends to the coordinator (which has no access to the client's files). Checked
+// with ParseExperiment first; its errors as LoadExperiment's.
+Result<Json> LoadExperimentInlined(const std::string& path);
 
 }  // namespace maestro::coordinator

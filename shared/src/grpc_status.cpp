@@ -1,0 +1,45 @@
+#include "maestro/shared/grpc_status.h"
+
+namespace maestro {
+
+grpc::Status ToGrpcStatus(const Status& status) {
+  using grpc::StatusCode;
+  switch (status.code()) {
+    case maestro::StatusCode::kOk:
+      return grpc::Status::OK;
+    case maestro::StatusCode::kInvalidArgument:
+      return grpc::Status(StatusCode::INVALID_ARGUMENT, status.message());
+    case maestro::StatusCode::kNotFound:
+      return grpc::Status(StatusCode::NOT_FOUND, status.message());
+    case maestro::StatusCode::kFailedPrecondition:
+      return grpc::Status(StatusCode::FAILED_PRECONDITION, status.message());
+    case maestro::StatusCode::kDataLoss:
+      return grpc::Status(StatusCode::DATA_LOSS, status.message());
+    case maestro::StatusCode::kUnavailable:
+      return grpc::Status(StatusCode::UNAVAILABLE, status.message());
+    case maestro::StatusCode::kInternal:
+      break;
+  }
+  return grpc::Status(StatusCode::INTERNAL, status.message());
+}
+
+Status FromGrpcStatus(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return OkStatus();
+  const std::string message = what + ": " + status.error_message();
+  switch (status.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return InvalidArgumentError(message);
+    case grpc::StatusCode::NOT_FOUND:
+      return NotFoundError(message);
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return FailedPreconditionError(message);
+    case grpc::StatusCode::DATA_LOSS:
+      return DataLossError(message);
+    case grpc::StatusCode::INTERNAL:
+      return InternalError(message);
+    default:
+      return UnavailableError(message);
+  }
+}
+
+}  // namespace maestro
