@@ -2,8 +2,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <random>
-
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
 #include "maestro/shared/grpc_status.h"
 
@@ -87,13 +85,6 @@ Result<std::unique_ptr<CoordinatorClient>> ConnectCoordinator(const std::string&
                             std::to_string(timeout_ms) + " ms; is maestro-coordinator running?)");
   }
   return std::unique_ptr<CoordinatorClient>(new GrpcCoordinatorClient(std::move(channel), address));
-}
-
-std::string NewIdempotencyKey() {
-  std::random_device device;
-  char text[33];
-  std::snprintf(text, sizeof(text), "%08x%08x%08x%08x", device(), device(), device(), device());
-  return text;
 }
 
 }  // namespace maestro::coordinator

@@ -203,8 +203,7 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
 
 Result<Json> LoadExperimentInlined(const std::string& path) {
   MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadConfigFile(path));
-  const size_t slash = path.find_last_of('/');
-  const std::string base_dir = slash == std::string::npos ? "" : path.substr(0, slash);
+  const std::string base_dir = DirName(path);
   MAESTRO_RETURN_IF_ERROR(ParseExperiment(tree, base_dir).status());
   if (const Json* config = tree.Find("config")) {
     MAESTRO_ASSIGN_OR_RETURN(tree.as_object()["config"],
@@ -225,8 +224,7 @@ Result<Json> LoadExperimentInlined(const std::string& path) {
 
 Result<ExperimentSpec> LoadExperiment(const std::string& path) {
   MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadConfigFile(path));
-  const size_t slash = path.find_last_of('/');
-  return ParseExperiment(tree, slash == std::string::npos ? "" : path.substr(0, slash));
+  return ParseExperiment(tree, DirName(path));
 }
 
 }  // namespace maestro::coordinator

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "maestro/shared/rocksdb_status.h"
+
 namespace maestro::coordinator {
 namespace {
 
@@ -18,14 +20,6 @@ std::string Padded(int64_t value, int width) {
 std::string ExperimentKey(int64_t id) { return "exp/" + Padded(id, 12); }
 std::string TrialKey(int64_t id) { return "trial/" + Padded(id, 12); }
 std::string EventKey(int64_t seq) { return "event/" + Padded(seq, 20); }
-
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return OkStatus();
-  const std::string message = what + ": " + s.ToString();
-  if (s.IsNotFound()) return NotFoundError(message);
-  if (s.IsCorruption()) return DataLossError(message);
-  return UnavailableError(message);
-}
 
 rocksdb::WriteOptions Synced() {
   rocksdb::WriteOptions options;
@@ -42,7 +36,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
   rocksdb::Options options;
   options.create_if_missing = true;
   rocksdb::DB* raw = nullptr;
-  MAESTRO_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, dir, &raw), "opening " + dir));
+  MAESTRO_RETURN_IF_ERROR(FromRocksStatus(rocksdb::DB::Open(options, dir, &raw), "opening " + dir));
   std::unique_ptr<Store> store(new Store(std::unique_ptr<rocksdb::DB>(raw)));
   auto schema = store->GetJson("meta/schema");
   if (schema.status().code() == StatusCode::kNotFound) {
@@ -50,7 +44,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
     batch.Put("meta/schema", Json(kStoreSchemaVersion).Dump());
     batch.Put("meta/next",
               Json(Json::Object{{"experiment", 1}, {"trial", 1}, {"event", 1}}).Dump());
-    MAESTRO_RETURN_IF_ERROR(FromRocks(store->db_->Write(Synced(), &batch), "initializing"));
+    MAESTRO_RETURN_IF_ERROR(FromRocksStatus(store->db_->Write(Synced(), &batch), "initializing"));
   } else if (!schema.ok()) {
     return schema.status();
   } else if (!schema->is_int() || schema->as_int() != kStoreSchemaVersion) {
@@ -63,7 +57,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
 
 Result<Json> Store::GetJson(const std::string& key) const {
   std::string value;
-  MAESTRO_RETURN_IF_ERROR(FromRocks(db_->Get(rocksdb::ReadOptions(), key, &value), key));
+  MAESTRO_RETURN_IF_ERROR(FromRocksStatus(db_->Get(rocksdb::ReadOptions(), key, &value), key));
   auto json = Json::Parse(value);
   if (!json.ok()) return DataLossError(key + ": " + json.status().message());
   return json;
@@ -139,7 +133,7 @@ Result<CreatedExperiment> Store::CreateExperiment(const Json& experiment,
             Json(Json::Object{
                      {"experiment", created.id + 1}, {"trial", next_trial}, {"event", next_event}})
                 .Dump());
-  MAESTRO_RETURN_IF_ERROR(FromRocks(db_->Write(Synced(), &batch), "storing the experiment"));
+  MAESTRO_RETURN_IF_ERROR(FromRocksStatus(db_->Write(Synced(), &batch), "storing the experiment"));
   return created;
 }
 
@@ -167,7 +161,7 @@ Status Store::UpdateTrial(int64_t trial, int64_t attempt, const std::string& sta
                                .Dump());
   next.as_object()["event"] = Json(seq + 1);
   batch.Put("meta/next", next.Dump());
-  return FromRocks(db_->Write(Synced(), &batch), "updating trial " + std::to_string(trial));
+  return FromRocksStatus(db_->Write(Synced(), &batch), "updating trial " + std::to_string(trial));
 }
 
 Result<Json> Store::Experiment(int64_t id) const { return GetJson(ExperimentKey(id)); }

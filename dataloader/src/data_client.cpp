@@ -4,23 +4,16 @@
 
 #include <chrono>
 #include <mutex>
-#include <random>
 
 #include "maestro/data/v1/data_service.grpc.pb.h"
 #include "maestro/shared/grpc_status.h"
+#include "maestro/shared/ids.h"
 
 namespace maestro::dataloader {
 
 namespace pb = maestro::data::v1;
 
 namespace {
-
-std::string RandomStreamId() {
-  std::random_device device;
-  char text[33];
-  std::snprintf(text, sizeof(text), "%08x%08x%08x%08x", device(), device(), device(), device());
-  return text;
-}
 
 class RemoteStream : public RecordStream {
  public:
@@ -139,7 +132,7 @@ class RemoteStore : public RecordStore {
     open.set_cursor(spec.cursor);
     open.set_limit(spec.limit);
     open.set_max_in_flight_bytes(options_.max_in_flight_bytes);
-    open.set_stream_id(RandomStreamId());
+    open.set_stream_id(RandomHexId());
     // Acknowledge in quarters of the bound (of the server's 8 MiB default when unset).
     const int64_t bound =
         options_.max_in_flight_bytes > 0 ? options_.max_in_flight_bytes : int64_t{8} << 20;

@@ -15,6 +15,7 @@
 #include "maestro/dataloader/png.h"
 #include "maestro/dataloader/resize.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/rocksdb_status.h"
 #include "maestro/shared/sha256.h"
 
 namespace maestro::dataloader {
@@ -27,15 +28,6 @@ std::string ShardName(int64_t k) {
   char name[32];
   std::snprintf(name, sizeof(name), "shard-%05lld", static_cast<long long>(k));
   return name;
-}
-
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return OkStatus();
-  const std::string message = what + ": " + s.ToString();
-  if (s.IsNotFound()) return NotFoundError(message);
-  if (s.IsCorruption()) return DataLossError(message);
-  if (s.IsInvalidArgument()) return InvalidArgumentError(message);
-  return UnavailableError(message);
 }
 
 // Options for the bulk-loaded, read-mostly shards: values inline, no compression.
@@ -74,26 +66,26 @@ Status WriteShard(const RecordSource& source, const std::string& dir, ShardInfo&
     hash.Update(*value);
     if (!writer) {
       writer.emplace(rocksdb::EnvOptions(), options);
-      MAESTRO_RETURN_IF_ERROR(FromRocks(writer->Open(sst_path), "opening " + sst_path));
+      MAESTRO_RETURN_IF_ERROR(FromRocksStatus(writer->Open(sst_path), "opening " + sst_path));
     }
-    MAESTRO_RETURN_IF_ERROR(FromRocks(writer->Put(key, *value), "writing " + sst_path));
+    MAESTRO_RETURN_IF_ERROR(FromRocksStatus(writer->Put(key, *value), "writing " + sst_path));
     ++info.count;
   }
   info.sha256 = hash.HexDigest();
-  if (writer) MAESTRO_RETURN_IF_ERROR(FromRocks(writer->Finish(), "finishing " + sst_path));
+  if (writer) MAESTRO_RETURN_IF_ERROR(FromRocksStatus(writer->Finish(), "finishing " + sst_path));
 
   options.create_if_missing = true;
   options.error_if_exists = true;
   rocksdb::DB* raw = nullptr;
-  MAESTRO_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, shard_dir, &raw), shard_dir));
+  MAESTRO_RETURN_IF_ERROR(FromRocksStatus(rocksdb::DB::Open(options, shard_dir, &raw), shard_dir));
   std::unique_ptr<rocksdb::DB> db(raw);
   if (info.count > 0) {
     rocksdb::IngestExternalFileOptions ingest;
     ingest.move_files = true;
     MAESTRO_RETURN_IF_ERROR(
-        FromRocks(db->IngestExternalFile({sst_path}, ingest), "ingesting " + sst_path));
+        FromRocksStatus(db->IngestExternalFile({sst_path}, ingest), "ingesting " + sst_path));
   }
-  MAESTRO_RETURN_IF_ERROR(FromRocks(db->Close(), "closing " + shard_dir));
+  MAESTRO_RETURN_IF_ERROR(FromRocksStatus(db->Close(), "closing " + shard_dir));
   db.reset();
   Json::Array skipped_json;
   for (const auto& line : skipped) skipped_json.emplace_back(line);
@@ -424,8 +416,8 @@ Result<std::string> ShardStore::Read(int64_t index) const {
   const size_t shard = static_cast<size_t>(it - manifest_.shards.begin()) - 1;
   std::string value;
   MAESTRO_RETURN_IF_ERROR(
-      FromRocks(dbs_[shard]->Get(rocksdb::ReadOptions(), ShardKey(index), &value),
-                manifest_.name + " record " + std::to_string(index)));
+      FromRocksStatus(dbs_[shard]->Get(rocksdb::ReadOptions(), ShardKey(index), &value),
+                      manifest_.name + " record " + std::to_string(index)));
   return value;
 }
 
@@ -448,7 +440,7 @@ Result<std::unique_ptr<ShardStore>> OpenShardStore(const std::string& dir) {
     rocksdb::DB* raw = nullptr;
     const std::string shard_dir = dir + "/" + shard.name;
     MAESTRO_RETURN_IF_ERROR(
-        FromRocks(rocksdb::DB::OpenForReadOnly(options, shard_dir, &raw), shard_dir));
+        FromRocksStatus(rocksdb::DB::OpenForReadOnly(options, shard_dir, &raw), shard_dir));
     dbs.emplace_back(raw);
   }
   return std::unique_ptr<ShardStore>(new ShardStore(std::move(manifest), std::move(dbs)));

@@ -95,9 +95,19 @@ Status WriteFileAtomic(const std::string& path, std::string_view data) {
     ::unlink(tmp.c_str());
     return status;
   }
-  auto slash = path.find_last_of('/');
-  return FsyncDirectory(slash == std::string::npos ? "."
-                                                   : (slash == 0 ? "/" : path.substr(0, slash)));
+  return FsyncDirectory(DirName(path));
+}
+
+std::string BaseName(const std::string& path) {
+  std::string base = path;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  return base.substr(base.find_last_of('/') + 1);
+}
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 Status FsyncDirectory(const std::string& path) {

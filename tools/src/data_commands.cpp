@@ -6,6 +6,7 @@
 
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/shards.h"
+#include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
 
 namespace maestro::tools {
@@ -63,9 +64,7 @@ int DataIngest(int argc, char** argv) {
     auto opened = dataloader::OpenImageFolder(src + "/" + split, folder);
     if (!opened.ok()) throw Error(opened.status());
     records = std::move(*opened);
-    std::string base = src;
-    while (base.size() > 1 && base.back() == '/') base.pop_back();
-    name = base.substr(base.find_last_of('/') + 1) + "/" + split;
+    name = BaseName(src) + "/" + split;
   }
 
   dataloader::IngestOptions options;

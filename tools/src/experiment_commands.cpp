@@ -10,6 +10,7 @@
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/searcher.h"
 #include "maestro/shared/flags.h"
+#include "maestro/shared/ids.h"
 #include "maestro/shared/json.h"
 
 namespace maestro::tools {
@@ -65,7 +66,7 @@ int ExperimentCreate(int argc, char** argv) {
   if (path.empty()) throw Error(InvalidArgumentError("an experiment FILE is required"));
   auto tree = coordinator::LoadExperimentInlined(path);
   if (!tree.ok()) throw Error(tree.status().WithContext(path));
-  if (key.empty()) key = coordinator::NewIdempotencyKey();
+  if (key.empty()) key = RandomHexId();
   auto created = Connect(address)->CreateExperiment(*tree, key);
   if (!created.ok()) throw Error(created.status());
   if (json) {
@@ -163,13 +164,9 @@ int ExperimentPreview(int argc, char** argv) {
                    "again or extending it never reruns a cell). Every trial's config is checked\n"
                    "with the trainer's own schema; errors name the offending key.");
   flags.Add("json", &json, "print JSON (one object: experiment and trials) instead of a table");
-  // The file is the first argument after the verb; flags follow it.
-  if (argc < 4 || std::string(argv[3]).rfind("--", 0) == 0) {
-    ParseFlagsOrExit(flags, argc - 2, argv + 2);  // --help, or a missing FILE
-    throw Error(InvalidArgumentError("an experiment FILE is required"));
-  }
-  const std::string path = argv[3];
-  ParseFlagsOrExit(flags, argc - 3, argv + 3);
+  const std::string path = Positional(argc, argv);
+  ParseVerbFlags(flags, argc, argv, !path.empty());
+  if (path.empty()) throw Error(InvalidArgumentError("an experiment FILE is required"));
   auto spec = coordinator::LoadExperiment(path);
   if (!spec.ok()) throw Error(spec.status().WithContext(path));
   auto search = coordinator::MakeSearchMethod(*spec);

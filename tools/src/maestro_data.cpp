@@ -57,9 +57,7 @@ std::vector<std::pair<std::string, std::string>> ParseDatasets(const std::string
       name = item.substr(0, eq);
       dir = item.substr(eq + 1);
     } else {
-      std::string base = dir;
-      while (base.size() > 1 && base.back() == '/') base.pop_back();
-      name = base.substr(base.find_last_of('/') + 1);
+      name = maestro::BaseName(dir);
     }
     out.emplace_back(name, dir);
   }

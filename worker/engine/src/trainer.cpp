@@ -569,12 +569,8 @@ Result<std::shared_ptr<const dataloader::RecordStore>> OpenRecordStore(const Dat
   if (data.source != "shards") return std::shared_ptr<const dataloader::RecordStore>();
   if (!data.service.empty()) {
 #ifdef MAESTRO_HAVE_DATA_SERVICE
-    std::string name = data.dataset;
-    if (name.empty()) {  // the path's last component, as maestro-data names a folder
-      std::string base = data.path;
-      while (base.size() > 1 && base.back() == '/') base.pop_back();
-      name = base.substr(base.find_last_of('/') + 1);
-    }
+    // Default: the path's last component, as maestro-data names a folder.
+    const std::string name = data.dataset.empty() ? BaseName(data.path) : data.dataset;
     MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<dataloader::RecordStore> remote,
                              dataloader::ConnectDataService(data.service, name, data.split));
     return std::shared_ptr<const dataloader::RecordStore>(std::move(remote));

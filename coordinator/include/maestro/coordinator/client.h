@@ -34,7 +34,4 @@ class CoordinatorClient {
 Result<std::unique_ptr<CoordinatorClient>> ConnectCoordinator(const std::string& address,
                                                               int64_t timeout_ms = 10000);
 
-// A fresh random idempotency key (128 bits, hex).
-std::string NewIdempotencyKey();
-
 }  // namespace maestro::coordinator

@@ -36,4 +36,9 @@ Result<int64_t> FileSize(const std::string& path);
 // Fsyncs a directory, so that renames and creations in it survive a crash.
 Status FsyncDirectory(const std::string& path);
 
+// The last component of `path`, trailing slashes ignored ("data/fmnist/" -> "fmnist").
+std::string BaseName(const std::string& path);
+// The folder holding `path`: "." for a bare name, "/" for a top-level one ("a/b.yaml" -> "a").
+std::string DirName(const std::string& path);
+
 }  // namespace maestro
