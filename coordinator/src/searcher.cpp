@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "maestro/engine/config.h"
+#include "maestro/shared/config_tree.h"
 #include "maestro/shared/rng.h"
 #include "maestro/shared/sha256.h"
 
@@ -84,25 +85,6 @@ class RandomSearch : public SearchMethod {
   ExperimentSpec spec_;
 };
 
-// Sets `dotted` in `tree`, creating the objects on the way (a non-object on the way is
-// replaced: the experiment's value wins).
-void SetDotted(Json& tree, const std::string& dotted, const Json& value) {
-  Json* node = &tree;
-  size_t start = 0;
-  for (;;) {
-    const size_t dot = dotted.find('.', start);
-    const std::string part = dotted.substr(start, dot == std::string::npos ? dot : dot - start);
-    if (!node->is_object()) *node = Json(Json::Object{});
-    Json& child = node->as_object()[part];
-    if (dot == std::string::npos) {
-      child = value;
-      return;
-    }
-    node = &child;
-    start = dot + 1;
-  }
-}
-
 Result<std::string> ResultHashOf(const Json& tree, const std::string& job,
                                  const std::string& what) {
   auto config = engine::ParseTrainConfig(tree, job);
@@ -147,26 +129,33 @@ Result<std::unique_ptr<SearchMethod>> MakeSearchMethod(const ExperimentSpec& spe
   return std::unique_ptr<SearchMethod>(new GridSearch(std::move(trials)));
 }
 
-Json TrialConfig(const ExperimentSpec& spec, const Json& hparams) {
+Result<Json> TrialConfig(const ExperimentSpec& spec, const Json& hparams) {
   Json tree = spec.config;
-  if (!tree.is_object()) tree = Json(Json::Object{});
-  for (const auto& [key, value] : hparams.as_object()) SetDotted(tree, key, value);
-  if (spec.checkpoint_interval_steps > 0)
-    SetDotted(tree, "checkpoint.interval_steps", Json(spec.checkpoint_interval_steps));
-  if (spec.checkpoint_keep_last >= 0)
-    SetDotted(tree, "checkpoint.keep_last", Json(spec.checkpoint_keep_last));
+  for (const auto& [key, value] : hparams.as_object()) {
+    MAESTRO_RETURN_IF_ERROR(SetConfigValue(tree, key, value).WithContext("hyperparameters"));
+  }
+  if (spec.checkpoint_interval_steps > 0) {
+    MAESTRO_RETURN_IF_ERROR(
+        SetConfigValue(tree, "checkpoint.interval_steps", Json(spec.checkpoint_interval_steps)));
+  }
+  if (spec.checkpoint_keep_last >= 0) {
+    MAESTRO_RETURN_IF_ERROR(
+        SetConfigValue(tree, "checkpoint.keep_last", Json(spec.checkpoint_keep_last)));
+  }
   return tree;
 }
 
 Result<std::string> TrialIdentity(const ExperimentSpec& spec, const Json& hparams) {
-  MAESTRO_ASSIGN_OR_RETURN(std::string train_hash, ResultHashOf(TrialConfig(spec, hparams),
-                                                                spec.train_job(), "trial config"));
+  MAESTRO_ASSIGN_OR_RETURN(Json config, TrialConfig(spec, hparams));
+  MAESTRO_ASSIGN_OR_RETURN(std::string train_hash,
+                           ResultHashOf(config, spec.train_job(), "trial config"));
   Json::Array evaluations;
   for (size_t i = 0; i < spec.evaluations.size(); ++i) {
     const EvaluationSpec& eval = spec.evaluations[i];
     Json tree = eval.config;
     // The trial's checkpoint, known at run time; the hash records only that there is one.
-    SetDotted(tree, "classify.pretrained", Json("trial-checkpoint"));
+    MAESTRO_RETURN_IF_ERROR(SetConfigValue(tree, "classify.pretrained", Json("trial-checkpoint"))
+                                .WithContext("evaluations[" + std::to_string(i) + "].config"));
     MAESTRO_ASSIGN_OR_RETURN(
         std::string hash,
         ResultHashOf(tree, eval.kind, "evaluations[" + std::to_string(i) + "].config"));

@@ -118,8 +118,13 @@ Status ApplyConfigOverride(Json& tree, std::string_view assignment) {
   if (eq == std::string_view::npos || eq == 0) {
     return InvalidArgumentError("override '" + std::string(assignment) + "' is not key=value");
   }
-  std::string key(assignment.substr(0, eq));
-  Json value = ParseConfigScalar(assignment.substr(eq + 1));
+  return SetConfigValue(tree, assignment.substr(0, eq),
+                        ParseConfigScalar(assignment.substr(eq + 1)))
+      .WithContext("override");
+}
+
+Status SetConfigValue(Json& tree, std::string_view dotted, Json value) {
+  const std::string key(dotted);
   if (!tree.is_object()) tree = Json(Json::Object{});
   Json* node = &tree;
   size_t start = 0;
@@ -127,7 +132,7 @@ Status ApplyConfigOverride(Json& tree, std::string_view assignment) {
     size_t dot = key.find('.', start);
     std::string part =
         key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (part.empty()) return InvalidArgumentError("override key '" + key + "' has an empty part");
+    if (part.empty()) return InvalidArgumentError("key '" + key + "' has an empty part");
     auto& object = node->as_object();
     if (dot == std::string::npos) {
       object[part] = std::move(value);
@@ -136,8 +141,7 @@ Status ApplyConfigOverride(Json& tree, std::string_view assignment) {
     Json& child = object[part];
     if (child.is_null()) child = Json(Json::Object{});
     if (!child.is_object()) {
-      return InvalidArgumentError("override '" + key + "': '" + key.substr(0, dot) +
-                                  "' is not a mapping");
+      return InvalidArgumentError("'" + key + "': '" + key.substr(0, dot) + "' is not a mapping");
     }
     node = &child;
     start = dot + 1;

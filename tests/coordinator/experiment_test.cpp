@@ -83,9 +83,10 @@ TEST(ExperimentTest, AGridIsTheProductInSortedKeyOrderLastKeyFastest) {
   const auto ids = Identities(spec);
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 12u) << "identities differ";
   // The trial's config is the base with its values at the dotted keys.
-  const Json config = TrialConfig(spec, trials[5].hparams);
-  EXPECT_EQ(config.Find("model")->Find("decoder_depth")->as_int(), 1);
-  EXPECT_EQ(config.Find("optim")->Find("batch_size")->as_int(), 64);
+  const auto config = TrialConfig(spec, trials[5].hparams);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->Find("model")->Find("decoder_depth")->as_int(), 1);
+  EXPECT_EQ(config->Find("optim")->Find("batch_size")->as_int(), 64);
 }
 
 TEST(ExperimentTest, IdentitiesIgnorePathsLoggingAndCheckpointPolicyButNotTheResult) {

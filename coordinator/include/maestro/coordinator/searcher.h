@@ -45,8 +45,9 @@ Result<std::unique_ptr<SearchMethod>> MakeSearchMethod(const ExperimentSpec& spe
                                                        int64_t max_trials = 1000000);
 
 // The trainer config tree of a trial: the base config with the hyperparameters' values and
-// the experiment's checkpoint policy applied (dotted keys).
-Json TrialConfig(const ExperimentSpec& spec, const Json& hparams);
+// the experiment's checkpoint policy applied (dotted keys, SetConfigValue). INVALID_ARGUMENT
+// naming the key when a step of its path is not a mapping in the base config.
+Result<Json> TrialConfig(const ExperimentSpec& spec, const Json& hparams);
 
 // A trial's identity: sha256 over the experiment kind, the dataset's name, the trainer's result
 // hash of the trial config (paths, worker and thread counts, logging and checkpoint cadence

@@ -28,8 +28,11 @@ Result<Json> LoadConfigFile(const std::string& path);
 // "true" -> true, "null" -> null, "[1, 2]" -> array via flow syntax, else a string).
 Json ParseConfigScalar(std::string_view text);
 
-// Applies one override "a.b.c=value" (value typed by ParseConfigScalar), creating the
-// objects on the path. INVALID_ARGUMENT when there is no '=' or a path step is not an object.
+// Sets the dotted key "a.b.c" of `tree` to `value`, creating the objects on the path.
+// INVALID_ARGUMENT for an empty part or a path step that is not an object.
+Status SetConfigValue(Json& tree, std::string_view key, Json value);
+// Applies one override "a.b.c=value" (value typed by ParseConfigScalar) with SetConfigValue.
+// INVALID_ARGUMENT when there is no '=' or SetConfigValue refuses the key.
 Status ApplyConfigOverride(Json& tree, std::string_view assignment);
 
 // Typed, strict reading of one object of a config tree.
