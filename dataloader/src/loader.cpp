@@ -1,6 +1,25 @@
 #include "maestro/dataloader/loader.h"
 
+#include <type_traits>
+
 namespace maestro::dataloader {
+namespace {
+
+// A sample read or decoded (encoded: only its crop's region is decoded), augmented with the
+// stream's options; sets `label`. Throws the read's error.
+template <typename Sample>
+torch::Tensor AugmentRead(const Result<Sample>& sample, const StreamOptions& o, int64_t epoch,
+                          int64_t& label) {
+  if (!sample.ok()) throw Error(sample.status());
+  label = sample->label;
+  if constexpr (std::is_same_v<Sample, EncodedSample>) {
+    return AugmentEncoded(*sample, o.augment, o.seed, epoch);
+  } else {
+    return AugmentSample(*sample, o.augment, o.seed, epoch);
+  }
+}
+
+}  // namespace
 
 LocalBatchSource::LocalBatchSource(const Dataset& dataset, StreamOptions options,
                                    int64_t start_epoch, int64_t start_step)
@@ -126,32 +145,19 @@ Batch LocalBatchSource::Build(int64_t ordinal, EpochSampler* sampler,
 }
 
 torch::Tensor LocalBatchSource::Augmented(int64_t index, int64_t epoch, int64_t& label) const {
-  if (dataset_.holds_encoded()) {
-    auto sample = dataset_.GetEncoded(index);
-    if (!sample.ok()) throw Error(sample.status());
-    label = sample->label;
-    return AugmentEncoded(*sample, options_.augment, options_.seed, epoch);
-  }
-  auto sample = dataset_.Get(index);
-  if (!sample.ok()) throw Error(sample.status());
-  label = sample->label;
-  return AugmentSample(*sample, options_.augment, options_.seed, epoch);
+  if (dataset_.holds_encoded())
+    return AugmentRead(dataset_.GetEncoded(index), options_, epoch, label);
+  return AugmentRead(dataset_.Get(index), options_, epoch, label);
 }
 
 torch::Tensor LocalBatchSource::AugmentedRecord(const std::string& value, int64_t index,
                                                 int64_t epoch, int64_t& label) const {
   auto format = RecordFormatOf(value, index);
   if (!format.ok()) throw Error(format.status());
-  if (*format == RecordFormat::kJpeg || *format == RecordFormat::kPng) {
-    auto sample = DecodeEncodedRecord(value, index);
-    if (!sample.ok()) throw Error(sample.status());
-    label = sample->label;
-    return AugmentEncoded(*sample, options_.augment, options_.seed, epoch);
+  if (*format == RecordFormat::kRawU8) {
+    return AugmentRead(DecodeRecord(value, index), options_, epoch, label);
   }
-  auto sample = DecodeRecord(value, index);
-  if (!sample.ok()) throw Error(sample.status());
-  label = sample->label;
-  return AugmentSample(*sample, options_.augment, options_.seed, epoch);
+  return AugmentRead(DecodeEncodedRecord(value, index), options_, epoch, label);
 }
 
 void LocalBatchSource::WorkerLoop(int64_t worker) {

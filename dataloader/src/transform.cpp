@@ -57,13 +57,6 @@ CropBox SampleCrop(int64_t height, int64_t width, const AugmentOptions& o, uint6
 
 namespace {
 
-// (C, H, W) uint8 from HWC pixels (a copy).
-torch::Tensor ToChw(const uint8_t* hwc, int64_t height, int64_t width, int64_t channels) {
-  return torch::from_blob(const_cast<uint8_t*>(hwc), {height, width, channels}, torch::kUInt8)
-      .permute({2, 0, 1})
-      .clone(at::MemoryFormat::Contiguous);
-}
-
 // `box` of the HWC image `src` resized to the output size (Pillow's bicubic, the flip folded
 // in), then RandAugment, with the draws of `key`: (C, S, S) uint8, a view of channels-last
 // pixels (the batch's stack makes it contiguous: one copy). The resize and RandAugment
@@ -158,14 +151,16 @@ torch::Tensor EvalTransform(const RawSample& sample, int64_t size, double crop_p
     out_h = target * h / w;
   }
   thread_local BicubicResizer resizer;
-  std::vector<uint8_t> pixels(static_cast<size_t>(out_h * out_w * sample.channels));
+  auto resized = torch::empty({out_h, out_w, sample.channels}, torch::kUInt8);  // HWC
   resizer.Resize(sample.pixels.data(), h, w, sample.channels, w * sample.channels,
                  {0, 0, static_cast<double>(w), static_cast<double>(h)}, out_h, out_w, false,
-                 pixels.data());
-  torch::Tensor resized = ToChw(pixels.data(), out_h, out_w, sample.channels);
+                 resized.data_ptr<uint8_t>());
   const auto top = static_cast<int64_t>(std::lround(static_cast<double>(out_h - size) / 2.0));
   const auto left = static_cast<int64_t>(std::lround(static_cast<double>(out_w - size) / 2.0));
-  return resized.slice(1, top, top + size).slice(2, left, left + size).contiguous();
+  return resized.slice(0, top, top + size)
+      .slice(1, left, left + size)
+      .permute({2, 0, 1})
+      .contiguous();
 }
 
 torch::Tensor MaskNoise(int64_t num_patches, uint64_t seed, int64_t epoch, int64_t index) {
