@@ -19,7 +19,6 @@ import io
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 import photo_set  # noqa: E402
+from run_util import start_listening  # noqa: E402
 
 
 def torchvision_rate(files, threads, seconds):
@@ -145,12 +145,10 @@ def main():
         shards = os.path.join(work, "q96-shards")
         subprocess.run([maestro, "data", "ingest", "--format", "imagefolder", "--src", os.path.join(work, "q96_444"),
                         "--out", shards, "--split", "train", "--shards", "4"], capture_output=True, check=True)
-        server = subprocess.Popen([data, "serve", "--dataset", f"bench={shards}", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+        server, m = start_listening([data, "serve", "--dataset", f"bench={shards}", "--listen", "127.0.0.1:0"],
+                                    r"listening on port (\d+)")
+        port = int(m.group(1))
         try:
-            port = None
-            while port is None:
-                m = re.search(r"listening on port (\d+)", server.stdout.readline())
-                port = int(m.group(1)) if m else None
             count = len(sets["q96_444"])
             for label, limit in (("warm-up", count), ("measured", 40 * count)):
                 out = subprocess.run([data, "stream", "--address", f"127.0.0.1:{port}", "--dataset", "bench",

@@ -13,27 +13,20 @@ Exit status 0 when everything holds.
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
-from run_util import Checker
+from run_util import Checker, start_listening
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "experiments",
                        "fmnist_mask_ratio_x_decoder_depth.yaml")
 
 
 def start(coordinator, db, port=0):
-    proc = subprocess.Popen([coordinator, "--db", db, "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()
-    m = re.search(r"listening on port (\d+)", line)
-    if not m:
-        proc.kill()
-        raise RuntimeError(f"coordinator did not start: {line}{proc.stdout.read()}")
+    proc, m = start_listening([coordinator, "--db", db, "--listen", f"127.0.0.1:{port}"],
+                              r"listening on port (\d+)")
     return proc, int(m.group(1))
 
 

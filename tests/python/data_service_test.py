@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -28,25 +27,16 @@ import time
 import urllib.parse
 import urllib.request
 
-from run_util import Checker, checkpoint_path, wait_for_checkpoint
+from run_util import Checker, checkpoint_path, start_listening, wait_for_checkpoint
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
 def start_server(data, root, *extra):
-    proc = subprocess.Popen([data, "serve", "--dataset", f"fmnist={root}", "--listen", "127.0.0.1:0",
-                             "--metrics-listen", "127.0.0.1:0",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(r"listening on port (\d+), metrics on port (\d+)", line)
-        if m:
-            return proc, int(m.group(1)), int(m.group(2))
-    proc.kill()
-    raise RuntimeError("maestro-data serve did not start")
+    proc, m = start_listening([data, "serve", "--dataset", f"fmnist={root}", "--listen", "127.0.0.1:0",
+                               "--metrics-listen", "127.0.0.1:0", *extra],
+                              r"listening on port (\d+), metrics on port (\d+)")
+    return proc, int(m.group(1)), int(m.group(2))
 
 
 def metrics(port):

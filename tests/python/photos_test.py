@@ -19,12 +19,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 from PIL import Image
 
 import photo_set
-from run_util import Checker
+from run_util import Checker, start_listening
 
 
 def dump(data, out_dir, count, *source):
@@ -68,14 +67,10 @@ def main():
     for line in manifest["skipped"]:
         print(f"      skipped {line[-110:]}")
 
-    server = subprocess.Popen([args.data, "serve", "--dataset", f"photos={original}", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    server, m = start_listening([args.data, "serve", "--dataset", f"photos={original}", "--listen", "127.0.0.1:0"],
+                                r"listening on port (\d+)")
+    port = int(m.group(1))
     try:
-        port = None
-        deadline = time.time() + 60
-        while port is None and time.time() < deadline:
-            m = re.search(r"listening on port (\d+)", server.stdout.readline())
-            port = int(m.group(1)) if m else None
         count = len(good)
         served = dump(args.data, os.path.join(args.dir, "served"), count, "--address", f"127.0.0.1:{port}",
                       "--dataset", "photos")

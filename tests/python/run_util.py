@@ -1,6 +1,8 @@
-"""Helpers of the tests that drive maestro-train as a real process (resume_test.py,
-classify_test.py): checkpoint paths, waiting for a checkpoint, log tails, a check counter."""
+"""Helpers of the tests that drive maestro's programs as real processes: checkpoint paths,
+waiting for a checkpoint, log tails, starting a server and reading its port, a check counter."""
 import os
+import re
+import subprocess
 import time
 
 
@@ -18,6 +20,26 @@ def wait_for_checkpoint(proc, out_dir, step, timeout=300):
             proc.kill()
             raise RuntimeError(f"no checkpoint {step} after {timeout} s")
         time.sleep(0.02)
+
+
+def start_listening(command, pattern, timeout=60):
+    """Starts a server (maestro-data serve, maestro-coordinator) and reads its output until a
+    line matches `pattern` (a regex whose groups are the ports it printed). Returns (process,
+    match); its output stays readable on process.stdout. Kills it and raises when it exits or
+    prints no such line within `timeout` seconds."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, seen = time.time() + timeout, ""
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+        m = re.search(pattern, line)
+        if m:
+            return proc, m
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"{command[0]} did not start: {seen[-1000:]}")
 
 
 def log_tail(out_dir, size=3000):
