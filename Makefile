@@ -7,7 +7,7 @@ VENV := $(shell tools/bootstrap.sh --print-venv)
 PYTHON := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: all bootstrap configure build test demo eval bench bench-data gpu-check clean
+.PHONY: all bootstrap configure build test demo eval bench bench-data bench-coordinator gpu-check clean
 
 all: build
 
@@ -50,6 +50,13 @@ bench: build
 # sets of photographs, and the data service's loopback MB/s; bench/results/data-path.json.
 bench-data: build
 	$(PYTHON) bench/data_path.py --build $(BUILD_DIR)
+
+# The coordinator's scale check on a real server: create a 10,000-trial grid through gRPC, then
+# 500 simulated busy workers heartbeat at 1 Hz for 30 s; bench/results/coordinator-scale.json.
+bench-coordinator: build
+	$(BUILD_DIR)/tools/maestro-bench-coordinator --experiment bench/experiments/grid-10000.yaml \
+	  --db $(abspath $(BUILD_DIR))/bench-coordinator --workers 500 --seconds 30 \
+	  --out bench/results/coordinator-scale.json
 
 # On a GPU machine (no bootstrap there): build the LibTorch-only subset, check, measure.
 gpu-check:

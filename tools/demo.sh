@@ -1,57 +1,108 @@
 #!/usr/bin/env bash
-# make demo: ingests Fashion-MNIST into RocksDB shards, starts the data service (maestro-data)
-# on localhost, pretrains the small MAE preset from it for 2 epochs (about 3 minutes on 2
-# cores), writes the reconstruction grid and the held-out loss, then linear-probes the encoder
-# it pretrained for one epoch (about a minute, data from the service too) and reports its
-# top-1 / top-5 on the held-out test split. Later issues add the coordinator and workers.
+# make demo: the whole system on localhost. Ingests Fashion-MNIST into RocksDB shards, starts the
+# data service (maestro-data), a coordinator (maestro-coordinator) and two workers
+# (maestro-worker), registers the dataset, submits a small ablation grid (mask ratio x decoder
+# depth, each trial pretrained then linear-probed: configs/experiments/fmnist_demo_grid.yaml),
+# shows progress, prints the results table, writes each trial's reconstruction grid, and stops
+# everything it started. About 6 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 out=${DEMO_OUT:-demo-output}
-rm -rf "$out/run" "$out/linprobe"
-mkdir -p "$out"
+bin="$build/tools"
+rm -rf "$out/coordinator" "$out/runs" "$out/workers" "$out"/reconstruction*.png
+mkdir -p "$out/workers"
+
+pids=()
+stop_all() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+
+# Waits for `pattern` in `log` (a server printing its ports) while `pid` lives; prints the line.
+wait_for_line() {
+  local log=$1 pattern=$2 pid=$3
+  for _ in $(seq 1 300); do
+    if grep -q "$pattern" "$log" 2>/dev/null; then grep -m1 "$pattern" "$log"; return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "demo: $log:" >&2; cat "$log" >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "demo: timed out waiting for '$pattern' in $log" >&2
+  return 1
+}
 
 # 1. Fashion-MNIST (Debian's dataset-fashion-mnist) into shards; a second run reuses them.
 for split in train test; do
-  "$build/tools/maestro" data ingest --format idx --src /usr/share/datasets/fashion-mnist \
+  "$bin/maestro" data ingest --format idx --src /usr/share/datasets/fashion-mnist \
     --out "$out/data/fmnist" --split "$split" --shards 4
 done
 
-# 2. The data service on a free port, stopped when the demo ends.
-"$build/tools/maestro-data" serve --dataset "fmnist=$out/data/fmnist" --listen 127.0.0.1:0 \
+# 2. The data service, the coordinator and two workers, on free ports.
+"$bin/maestro-data" serve --dataset "fmnist=$out/data/fmnist" --listen 127.0.0.1:0 \
   --metrics-listen 127.0.0.1:0 > "$out/data-service.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  grep -q "listening on port" "$out/data-service.log" 2>/dev/null && break
-  kill -0 $server 2>/dev/null || { cat "$out/data-service.log"; exit 1; }
-  sleep 0.1
-done
-read -r port metrics_port < <(sed -n 's/.*listening on port \([0-9]*\), metrics on port \([0-9]*\).*/\1 \2/p' \
-  "$out/data-service.log")
-echo "demo: data service on 127.0.0.1:$port (Prometheus metrics: http://127.0.0.1:$metrics_port/metrics)"
-data=(--set data.source=shards --set data.path="$out/data/fmnist" --set data.dataset=fmnist
-      --set data.service=127.0.0.1:$port)
+pids+=($!)
+line=$(wait_for_line "$out/data-service.log" "listening on port" $!)
+data_port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' <<< "$line")
 
-# 3. Pretraining, reconstructions, linear probing.
-"$build/tools/maestro-train" pretrain --config configs/fmnist_pretrain.yaml "${data[@]}" \
-  --set run.output_dir="$out/run" --set optim.epochs=2 --set optim.warmup_epochs=0.5
-ckpt="$out/run/checkpoints/$(ls "$out/run/checkpoints" | grep '^step-' | sort | tail -1)"
-"$build/tools/maestro" eval recon --checkpoint "$ckpt" --images 10000
-"$build/tools/maestro" viz recon --checkpoint "$ckpt" --images 16 --out "$out/reconstruction.png"
-"$build/tools/maestro-train" linprobe --config configs/fmnist_linprobe.yaml "${data[@]}" \
-  --set classify.pretrained="$ckpt" --set run.output_dir="$out/linprobe" \
-  --set optim.epochs=1 --set optim.warmup_epochs=0.1
-served=$(python3 -c 'import sys, urllib.request
-body = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
-print(sum(float(l.rsplit(" ", 1)[1]) for l in body.splitlines() if l.startswith("maestro_data_samples_served_total{")))' \
-  "http://127.0.0.1:$metrics_port/metrics")
-python3 - "$out/linprobe/result.json" "$served" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-f = r["final"]
-print(f"demo: the data service served {float(sys.argv[2]):.0f} samples")
-print(f"demo: linear probe of the pretrained encoder: top-1 {f['top1']:.2f}%, top-5 {f['top5']:.2f}% "
-      f"on the {f['samples']} held-out test images (1 epoch, frozen encoder, BatchNorm + linear head, LARS)")
+"$bin/maestro-coordinator" --db "$out/coordinator" --runs "$out/runs" --listen 127.0.0.1:0 \
+  --metrics-listen 127.0.0.1:0 > "$out/coordinator.log" 2>&1 &
+pids+=($!)
+line=$(wait_for_line "$out/coordinator.log" "listening on port" $!)
+port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' <<< "$line")
+metrics_port=$(sed -n 's/.*metrics on port \([0-9]*\).*/\1/p' <<< "$line")
+coordinator=127.0.0.1:$port
+echo "demo: data service on 127.0.0.1:$data_port, coordinator on $coordinator" \
+  "(Prometheus metrics: http://127.0.0.1:$metrics_port/metrics)"
+
+for w in w1 w2; do
+  "$bin/maestro-worker" --coordinator "$coordinator" --id "$w" --slots 1 \
+    --work-dir "$out/workers/$w" > "$out/workers/$w.log" 2>&1 &
+  pids+=($!)
+done
+
+# 3. The dataset by name (trainers stream it from the service), then the sweep.
+"$bin/maestro" dataset register fmnist --path "$out/data/fmnist" --service "127.0.0.1:$data_port" \
+  --coordinator "$coordinator"
+created=$("$bin/maestro" experiment create configs/experiments/fmnist_demo_grid.yaml \
+  --coordinator "$coordinator" --json)
+experiment=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["experiment"])' "$created")
+"$bin/maestro" worker list --coordinator "$coordinator"
+
+# 4. Progress every 15 s until every trial is final.
+progress() {
+  "$bin/maestro" experiment describe "$experiment" --coordinator "$coordinator" --json \
+    > "$out/describe.json"
+  python3 - "$out/describe.json" <<'PY'
+import json, sys, time
+d = json.load(open(sys.argv[1]))
+cells = []
+for t in d["trials"]:
+    p, what = t.get("progress"), t["state"]
+    if p and t["state"] == "running":
+        what = "%s %d/%d loss %.4f" % (p["stage"], p["step"], p["total_steps"], p["loss"])
+    cells.append("trial %d: %s" % (t["id"], what))
+print(time.strftime("%H:%M:%S"), " | ".join(cells), flush=True)
+sys.exit(0 if all(t["state"] in ("completed", "failed", "canceled") for t in d["trials"]) else 3)
 PY
-echo "demo: open $out/reconstruction.png; metrics per step in $out/run/metrics.jsonl and $out/linprobe/metrics.jsonl"
+}
+until progress; do sleep 15; done
+
+# 5. Results (also saved as markdown and CSV) and reconstruction grids.
+"$bin/maestro" experiment results "$experiment" --coordinator "$coordinator" --format markdown |
+  tee "$out/results.md"
+"$bin/maestro" experiment results "$experiment" --coordinator "$coordinator" --format csv \
+  > "$out/results.csv"
+python3 - "$out/describe.json" <<'PY' |
+import json, sys
+for t in json.load(open(sys.argv[1]))["trials"]:
+    ckpt = (t.get("results") or {}).get("pretrain", {}).get("checkpoint")
+    if ckpt:
+        print(t["id"], ckpt)
+PY
+  while read -r trial ckpt; do
+    "$bin/maestro" viz recon --checkpoint "$ckpt" --images 16 \
+      --out "$out/reconstruction-trial-$trial.png" > /dev/null
+  done
+echo "demo: reconstructions in $out/reconstruction-trial-*.png; results in $out/results.md and" \
+  "$out/results.csv; logs: maestro trial logs ID (while a coordinator runs) and $out/workers/"

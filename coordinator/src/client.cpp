@@ -15,6 +15,16 @@ std::chrono::system_clock::time_point Deadline(int seconds) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
 }
 
+template <typename Texts>
+Result<std::vector<Json>> ParseAll(const Texts& texts) {
+  std::vector<Json> out;
+  for (const auto& text : texts) {
+    MAESTRO_ASSIGN_OR_RETURN(Json json, Json::Parse(text));
+    out.push_back(std::move(json));
+  }
+  return out;
+}
+
 class GrpcCoordinatorClient : public CoordinatorClient {
  public:
   GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::string address)
@@ -44,12 +54,70 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     context.set_deadline(Deadline(30));
     MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(
         stub_->ListExperiments(&context, pb::ListExperimentsRequest(), &response), address_));
-    std::vector<Json> out;
-    for (const auto& text : response.experiments_json()) {
-      MAESTRO_ASSIGN_OR_RETURN(Json json, Json::Parse(text));
-      out.push_back(std::move(json));
-    }
-    return out;
+    return ParseAll(response.experiments_json());
+  }
+
+  Result<std::pair<int64_t, int64_t>> CancelExperiment(int64_t id) override {
+    pb::CancelExperimentRequest request;
+    request.set_experiment_id(id);
+    pb::CancelExperimentResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(
+        FromGrpcStatus(stub_->CancelExperiment(&context, request, &response), address_));
+    return std::make_pair(response.canceled_queued(), response.stopping());
+  }
+
+  Result<LogSlice> TrialLogs(int64_t trial, int64_t offset) override {
+    pb::GetTrialLogsRequest request;
+    request.set_trial_id(trial);
+    request.set_offset(offset);
+    pb::GetTrialLogsResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(
+        FromGrpcStatus(stub_->GetTrialLogs(&context, request, &response), address_));
+    return LogSlice{response.data(), response.next_offset(), response.state()};
+  }
+
+  Result<std::vector<Json>> ListWorkers() override {
+    pb::ListWorkersResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(
+        stub_->ListWorkers(&context, pb::ListWorkersRequest(), &response), address_));
+    return ParseAll(response.workers_json());
+  }
+
+  Result<std::vector<Json>> ListEvents(int64_t from_seq, int64_t experiment) override {
+    pb::ListEventsRequest request;
+    request.set_from_seq(from_seq);
+    request.set_experiment_id(experiment);
+    pb::ListEventsResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(
+        FromGrpcStatus(stub_->ListEvents(&context, request, &response), address_));
+    return ParseAll(response.events_json());
+  }
+
+  Status RegisterDataset(const std::string& name, const Json& dataset) override {
+    pb::RegisterDatasetRequest request;
+    request.set_name(name);
+    request.set_dataset_json(dataset.Dump());
+    pb::RegisterDatasetResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    return FromGrpcStatus(stub_->RegisterDataset(&context, request, &response), address_);
+  }
+
+  Result<std::vector<Json>> ListDatasets() override {
+    pb::ListDatasetsResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(
+        stub_->ListDatasets(&context, pb::ListDatasetsRequest(), &response), address_));
+    return ParseAll(response.datasets_json());
   }
 
   Result<std::pair<Json, std::vector<Json>>> DescribeExperiment(int64_t id) override {
@@ -61,11 +129,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     MAESTRO_RETURN_IF_ERROR(
         FromGrpcStatus(stub_->DescribeExperiment(&context, request, &response), address_));
     MAESTRO_ASSIGN_OR_RETURN(Json experiment, Json::Parse(response.experiment_json()));
-    std::vector<Json> trials;
-    for (const auto& text : response.trials_json()) {
-      MAESTRO_ASSIGN_OR_RETURN(Json json, Json::Parse(text));
-      trials.push_back(std::move(json));
-    }
+    MAESTRO_ASSIGN_OR_RETURN(std::vector<Json> trials, ParseAll(response.trials_json()));
     return std::make_pair(std::move(experiment), std::move(trials));
   }
 

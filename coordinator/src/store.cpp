@@ -20,6 +20,8 @@ std::string Padded(int64_t value, int width) {
 std::string ExperimentKey(int64_t id) { return "exp/" + Padded(id, 12); }
 std::string TrialKey(int64_t id) { return "trial/" + Padded(id, 12); }
 std::string EventKey(int64_t seq) { return "event/" + Padded(seq, 20); }
+std::string MetricPrefix(int64_t trial) { return "metric/" + Padded(trial, 12) + "/"; }
+std::string LogPrefix(int64_t trial) { return "log/" + Padded(trial, 12) + "/"; }
 
 rocksdb::WriteOptions Synced() {
   rocksdb::WriteOptions options;
@@ -28,6 +30,28 @@ rocksdb::WriteOptions Synced() {
 }
 
 }  // namespace
+
+void Change::PutTrial(const Json& trial) {
+  puts_.emplace_back(TrialKey(trial.Find("id")->as_int()), trial.Dump());
+}
+void Change::PutExperiment(const Json& experiment) {
+  puts_.emplace_back(ExperimentKey(experiment.Find("id")->as_int()), experiment.Dump());
+}
+void Change::PutWorker(const Json& worker) {
+  puts_.emplace_back("worker/" + worker.Find("id")->as_string(), worker.Dump());
+}
+void Change::PutDataset(const Json& dataset) {
+  puts_.emplace_back("dataset/" + dataset.Find("name")->as_string(), dataset.Dump());
+}
+void Change::AddMetric(int64_t trial, int64_t attempt, int64_t step, const Json& record) {
+  puts_.emplace_back(MetricPrefix(trial) + Padded(attempt, 6) + "/" + Padded(step, 16),
+                     record.Dump());
+}
+void Change::AddLog(int64_t trial, int64_t attempt, int64_t offset, std::string data) {
+  puts_.emplace_back(LogPrefix(trial) + Padded(attempt, 6) + "/" + Padded(offset, 16),
+                     std::move(data));
+}
+void Change::AddEvent(Json event) { events_.push_back(std::move(event)); }
 
 Store::Store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 Store::~Store() = default;
@@ -162,6 +186,45 @@ Status Store::UpdateTrial(int64_t trial, int64_t attempt, const std::string& sta
   next.as_object()["event"] = Json(seq + 1);
   batch.Put("meta/next", next.Dump());
   return FromRocksStatus(db_->Write(Synced(), &batch), "updating trial " + std::to_string(trial));
+}
+
+Status Store::Commit(Change change) {
+  if (change.empty()) return OkStatus();
+  std::lock_guard<std::mutex> lock(mutex_);
+  rocksdb::WriteBatch batch;
+  for (const auto& [key, value] : change.puts_) batch.Put(key, value);
+  if (!change.events_.empty()) {
+    MAESTRO_ASSIGN_OR_RETURN(Json next, GetJson("meta/next"));
+    int64_t seq = next.Find("event")->as_int();
+    for (Json& event : change.events_) {
+      event.as_object()["seq"] = Json(seq);
+      batch.Put(EventKey(seq), event.Dump());
+      ++seq;
+    }
+    next.as_object()["event"] = Json(seq);
+    batch.Put("meta/next", next.Dump());
+  }
+  return FromRocksStatus(db_->Write(Synced(), &batch), "committing a change");
+}
+
+std::vector<Json> Store::Trials() const { return Scan("trial/", ""); }
+std::vector<Json> Store::Workers() const { return Scan("worker/", ""); }
+std::vector<Json> Store::Datasets() const { return Scan("dataset/", ""); }
+std::vector<Json> Store::Metrics(int64_t trial) const { return Scan(MetricPrefix(trial), ""); }
+
+std::vector<LogChunkRecord> Store::Logs(int64_t trial) const {
+  std::vector<LogChunkRecord> out;
+  const std::string prefix = LogPrefix(trial);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string rest = it->key().ToString().substr(prefix.size());  // attempt/offset
+    LogChunkRecord chunk;
+    chunk.attempt = std::stoll(rest.substr(0, 6));
+    chunk.offset = std::stoll(rest.substr(7));
+    chunk.data = it->value().ToString();
+    out.push_back(std::move(chunk));
+  }
+  return out;
 }
 
 Result<Json> Store::Experiment(int64_t id) const { return GetJson(ExperimentKey(id)); }

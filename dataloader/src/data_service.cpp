@@ -18,6 +18,7 @@
 #include "maestro/dataloader/shards.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/grpc_status.h"
+#include "maestro/shared/metrics_http.h"
 
 namespace maestro::dataloader {
 
@@ -112,13 +113,7 @@ class DataServer::Impl final : public pb::DataService::Service {
     }
     if (splits_.empty()) return InvalidArgumentError("no datasets to serve (--dataset DIR)");
     if (!options_.metrics_listen.empty()) {
-      try {
-        exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_listen);
-      } catch (const std::exception& e) {
-        return UnavailableError("cannot serve /metrics on " + options_.metrics_listen + ": " +
-                                e.what());
-      }
-      exposer_->RegisterCollectable(registry_);
+      MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options_.metrics_listen, registry_));
     }
     grpc::ServerBuilder builder;
     // gRPC sets SO_REUSEPORT by default: a second server on a taken port would share it
@@ -141,11 +136,7 @@ class DataServer::Impl final : public pb::DataService::Service {
   }
 
   int port() const { return port_; }
-  int metrics_port() const {
-    if (!exposer_) return 0;
-    auto ports = exposer_->GetListeningPorts();
-    return ports.empty() ? 0 : ports.front();
-  }
+  int metrics_port() const { return MetricsPort(exposer_.get()); }
   const std::vector<ServedSplit>& splits() const { return served_; }
 
   grpc::Status ListDatasets(grpc::ServerContext*, const pb::ListDatasetsRequest*,

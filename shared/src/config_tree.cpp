@@ -87,6 +87,13 @@ Json ParseConfigScalar(std::string_view text) {
 }
 
 Result<Json> ParseConfigText(std::string_view text, const std::string& source) {
+  // A JSON document (what the coordinator writes for its trainers) reads as JSON exactly: its
+  // strings stay strings and its numbers keep their type.
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && text[first] == '{') {
+    auto json = Json::Parse(text);
+    if (json.ok()) return json;
+  }
 #ifdef MAESTRO_HAVE_YAML_CPP
   try {
     YAML::Node root = YAML::Load(std::string(text));

@@ -25,7 +25,8 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "experi
 
 
 def start(coordinator, db, port=0):
-    proc, m = start_listening([coordinator, "--db", db, "--listen", f"127.0.0.1:{port}"],
+    runs = os.path.join(os.path.dirname(db), "runs")
+    proc, m = start_listening([coordinator, "--db", db, "--runs", runs, "--listen", f"127.0.0.1:{port}"],
                               r"listening on port (\d+)")
     return proc, int(m.group(1))
 
@@ -48,6 +49,21 @@ def main():
                               capture_output=True, text=True, timeout=120)
 
     try:
+        # The example names dataset fmnist: registered from a folder of split manifests (this
+        # test runs no trainer, so the manifests alone are enough).
+        shards = os.path.join(args.dir, "fmnist-shards")
+        for split in ("train", "test"):
+            os.makedirs(os.path.join(shards, split))
+            with open(os.path.join(shards, split, "manifest.json"), "w") as f:
+                json.dump({"content_hash": split * 8, "count": 10}, f)
+        r = subprocess.run([args.maestro, "experiment", "create", EXAMPLE, "--coordinator", address],
+                           capture_output=True, text=True, timeout=120)
+        check.expect(r.returncode != 0 and "unknown dataset 'fmnist'" in r.stderr and "NOT_FOUND" in r.stderr,
+                     f"an unregistered dataset is refused: {r.stderr.strip()[-120:]}")
+        r = subprocess.run([args.maestro, "dataset", "register", "fmnist", "--path", shards,
+                            "--coordinator", address], capture_output=True, text=True, timeout=60)
+        check.expect(r.returncode == 0 and "2 splits" in r.stdout,
+                     f"maestro dataset register reads the split manifests: {r.stdout.strip()} {r.stderr.strip()}")
         first = cli("create", EXAMPLE, "--idempotency-key", "k1", "--json")
         a = json.loads(first.stdout) if first.returncode == 0 else {}
         check.expect(a.get("experiment") == 1 and len(a.get("trials", [])) == 6 and not a.get("existed"),
@@ -78,7 +94,8 @@ def main():
                      "an unknown experiment id: NOT_FOUND with the id")
         check.expect(proc.poll() is None, "the daemon is still up after the bad requests")
 
-        twin = subprocess.run([args.coordinator, "--db", db, "--listen", "127.0.0.1:0"], capture_output=True,
+        twin = subprocess.run([args.coordinator, "--db", db, "--runs", os.path.join(args.dir, "runs"),
+                               "--listen", "127.0.0.1:0"], capture_output=True,
                               text=True, timeout=60)
         check.expect(twin.returncode == 3 and "lock" in twin.stderr.lower(),
                      f"a second coordinator on the same state is refused: {twin.stderr.strip()[-100:]}")

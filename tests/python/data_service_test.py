@@ -20,14 +20,13 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
 
-from run_util import Checker, checkpoint_path, start_listening, wait_for_checkpoint
+from run_util import Checker, checkpoint_path, free_port, start_listening, wait_for_checkpoint
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -56,12 +55,6 @@ def proc_status(pid):
             key, _, value = line.partition(":")
             fields[key] = value.strip()
     return int(fields["Threads"]), int(fields["VmRSS"].split()[0])  # threads, KiB
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prometheus_scrapes(work_dir, metrics_port):

@@ -2,8 +2,16 @@
 waiting for a checkpoint, log tails, starting a server and reading its port, a check counter."""
 import os
 import re
+import socket
 import subprocess
 import time
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (for servers that take their port as a flag)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def checkpoint_path(out_dir, step):

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 
+#include "command_util.h"
 #include "maestro/coordinator/client.h"
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/searcher.h"
@@ -14,41 +15,6 @@
 #include "maestro/shared/json.h"
 
 namespace maestro::tools {
-namespace {
-
-// A value as a table shows it: numbers in their shortest form (0.9, not 0.90000000000000002).
-std::string Cell(const Json& value) {
-  if (value.is_number() && !value.is_int()) {
-    char text[32];
-    std::snprintf(text, sizeof(text), "%.6g", value.as_double());
-    return text;
-  }
-  return value.Dump();
-}
-
-// The verb's positional argument (argv[3]) when present, else "" (flags start at argv[3]).
-std::string Positional(int argc, char** argv) {
-  return argc >= 4 && std::string(argv[3]).rfind("--", 0) != 0 ? argv[3] : "";
-}
-
-// Parses the flags after the verb (and after its positional argument, when there is one).
-void ParseVerbFlags(FlagParser& flags, int argc, char** argv, bool has_positional) {
-  if (has_positional) {
-    ParseFlagsOrExit(flags, argc - 3, argv + 3);
-  } else {
-    ParseFlagsOrExit(flags, argc - 2, argv + 2);
-  }
-}
-
-std::unique_ptr<coordinator::CoordinatorClient> Connect(const std::string& address) {
-  auto client = coordinator::ConnectCoordinator(address);
-  if (!client.ok()) throw Error(client.status());
-  return std::move(*client);
-}
-
-constexpr const char* kCoordinatorHelp = "the coordinator, host:port";
-
-}  // namespace
 
 int ExperimentCreate(int argc, char** argv) {
   std::string address = "127.0.0.1:7071", key;
@@ -118,17 +84,13 @@ int ExperimentDescribe(int argc, char** argv) {
   std::string address = "127.0.0.1:7071";
   bool json = false;
   FlagParser flags("maestro experiment describe ID",
-                   "One experiment: its spec and its trials (state, attempt, values).");
+                   "One experiment and its trials: state, attempt, worker, live progress (or the\n"
+                   "cause of a failure), identity, values.");
   flags.Add("coordinator", &address, kCoordinatorHelp);
   flags.Add("json", &json, "print JSON");
   const std::string id_text = Positional(argc, argv);
   ParseVerbFlags(flags, argc, argv, !id_text.empty());
-  char* end = nullptr;
-  const long long id = std::strtoll(id_text.c_str(), &end, 10);
-  if (id_text.empty() || *end != '\0' || id <= 0) {
-    throw Error(InvalidArgumentError("an experiment ID (a positive integer) is required, not '" +
-                                     id_text + "'"));
-  }
+  const int64_t id = ParseId(id_text, "experiment");
   auto described = Connect(address)->DescribeExperiment(id);
   if (!described.ok()) throw Error(described.status());
   const auto& [experiment, trials] = *described;
@@ -142,13 +104,26 @@ int ExperimentDescribe(int argc, char** argv) {
   std::cout << "experiment " << id << ": " << experiment.Find("name")->as_string() << " ("
             << experiment.Find("kind")->as_string() << " on "
             << experiment.Find("dataset")->as_string() << "), " << trials.size() << " trials\n";
-  std::cout << std::left << std::setw(8) << "trial" << std::setw(10) << "state" << std::setw(9)
-            << "attempt" << std::setw(14) << "identity"
-            << "values\n";
+  std::cout << std::left << std::setw(7) << "trial" << std::setw(11) << "state" << std::setw(9)
+            << "attempt" << std::setw(10) << "worker" << std::setw(30) << "progress"
+            << "identity      values\n";
   for (const Json& t : trials) {
-    std::cout << std::setw(8) << t.Find("id")->as_int() << std::setw(10)
+    std::string progress = "-";
+    if (const Json* p = t.Find("progress")) {
+      char text[64];
+      std::snprintf(
+          text, sizeof(text), "%s %lld/%lld loss %.4f", p->Find("stage")->as_string().c_str(),
+          static_cast<long long>(p->Find("step")->as_int()),
+          static_cast<long long>(p->Find("total_steps")->as_int()), p->Find("loss")->as_double());
+      progress = text;
+    } else if (const Json* cause = t.Find("cause")) {
+      progress = cause->as_string().substr(0, 28);
+    }
+    const Json* worker = t.Find("worker");
+    std::cout << std::setw(7) << t.Find("id")->as_int() << std::setw(11)
               << t.Find("state")->as_string() << std::setw(9) << t.Find("attempt")->as_int()
-              << std::setw(14) << t.Find("identity")->as_string().substr(0, 12)
+              << std::setw(10) << (worker != nullptr ? worker->as_string() : "-") << std::setw(30)
+              << progress << std::setw(14) << t.Find("identity")->as_string().substr(0, 12)
               << t.Find("hparams")->Dump() << "\n";
   }
   return 0;

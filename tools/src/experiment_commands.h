@@ -1,4 +1,5 @@
-// The `maestro experiment` verbs available without a coordinator (experiment_commands.cpp).
+// The `maestro` verbs of experiments, trials, workers and datasets (experiment_commands.cpp,
+// cluster_commands.cpp); all but `experiment preview` talk to the coordinator.
 #pragma once
 
 namespace maestro::tools {
@@ -13,5 +14,19 @@ int ExperimentCreate(int argc, char** argv);
 int ExperimentList(int argc, char** argv);
 // maestro experiment describe ID [--json]
 int ExperimentDescribe(int argc, char** argv);
+// maestro experiment cancel ID
+int ExperimentCancel(int argc, char** argv);
+// maestro experiment results ID [--format table|markdown|csv] [--json]
+int ExperimentResults(int argc, char** argv);
+// maestro trial logs ID [-f] [--offset N]
+int TrialLogs(int argc, char** argv);
+// maestro event list [--from SEQ] [--experiment ID] [--json]
+int EventList(int argc, char** argv);
+// maestro worker list [--json]
+int WorkerList(int argc, char** argv);
+// maestro dataset register NAME --path DIR | --service ADDR [--served-as NAME]
+int DatasetRegister(int argc, char** argv);
+// maestro dataset list [--json]
+int DatasetList(int argc, char** argv);
 
 }  // namespace maestro::tools

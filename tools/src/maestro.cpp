@@ -3,8 +3,8 @@
 //   maestro viz recon --checkpoint DIR --out grid.png [--images N] [--mask-ratio R] [--seed S]
 //   maestro eval recon --checkpoint DIR [--images N] [--mask-ratio R] [--seed S] [--out FILE]
 //   maestro data ingest --format idx --src DIR --out ROOT [--split train|test] [--shards K]
-//
-// Later issues add the coordinator's verbs (experiment, trial, worker, data).
+//   maestro experiment preview|create|list|describe|cancel|results, trial logs, worker list,
+//   maestro dataset register|list (the coordinator's verbs)
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -36,8 +36,18 @@ constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
   experiment preview FILE
                 the trials an experiment file would launch (values, identities), every
                 trial config checked against the trainer's schema
-  experiment create FILE | list | describe ID
+  experiment create FILE | list | describe ID | cancel ID
                 submit to / read from maestro-coordinator (--coordinator HOST:PORT)
+  experiment results ID
+                one row per trial: swept values, final pretraining loss, evaluation top-1
+                (a table, --format markdown|csv, or --json)
+  trial logs ID [-f]
+                a trial's trainer output, every attempt; -f follows it
+  worker list   the workers: alive / lost, slots, running trials, build
+  event list    the coordinator's event log (assignments, restarts with causes, ...)
+  dataset register NAME --path DIR | --service ADDR
+                name a dataset for experiment files (its manifests' content hashes)
+  dataset list  the registered datasets
 
 'maestro <noun> <verb> --help' explains each.
 )";
@@ -275,6 +285,15 @@ int main(int argc, char** argv) {
     if (noun == "experiment" && verb == "list") return maestro::tools::ExperimentList(argc, argv);
     if (noun == "experiment" && verb == "describe")
       return maestro::tools::ExperimentDescribe(argc, argv);
+    if (noun == "experiment" && verb == "cancel")
+      return maestro::tools::ExperimentCancel(argc, argv);
+    if (noun == "experiment" && verb == "results")
+      return maestro::tools::ExperimentResults(argc, argv);
+    if (noun == "trial" && verb == "logs") return maestro::tools::TrialLogs(argc, argv);
+    if (noun == "worker" && verb == "list") return maestro::tools::WorkerList(argc, argv);
+    if (noun == "event" && verb == "list") return maestro::tools::EventList(argc, argv);
+    if (noun == "dataset" && verb == "register") return maestro::tools::DatasetRegister(argc, argv);
+    if (noun == "dataset" && verb == "list") return maestro::tools::DatasetList(argc, argv);
 #endif
   } catch (const maestro::Error& e) {
     std::cerr << "maestro " << noun << " " << verb << ": " << e.status().ToString() << "\n";

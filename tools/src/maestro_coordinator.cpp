@@ -1,43 +1,84 @@
-// maestro-coordinator: the coordinator daemon (issue 6; this part: experiments are validated,
-// expanded and stored durably; scheduling on workers comes next).
+// maestro-coordinator: the coordinator daemon (issue 6): experiments validated, expanded and
+// stored; trials placed on worker daemons, restarted from their checkpoints when they fail,
+// rescheduled when a worker is lost.
 //
-//   maestro-coordinator --db DIR [--listen 127.0.0.1:7071]
+//   maestro-coordinator --db DIR [--listen 127.0.0.1:7071] [--runs DIR] [--metrics-listen ...]
 //
 // Runs until SIGTERM or SIGINT. All state is in the RocksDB store under --db: a coordinator
 // killed with SIGKILL and started again on the same folder carries on where it stopped.
 #include <signal.h>
+#include <unistd.h>
 
+#include <climits>
 #include <iostream>
 
 #include "maestro/coordinator/service.h"
+#include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
 
 int main(int argc, char** argv) {
-  std::string db, listen = "127.0.0.1:7071";
-  maestro::FlagParser flags("maestro-coordinator",
-                            "The coordinator daemon: experiments (validated against the "
-                            "trainer's schema,\nexpanded into trials, stored in RocksDB, one "
-                            "synced batch per change). Runs until\nSIGTERM or SIGINT.");
-  flags.Add("db", &db, "state folder (created when missing)");
-  flags.Add("listen", &listen,
+  maestro::coordinator::CoordinatorOptions options;
+  std::string runs = "runs";
+  int64_t heartbeat_ms = 1000;
+  double worker_timeout_s = 10, grace_s = 30;
+  maestro::FlagParser flags(
+      "maestro-coordinator",
+      "The coordinator daemon: experiments (validated against the trainer's schema,\n"
+      "expanded into trials, stored in RocksDB, one synced batch per change), placed on\n"
+      "maestro-worker daemons, restarted from their checkpoints when they fail. Runs until\n"
+      "SIGTERM or SIGINT; started again on the same --db it carries on where it stopped.");
+  flags.Add("db", &options.db_dir, "state folder (created when missing)");
+  flags.Add("listen", &options.listen,
             "gRPC address host:port (0.0.0.0:PORT for other machines; port 0: any free port, "
             "printed at start)");
+  flags.Add("runs", &runs,
+            "where trials write (trial-<id>/<stage>/: checkpoints, metrics, result.json); "
+            "workers must see the same path (a shared file system across machines)");
+  flags.Add("metrics-listen", &options.metrics_listen,
+            "host:port for Prometheus /metrics (empty: none; port 0: any free port)");
+  flags.Add("heartbeat-ms", &heartbeat_ms, "heartbeat interval told to workers");
+  flags.Add("worker-timeout-s", &worker_timeout_s,
+            "a worker silent this long is lost: its trials restart elsewhere from checkpoints");
+  flags.Add("grace-s", &grace_s, "SIGTERM to SIGKILL when a trainer is stopped (cancel)");
   maestro::ParseFlagsOrExit(flags, argc, argv);
-  if (db.empty()) {
-    std::cerr << "maestro-coordinator: --db is required\n";
+  if (options.db_dir.empty()) {
+    std::cerr << "maestro-coordinator: --db is required (see --help)\n";
     return 2;
   }
+  if (heartbeat_ms <= 0 || worker_timeout_s * 1000 <= static_cast<double>(heartbeat_ms) ||
+      grace_s < 0) {
+    std::cerr << "maestro-coordinator: need --heartbeat-ms > 0, --worker-timeout-s above the "
+                 "heartbeat interval and --grace-s >= 0\n";
+    return 2;
+  }
+  if (!maestro::MakeDirectories(runs).ok()) {
+    std::cerr << "maestro-coordinator: cannot create the runs folder " << runs << "\n";
+    return 2;
+  }
+  char resolved[PATH_MAX];
+  if (realpath(runs.c_str(), resolved) == nullptr) {
+    std::cerr << "maestro-coordinator: cannot resolve " << runs << "\n";
+    return 2;
+  }
+  options.scheduler.runs_dir = resolved;
+  options.scheduler.heartbeat_interval_ms = heartbeat_ms;
+  options.scheduler.worker_timeout_ms = static_cast<int64_t>(worker_timeout_s * 1000);
+  options.scheduler.grace_period_ms = static_cast<int64_t>(grace_s * 1000);
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // taken by sigwait; threads inherit the mask
-  auto server = maestro::coordinator::CoordinatorServer::Start(db, listen);
+  auto server = maestro::coordinator::CoordinatorServer::Start(options);
   if (!server.ok()) {
     std::cerr << "maestro-coordinator: " << server.status().ToString() << "\n";
     return server.status().code() == maestro::StatusCode::kUnavailable ? 3 : 2;
   }
-  std::cout << "state in " << db << "; listening on port " << (*server)->port() << std::endl;
+  std::cout << "state in " << options.db_dir << ", runs in " << resolved << "; listening on port "
+            << (*server)->port();
+  if ((*server)->metrics_port() != 0)
+    std::cout << ", metrics on port " << (*server)->metrics_port();
+  std::cout << std::endl;
   int signal_number = 0;
   sigwait(&stop, &signal_number);
   std::cout << "stopping on signal " << signal_number << std::endl;

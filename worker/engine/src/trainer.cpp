@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -348,6 +349,7 @@ class Trainer {
         {"generator_state", Json()},
     });
     MAESTRO_RETURN_IF_ERROR(writer->WriteFile("trainer_state.json", state.Dump() + "\n", 0));
+    MAESTRO_RETURN_IF_ERROR(CheckAttemptFence());
     MAESTRO_RETURN_IF_ERROR(writer->Commit());
     MAESTRO_RETURN_IF_ERROR(checkpoint::ApplyRetention(*storage_, config_.checkpoint.keep_last));
     last_checkpoint_time_ = Clock::now();
@@ -536,6 +538,7 @@ class Trainer {
         {"checkpoint",
          storage_->uri() + "/" + checkpoint::CheckpointName(position_.optimizer_step)},
     });
+    MAESTRO_RETURN_IF_ERROR(CheckAttemptFence());
     MAESTRO_RETURN_IF_ERROR(
         WriteFileAtomic(config_.run.output_dir + "/result.json", result.Dump() + "\n"));
     out_ << "result " << config_.run.output_dir << "/result.json" << std::endl;
@@ -564,6 +567,21 @@ class Trainer {
 };
 
 }  // namespace
+
+Status CheckAttemptFence() {
+  const char* attempt = std::getenv("MAESTRO_ATTEMPT");
+  const char* fence = std::getenv("MAESTRO_ATTEMPT_FENCE");
+  if (attempt == nullptr || fence == nullptr) return OkStatus();
+  auto current = ReadFile(fence);
+  if (!current.ok()) return OkStatus();  // no fence written (yet): nothing newer exists
+  const long long mine = std::atoll(attempt), latest = std::atoll(current->c_str());
+  if (latest > mine) {
+    return FailedPreconditionError("attempt " + std::to_string(latest) +
+                                   " of this trial has started elsewhere; this attempt (" +
+                                   std::to_string(mine) + ") is stale and commits nothing");
+  }
+  return OkStatus();
+}
 
 Result<std::shared_ptr<const dataloader::RecordStore>> OpenRecordStore(const DataConfig& data) {
   if (data.source != "shards") return std::shared_ptr<const dataloader::RecordStore>();

@@ -28,6 +28,20 @@ class CoordinatorClient {
   virtual Result<std::vector<Json>> ListExperiments() = 0;
   // The experiment record and its trials.
   virtual Result<std::pair<Json, std::vector<Json>>> DescribeExperiment(int64_t id) = 0;
+  // (queued trials canceled, running trials told to stop).
+  virtual Result<std::pair<int64_t, int64_t>> CancelExperiment(int64_t id) = 0;
+  // Bytes of a trial's log from `offset`: (data, next offset, trial state).
+  struct LogSlice {
+    std::string data;
+    int64_t next_offset = 0;
+    std::string state;
+  };
+  virtual Result<LogSlice> TrialLogs(int64_t trial, int64_t offset) = 0;
+  virtual Result<std::vector<Json>> ListWorkers() = 0;
+  // Events with seq >= from_seq; experiment 0: all.
+  virtual Result<std::vector<Json>> ListEvents(int64_t from_seq, int64_t experiment) = 0;
+  virtual Status RegisterDataset(const std::string& name, const Json& dataset) = 0;
+  virtual Result<std::vector<Json>> ListDatasets() = 0;
 };
 
 // UNAVAILABLE when `address` cannot be reached within `timeout_ms`.

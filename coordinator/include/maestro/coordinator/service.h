@@ -1,27 +1,37 @@
 // maestro-coordinator's gRPC server (shared/proto/maestro/coordinator/v1/coordinator.proto)
-// over the RocksDB store. First part of issue 6: experiments are validated, expanded and
-// stored; scheduling them on workers comes next. Thread-safe; destroying it shuts it down.
+// over the Scheduler (scheduler.h) and its RocksDB store, with Prometheus /metrics: trials by
+// state, queue wait, restarts by cause, workers alive, slots in use, and each running trial's
+// step, loss, learning rate and images/s (labels experiment and trial; a finished trial's
+// series are removed). Thread-safe; destroying it shuts it down.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "maestro/coordinator/scheduler.h"
 #include "maestro/shared/status.h"
 
 namespace maestro::coordinator {
 
+struct CoordinatorOptions {
+  std::string db_dir;
+  std::string listen = "127.0.0.1:7071";  // host:port; port 0: any free one
+  std::string metrics_listen;             // host:port of /metrics; empty: none
+  SchedulerOptions scheduler;
+};
+
 class CoordinatorServer {
  public:
-  // Opens the store in `db_dir` and listens on `listen` (host:port; port 0: any free one).
-  // FAILED_PRECONDITION for a store of another schema, UNAVAILABLE when the store is locked
-  // by another coordinator or the address cannot be bound.
-  static Result<std::unique_ptr<CoordinatorServer>> Start(const std::string& db_dir,
-                                                          const std::string& listen);
+  // Opens the store and listens. FAILED_PRECONDITION for a store of another schema,
+  // UNAVAILABLE when the store is locked by another coordinator or an address cannot be bound.
+  static Result<std::unique_ptr<CoordinatorServer>> Start(const CoordinatorOptions& options);
   ~CoordinatorServer();
   CoordinatorServer(const CoordinatorServer&) = delete;
   CoordinatorServer& operator=(const CoordinatorServer&) = delete;
 
   int port() const;
+  int metrics_port() const;  // 0 without /metrics
+  Scheduler& scheduler();
   void Shutdown();
 
   class Impl;

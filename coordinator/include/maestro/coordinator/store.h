@@ -11,7 +11,12 @@
 //   trial/<id>                a trial: {id, experiment, identity, hparams, state, attempt, ...}
 //   ident/<identity>          the trial holding an identity (a finished cell is found here)
 //   event/<20-digit seq>      an event: {seq, kind, experiment, trial, ...}
-// Ids are 12-digit zero-padded decimals so keys sort numerically. Thread-safe.
+//   worker/<id>               a worker as last registered: {id, build, resources, address}
+//   dataset/<name>            a registered dataset: {name, path, service, served_as, splits}
+//   metric/<trial>/<attempt>/<step>   a progress record {step, loss, lr, images_per_s, stage}
+//   log/<trial>/<attempt>/<offset>    a chunk of a trainer's captured output
+// Ids are 12-digit zero-padded decimals (attempts 6, offsets and steps 16) so keys sort
+// numerically. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +49,32 @@ struct CreatedExperiment {
   std::vector<int64_t> reused;  // those that already existed (same identity elsewhere)
 };
 
+// A set of puts and events committed together (Store::Commit): one synced WriteBatch.
+class Change {
+ public:
+  void PutTrial(const Json& trial);  // by its "id"
+  void PutExperiment(const Json& experiment);
+  void PutWorker(const Json& worker);    // by its "id"
+  void PutDataset(const Json& dataset);  // by its "name"
+  void AddMetric(int64_t trial, int64_t attempt, int64_t step, const Json& record);
+  void AddLog(int64_t trial, int64_t attempt, int64_t offset, std::string data);
+  // An event; its "seq" is assigned at commit.
+  void AddEvent(Json event);
+  bool empty() const { return puts_.empty() && events_.empty(); }
+
+ private:
+  friend class Store;
+  std::vector<std::pair<std::string, std::string>> puts_;
+  std::vector<Json> events_;
+};
+
+// A stored chunk of a trial's log.
+struct LogChunkRecord {
+  int64_t attempt = 0;
+  int64_t offset = 0;  // within the attempt
+  std::string data;
+};
+
 class Store {
  public:
   // Opens (creating) the store in `dir`. FAILED_PRECONDITION for another schema version,
@@ -66,9 +97,19 @@ class Store {
   // worker declared lost can never overwrite its replacement. A higher attempt starts it.
   Status UpdateTrial(int64_t trial, int64_t attempt, const std::string& state, const Json& detail);
 
+  // Writes `change` in one synced batch.
+  Status Commit(Change change);
+
   Result<Json> Experiment(int64_t id) const;  // NOT_FOUND for an unknown id
   Result<Json> Trial(int64_t id) const;       // NOT_FOUND for an unknown id
   std::vector<Json> Experiments() const;
+  std::vector<Json> Trials() const;
+  std::vector<Json> Workers() const;
+  std::vector<Json> Datasets() const;
+  // A trial's progress records, in (attempt, step) order.
+  std::vector<Json> Metrics(int64_t trial) const;
+  // A trial's log chunks, in (attempt, offset) order.
+  std::vector<LogChunkRecord> Logs(int64_t trial) const;
   // Events with seq >= `from`, in order.
   std::vector<Json> Events(int64_t from = 0) const;
 

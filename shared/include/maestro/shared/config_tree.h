@@ -19,7 +19,8 @@
 
 namespace maestro {
 
-// Parses YAML/JSON text. INVALID_ARGUMENT with `source` and the position on bad syntax.
+// Parses YAML/JSON text (a JSON object document is read as JSON exactly). INVALID_ARGUMENT with
+// `source` and the position on bad syntax.
 Result<Json> ParseConfigText(std::string_view text, const std::string& source);
 // Reads and parses a file. NOT_FOUND when it does not exist.
 Result<Json> LoadConfigFile(const std::string& path);

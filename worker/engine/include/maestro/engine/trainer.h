@@ -8,6 +8,7 @@
 #include <string>
 
 #include "maestro/engine/config.h"
+#include "maestro/shared/status.h"
 
 namespace maestro::engine {
 
@@ -29,6 +30,12 @@ struct TrainOptions {
 // progress and evaluation lines and warnings; errors go there too, prefixed "error:". A
 // completed run writes <output_dir>/result.json.
 int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out);
+
+// Fencing of restarted trials (docs/orchestration.md): when the environment has MAESTRO_ATTEMPT
+// (this process's attempt) and MAESTRO_ATTEMPT_FENCE (a file holding the trial's latest attempt,
+// written by the worker daemon before it starts an attempt), a checkpoint or result is committed
+// only while no later attempt has started: FAILED_PRECONDITION otherwise. OK without them.
+Status CheckAttemptFence();
 
 // SIGTERM and SIGINT make a running RunTraining finish its step, checkpoint and return
 // kExitPreempted. Installed by RunTraining; exposed for tests.

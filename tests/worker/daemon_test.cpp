@@ -1,0 +1,98 @@
+// The worker daemon's pieces without a coordinator: reading the trainer's progress lines, and
+// trainer processes (real children: exit statuses, signals, SIGTERM then SIGKILL after the
+// grace period, an exec failure, the environment they get).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "maestro/shared/file_util.h"
+#include "maestro/worker/progress.h"
+#include "maestro/worker/trainer_process.h"
+
+namespace maestro::worker {
+namespace {
+
+TEST(ProgressLineTest, ReadsTheTrainersProgressLine) {
+  auto p = ParseProgressLine(
+      "step 40/235 (17.0%)  epoch 0.34  loss 0.1234  lr 1.234e-04  1234 img/s  ETA 3m12s");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->step, 40);
+  EXPECT_EQ(p->total_steps, 235);
+  EXPECT_DOUBLE_EQ(p->epoch, 0.34);
+  EXPECT_DOUBLE_EQ(p->loss, 0.1234);
+  EXPECT_DOUBLE_EQ(p->lr, 1.234e-4);
+  EXPECT_DOUBLE_EQ(p->images_per_second, 1234);
+  EXPECT_FALSE(ParseProgressLine("checkpoint step-000000000010 written").has_value());
+  EXPECT_FALSE(ParseProgressLine("step 5/").has_value());
+  EXPECT_FALSE(ParseProgressLine("").has_value());
+}
+
+class TrainerProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log_ = "/tmp/maestro_process_";
+    log_.append(std::to_string(::getpid()));
+    log_.append(".log");
+  }
+  void TearDown() override { unlink(log_.c_str()); }
+
+  static ProcessExit WaitFor(TrainerProcess& process, int seconds = 20) {
+    for (int i = 0; i < seconds * 100; ++i) {
+      if (auto exit = process.Poll()) return *exit;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    process.Kill();
+    ADD_FAILURE() << "the child did not end";
+    return {};
+  }
+
+  std::string log_;
+};
+
+TEST_F(TrainerProcessTest, ExitStatusOutputAndEnvironment) {
+  auto process =
+      TrainerProcess::Start({"/bin/sh", "-c", "echo out $MAESTRO_ATTEMPT; echo err >&2; exit 4"},
+                            log_, {"MAESTRO_ATTEMPT=7"});
+  ASSERT_TRUE(process.ok()) << process.status().ToString();
+  const ProcessExit exit = WaitFor(*process);
+  EXPECT_EQ(exit.exit_code, 4);
+  auto text = ReadFile(log_);
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("out 7\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("err\n"), std::string::npos);
+}
+
+TEST_F(TrainerProcessTest, StopSendsSigtermThenSigkillAfterTheGracePeriod) {
+  // A child that exits 3 on SIGTERM (as the trainer does after checkpointing).
+  auto polite = TrainerProcess::Start(
+      {"/bin/sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.05; done"}, log_);
+  ASSERT_TRUE(polite.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  polite->Stop(std::chrono::seconds(10));
+  EXPECT_EQ(WaitFor(*polite).exit_code, 3);
+
+  // A child that ignores SIGTERM is killed once the grace period has passed.
+  auto stubborn = TrainerProcess::Start(
+      {"/bin/sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"}, log_);
+  ASSERT_TRUE(stubborn.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  stubborn->Stop(std::chrono::milliseconds(300));
+  const ProcessExit exit = WaitFor(*stubborn);
+  EXPECT_EQ(exit.exit_code, -1);
+  EXPECT_EQ(exit.signal, SIGKILL);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+}
+
+TEST_F(TrainerProcessTest, AnExecFailureIsExit127WithTheReasonLogged) {
+  auto process = TrainerProcess::Start({"/nonexistent/maestro-train", "pretrain"}, log_);
+  ASSERT_TRUE(process.ok());
+  EXPECT_EQ(WaitFor(*process).exit_code, 127);
+  auto text = ReadFile(log_);
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("cannot execute the trainer"), std::string::npos) << *text;
+}
+
+}  // namespace
+}  // namespace maestro::worker

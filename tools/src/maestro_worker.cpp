@@ -1,0 +1,74 @@
+// maestro-worker: the worker daemon (issue 6). Registers with maestro-coordinator, runs the
+// maestro-train children it is assigned, ships their logs and progress, reports their exits.
+//
+//   maestro-worker --coordinator 127.0.0.1:7071 --work-dir DIR [--id NAME] [--slots N]
+//
+// Runs until SIGTERM or SIGINT: its trainers then checkpoint and stop (preempted), and the
+// coordinator reschedules them without spending their restart budget.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <iostream>
+#include <thread>
+
+#include "maestro/shared/file_util.h"
+#include "maestro/shared/flags.h"
+#include "maestro/worker/daemon.h"
+
+namespace {
+
+// The maestro-train next to this program.
+std::string DefaultTrainer() {
+  char self[PATH_MAX] = {};
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return "maestro-train";
+  return maestro::DirName(std::string(self, static_cast<size_t>(n))) + "/maestro-train";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  maestro::worker::WorkerOptions options;
+  options.train_binary = DefaultTrainer();
+  maestro::FlagParser flags(
+      "maestro-worker",
+      "The worker daemon: registers with maestro-coordinator (with its build and protocol\n"
+      "version), heartbeats, runs the maestro-train children it is assigned (one per slot),\n"
+      "captures their output (kept under --work-dir/logs and shipped to the coordinator:\n"
+      "`maestro trial logs ID -f`), reports progress and exit statuses, and stops trainers on\n"
+      "request (SIGTERM, grace period, SIGKILL). Its children die with it. Runs until SIGTERM\n"
+      "or SIGINT, which stops its trainers at a checkpoint (they are rescheduled).");
+  flags.Add("coordinator", &options.coordinator, "the coordinator, host:port");
+  flags.Add("id", &options.id, "this worker's stable identity (default: the host name)");
+  flags.Add("work-dir", &options.work_dir, "folder for the trainers' logs and configs");
+  flags.Add("slots", &options.slots, "trial slots (CPU trainers run at once)");
+  flags.Add("cpu-cores", &options.cpu_cores, "CPU cores offered (0: the online CPUs)");
+  flags.Add("memory-mb", &options.memory_mb, "memory offered in MB (0: physical memory)");
+  flags.Add("train-binary", &options.train_binary, "the maestro-train program to run");
+  flags.Add("metrics-listen", &options.metrics_listen,
+            "host:port for Prometheus /metrics (empty: none; port 0: any free port)");
+  maestro::ParseFlagsOrExit(flags, argc, argv);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // taken by sigwait below
+  auto daemon = maestro::worker::WorkerDaemon::Create(options);
+  if (!daemon.ok()) {
+    std::cerr << "maestro-worker: " << daemon.status().ToString() << "\n";
+    return 2;
+  }
+  if ((*daemon)->metrics_port() != 0) {
+    std::cout << "metrics on port " << (*daemon)->metrics_port() << std::endl;
+  }
+  std::atomic<int> stop{0};
+  std::thread waiter([&] {
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    stop = signal_number;
+  });
+  waiter.detach();
+  return (*daemon)->Run(stop, std::cout);
+}

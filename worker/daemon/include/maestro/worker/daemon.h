@@ -1,0 +1,52 @@
+// maestro-worker's daemon (issue 6): registers with the coordinator (build and protocol
+// version), heartbeats, starts maestro-train children for its assignments, captures their
+// output (a log file per attempt under --work-dir, shipped to the coordinator with the
+// heartbeats until acknowledged), reports their progress and exit status, and stops them on
+// request (SIGTERM, grace period, SIGKILL). When the coordinator restarts or declared it lost,
+// it registers again listing the trainers it still runs, so they are adopted, not twinned.
+// Runs on one thread; gRPC and prometheus-cpp are private to its translation unit.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include "maestro/shared/status.h"
+
+namespace maestro::worker {
+
+struct WorkerOptions {
+  std::string coordinator = "127.0.0.1:7071";
+  std::string id;                     // stable identity; empty: the host name
+  std::string work_dir;               // logs/ and configs/ of the attempts it runs
+  std::string train_binary;           // maestro-train
+  int64_t slots = 1;                  // CPU slots (GPUs come with issue 7)
+  int64_t cpu_cores = 0;              // 0: the online CPUs
+  int64_t memory_mb = 0;              // 0: physical memory
+  std::string metrics_listen;         // host:port of /metrics; empty: none
+  int64_t max_log_chunk = 256 << 10;  // bytes of one attempt's log per heartbeat
+};
+
+class WorkerDaemon {
+ public:
+  // Checks the options (the trainer binary exists, the work folder can be created).
+  static Result<std::unique_ptr<WorkerDaemon>> Create(WorkerOptions options);
+  ~WorkerDaemon();
+
+  // Runs until `stop` is non-zero, then stops its trainers (SIGTERM; they checkpoint and exit
+  // preempted, so the coordinator reschedules them without spending their restart budget),
+  // reports their exits and returns 0. Returns 2 when the coordinator refuses it (another
+  // protocol version). Prints what it does to `out`.
+  int Run(const std::atomic<int>& stop, std::ostream& out);
+  int metrics_port() const;
+
+  class Impl;
+
+ private:
+  explicit WorkerDaemon(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace maestro::worker

@@ -1,0 +1,523 @@
+#include "maestro/worker/daemon.h"
+
+#include <grpcpp/grpcpp.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <thread>
+#include <vector>
+
+#include "maestro/coordinator/v1/coordinator.grpc.pb.h"
+#include "maestro/shared/file_util.h"
+#include "maestro/shared/grpc_status.h"
+#include "maestro/shared/json.h"
+#include "maestro/shared/metrics_http.h"
+#include "maestro/shared/version.h"
+#include "maestro/worker/progress.h"
+#include "maestro/worker/trainer_process.h"
+
+namespace maestro::worker {
+
+namespace pb = maestro::coordinator::v1;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::chrono::system_clock::time_point Deadline(int64_t ms) {
+  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "worker";
+  return name;
+}
+
+// One attempt this worker runs (or ran, until its exit is reported and its log acknowledged).
+struct Child {
+  int64_t trial = 0, attempt = 0;
+  std::string job, log_path, output_dir;
+  std::optional<TrainerProcess> process;
+  std::optional<ProcessExit> exit;
+  Clock::time_point exited_at;
+  bool stop_requested = false;  // by the coordinator (cancel, stale attempt)
+  int64_t parsed = 0;           // log bytes read for progress lines
+  std::string partial;          // an unfinished line
+  std::optional<ProgressLine> progress;
+  std::string last_error;
+  int64_t acked = 0;  // log bytes the coordinator stored
+  std::optional<ProcessExit> spawn_failure;
+};
+
+}  // namespace
+
+class WorkerDaemon::Impl {
+ public:
+  explicit Impl(WorkerOptions options) : options_(std::move(options)) {}
+
+  Status Init() {
+    if (options_.id.empty()) options_.id = HostName();
+    if (options_.slots <= 0) return InvalidArgumentError("--slots: at least 1");
+    if (options_.cpu_cores <= 0) options_.cpu_cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (options_.memory_mb <= 0) {
+      options_.memory_mb = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
+                           static_cast<int64_t>(sysconf(_SC_PAGE_SIZE)) / (1 << 20);
+    }
+    if (access(options_.train_binary.c_str(), X_OK) != 0) {
+      return NotFoundError("the trainer " + options_.train_binary +
+                           " is not an executable file (--train-binary)");
+    }
+    if (options_.work_dir.empty()) return InvalidArgumentError("--work-dir is required");
+    MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/logs"));
+    MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/configs"));
+    if (!options_.metrics_listen.empty()) {
+      MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options_.metrics_listen, registry_));
+    }
+    // Reconnect within a second of the coordinator coming back (gRPC's default backoff grows to
+    // minutes): a restarted coordinator waits only its worker timeout for re-registrations.
+    grpc::ChannelArguments arguments;
+    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(),
+                                         arguments);
+    stub_ = pb::Coordinator::NewStub(channel_);
+    return OkStatus();
+  }
+
+  int metrics_port() const { return MetricsPort(exposer_.get()); }
+
+  int Run(const std::atomic<int>& stop, std::ostream& out) {
+    out_ = &out;
+    auto next_heartbeat = Clock::now();
+    bool shutting_down = false;
+    Clock::time_point shutdown_deadline;
+    while (true) {
+      if (stop.load() != 0 && !shutting_down) {
+        shutting_down = true;
+        // The grace period, then time to report the exits.
+        shutdown_deadline =
+            Clock::now() + std::chrono::milliseconds(grace_ms_) + std::chrono::seconds(30);
+        Say("stopping: sending SIGTERM to " + std::to_string(LiveChildren()) + " trainer(s)");
+        for (auto& [key, child] : children_) {
+          if (child.process && !child.exit) {
+            child.process->Stop(std::chrono::milliseconds(grace_ms_));
+          }
+        }
+      }
+      PollChildren();
+      CheckLease();
+      if (session_.empty()) {
+        if (int refused = Register(); refused != 0) return refused;
+      }
+      if (!session_.empty() && Clock::now() >= next_heartbeat) {
+        Heartbeat(shutting_down);
+        next_heartbeat = Clock::now() + std::chrono::milliseconds(heartbeat_ms_);
+        ReportExits();
+      }
+      UpdateMetrics();
+      if (shutting_down && (children_.empty() || Clock::now() > shutdown_deadline)) {
+        Say("stopped");
+        return 0;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+ private:
+  void Say(const std::string& line) {
+    *out_ << "worker " << options_.id << ": " << line << std::endl;
+  }
+
+  int64_t LiveChildren() const {
+    int64_t n = 0;
+    for (const auto& [key, child] : children_) n += child.exit ? 0 : 1;
+    return n;
+  }
+
+  // Registers (again), listing every attempt not yet reported. 0, or 2 when refused for good.
+  int Register() {
+    pb::RegisterWorkerRequest request;
+    request.set_worker_id(options_.id);
+    request.set_protocol_version(kWorkerProtocolVersion);
+    request.set_build(MaestroBuild());
+    request.set_address(HostName());
+    request.mutable_resources()->set_slots(options_.slots);
+    request.mutable_resources()->set_cpu_cores(options_.cpu_cores);
+    request.mutable_resources()->set_memory_mb(options_.memory_mb);
+    for (const auto& [key, child] : children_) {
+      auto* running = request.add_running();
+      running->set_trial_id(child.trial);
+      running->set_attempt(child.attempt);
+    }
+    pb::RegisterWorkerResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(RpcTimeoutMs()));
+    const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
+    if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      Say("error: the coordinator refused this worker: " + status.error_message());
+      return 2;
+    }
+    if (!status.ok()) {
+      Unreachable(status);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      return 0;
+    }
+    reachable_ = true;
+    last_contact_ = Clock::now();
+    lease_stopped_ = false;
+    session_ = response.session_id();
+    heartbeat_ms_ = std::max<int64_t>(50, response.heartbeat_interval_ms());
+    if (response.worker_timeout_ms() > 0) lease_ms_ = response.worker_timeout_ms();
+    Say("registered with " + options_.coordinator + " (" + std::to_string(options_.slots) +
+        " slots, build " + MaestroBuild() + "), " + std::to_string(children_.size()) +
+        " trainer(s) listed");
+    for (const auto& kill : response.kill()) StopAttempt(kill.trial_id(), kill.attempt());
+    return 0;
+  }
+
+  void Unreachable(const grpc::Status& status) {
+    if (reachable_) Say("coordinator unreachable (" + status.error_message() + "); retrying");
+    reachable_ = false;
+  }
+
+  // A call to the coordinator waits at most a quarter of the lease: a coordinator that hangs
+  // (rather than refusing connections) must not keep the loop from checking the lease.
+  int64_t RpcTimeoutMs() const { return std::max<int64_t>(500, lease_ms_ / 4); }
+
+  // The lease: half the coordinator's worker timeout without an answer, and the trainers are
+  // stopped (SIGKILL at 90% of it), before the coordinator can declare this worker lost and
+  // start them elsewhere. They checkpoint on SIGTERM; their exits are reported once the
+  // coordinator answers again (queued again for free, or refused as stale).
+  void CheckLease() {
+    if (lease_stopped_ || LiveChildren() == 0) return;
+    const auto silent =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_contact_);
+    if (silent.count() < lease_ms_ / 2) return;
+    lease_stopped_ = true;
+    Say("no answer from the coordinator for " + std::to_string(silent.count()) +
+        " ms (half its worker timeout): stopping " + std::to_string(LiveChildren()) +
+        " trainer(s) before they are restarted elsewhere");
+    for (auto& [key, child] : children_) {
+      if (child.process && !child.exit) {
+        child.process->Stop(std::chrono::milliseconds(std::min(grace_ms_, lease_ms_ * 4 / 10)));
+      }
+    }
+  }
+
+  void StopAttempt(int64_t trial, int64_t attempt) {
+    auto it = children_.find({trial, attempt});
+    if (it == children_.end() || it->second.exit) return;
+    Say("stopping trial " + std::to_string(trial) + " attempt " + std::to_string(attempt) +
+        " on the coordinator's request");
+    it->second.stop_requested = true;
+    it->second.process->Stop(std::chrono::milliseconds(grace_ms_));
+  }
+
+  void PollChildren() {
+    for (auto& [key, child] : children_) {
+      if (!child.exit && child.process) {
+        if (auto exit = child.process->Poll()) {
+          child.exit = exit;
+          child.exited_at = Clock::now();
+          if (exit->exit_code == 0) ++completed_;
+          Say("trial " + std::to_string(child.trial) + " attempt " + std::to_string(child.attempt) +
+              " exited " +
+              (exit->exit_code >= 0 ? "with " + std::to_string(exit->exit_code)
+                                    : "on signal " + std::to_string(exit->signal)));
+        }
+      }
+      ReadOutput(child);
+    }
+  }
+
+  // New complete lines of the child's log: progress and error lines.
+  void ReadOutput(Child& child) {
+    std::ifstream in(child.log_path, std::ios::binary);
+    in.seekg(child.parsed);
+    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (chunk.empty()) return;
+    child.parsed += static_cast<int64_t>(chunk.size());
+    child.partial += chunk;
+    size_t start = 0, end;
+    while ((end = child.partial.find('\n', start)) != std::string::npos) {
+      std::string_view line(child.partial.data() + start, end - start);
+      if (auto progress = ParseProgressLine(line)) {
+        child.progress = progress;
+      } else if (line.find("error") != std::string_view::npos) {
+        child.last_error = std::string(line.substr(0, 2000));
+      }
+      start = end + 1;
+    }
+    child.partial.erase(0, start);
+  }
+
+  void Heartbeat(bool shutting_down) {
+    pb::HeartbeatRequest request;
+    request.set_worker_id(options_.id);
+    request.set_session_id(session_);
+    for (auto& [key, child] : children_) {
+      auto* held = request.add_held();
+      held->set_trial_id(child.trial);
+      held->set_attempt(child.attempt);
+      if (!child.exit) {
+        auto* p = request.add_progress();
+        p->set_trial_id(child.trial);
+        p->set_attempt(child.attempt);
+        p->set_stage(child.job);
+        if (child.progress) {
+          p->set_step(child.progress->step);
+          p->set_total_steps(child.progress->total_steps);
+          p->set_loss(child.progress->loss);
+          p->set_learning_rate(child.progress->lr);
+          p->set_images_per_second(child.progress->images_per_second);
+        }
+      }
+      auto size = FileSize(child.log_path);
+      if (size.ok() && *size > child.acked) {
+        std::ifstream in(child.log_path, std::ios::binary);
+        in.seekg(child.acked);
+        std::string data(static_cast<size_t>(std::min(*size - child.acked, options_.max_log_chunk)),
+                         '\0');
+        in.read(data.data(), static_cast<std::streamsize>(data.size()));
+        data.resize(static_cast<size_t>(in.gcount()));
+        auto* log = request.add_logs();
+        log->set_trial_id(child.trial);
+        log->set_attempt(child.attempt);
+        log->set_offset(child.acked);
+        log->set_data(std::move(data));
+      }
+    }
+    request.set_free_slots(shutting_down ? 0
+                                         : options_.slots - static_cast<int64_t>(children_.size()));
+    pb::HeartbeatResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(RpcTimeoutMs()));
+    const grpc::Status status = stub_->Heartbeat(&context, request, &response);
+    if (!status.ok()) {
+      ++heartbeat_failures_;
+      Unreachable(status);
+      return;
+    }
+    if (!reachable_) Say("coordinator reachable again");
+    reachable_ = true;
+    last_contact_ = Clock::now();
+    lease_stopped_ = false;
+    if (response.reregister()) {
+      Say("the coordinator does not know this session (it restarted, or declared this worker "
+          "lost): registering again");
+      session_.clear();
+      return;
+    }
+    for (const auto& ack : response.log_acks()) {
+      auto it = children_.find({ack.trial_id(), ack.attempt()});
+      if (it != children_.end()) it->second.acked = ack.offset();
+    }
+    for (const auto& kill : response.kill()) StopAttempt(kill.trial_id(), kill.attempt());
+    for (const auto& assignment : response.assignments()) Launch(assignment);
+  }
+
+  void Launch(const pb::Assignment& a) {
+    Child child;
+    child.trial = a.trial_id();
+    child.attempt = a.attempt();
+    child.job = a.job();
+    grace_ms_ = a.grace_period_ms();
+    const std::string name =
+        "trial-" + std::to_string(child.trial) + "-attempt-" + std::to_string(child.attempt);
+    child.log_path = options_.work_dir + "/logs/" + name + ".log";
+    const std::string config_path = options_.work_dir + "/configs/" + name + ".json";
+    std::vector<std::string> argv = {options_.train_binary, a.job(), "--config", config_path};
+    if (a.resume()) {
+      argv.push_back("--resume");
+      argv.push_back("auto");
+    }
+    std::string header = "=== trial " + std::to_string(child.trial) + " attempt " +
+                         std::to_string(child.attempt) + ": maestro-train " + a.job() +
+                         (a.resume() ? " --resume auto" : "") + " on worker " + options_.id +
+                         " ===\n";
+    // The fence: a trainer of an earlier attempt still running somewhere (its worker was
+    // declared lost) sees this number and commits no checkpoint or result from now on.
+    auto config = Json::Parse(a.config_json());
+    const Json* run = config.ok() ? config->Find("run") : nullptr;
+    const Json* dir = run != nullptr ? run->Find("output_dir") : nullptr;
+    std::vector<std::string> env = {"MAESTRO_TRIAL=" + std::to_string(child.trial),
+                                    "MAESTRO_ATTEMPT=" + std::to_string(child.attempt)};
+    Status written = dir != nullptr && dir->is_string()
+                         ? OkStatus()
+                         : InvalidArgumentError("the assignment's config has no run.output_dir");
+    if (written.ok()) {
+      child.output_dir = dir->as_string();
+      env.push_back("MAESTRO_ATTEMPT_FENCE=" + child.output_dir + "/ATTEMPT");
+      written = MakeDirectories(child.output_dir);
+    }
+    if (written.ok()) {
+      written =
+          WriteFileAtomic(child.output_dir + "/ATTEMPT", std::to_string(child.attempt) + "\n");
+    }
+    if (written.ok()) written = WriteFileAtomic(config_path, a.config_json() + "\n");
+    if (written.ok()) written = WriteFileAtomic(child.log_path, header);
+    if (written.ok()) {
+      auto process = TrainerProcess::Start(argv, child.log_path, env);
+      if (process.ok()) {
+        child.process = std::move(*process);
+      } else {
+        written = process.status();
+      }
+    }
+    if (!written.ok()) {
+      child.exit = ProcessExit{4, 0};
+      child.exited_at = Clock::now();
+      child.last_error = "error: the worker could not start the trainer: " + written.ToString();
+    } else {
+      ++started_;
+    }
+    Say("trial " + std::to_string(child.trial) + " attempt " + std::to_string(child.attempt) +
+        ": " + a.job() + (a.resume() ? " (resuming)" : "") +
+        (child.process ? ", pid " + std::to_string(child.process->pid())
+                       : ": " + child.last_error));
+    children_[{child.trial, child.attempt}] = std::move(child);
+  }
+
+  // Exit reports of ended attempts whose logs are stored (or after 10 s of trying).
+  void ReportExits() {
+    for (auto it = children_.begin(); it != children_.end();) {
+      Child& child = it->second;
+      if (!child.exit) {
+        ++it;
+        continue;
+      }
+      auto size = FileSize(child.log_path);
+      const bool logs_stored = !size.ok() || child.acked >= *size;
+      if (!logs_stored && Clock::now() - child.exited_at < std::chrono::seconds(10)) {
+        ++it;
+        continue;
+      }
+      pb::ReportTrialExitRequest request;
+      request.set_worker_id(options_.id);
+      request.set_session_id(session_);
+      request.set_trial_id(child.trial);
+      request.set_attempt(child.attempt);
+      request.set_exit_code(child.exit->exit_code);
+      request.set_signal(child.exit->signal);
+      request.set_stopped_by_request(child.stop_requested);
+      request.set_cause(child.last_error);
+      if (child.exit->exit_code == 0 && !child.output_dir.empty()) {
+        auto result = ReadFile(child.output_dir + "/result.json");
+        if (result.ok()) request.set_result_json(*result);
+      }
+      pb::ReportTrialExitResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(Deadline(RpcTimeoutMs()));
+      const grpc::Status status = stub_->ReportTrialExit(&context, request, &response);
+      if (status.ok() || status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+          status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        if (!status.ok()) Say("exit report dropped: " + status.error_message());
+        it = children_.erase(it);
+        continue;
+      }
+      Unreachable(status);
+      return;  // retried with the next heartbeat
+    }
+  }
+
+  void UpdateMetrics() {
+    if (!exposer_) return;
+    running_gauge_.Set(static_cast<double>(LiveChildren()));
+    slots_gauge_.Set(static_cast<double>(options_.slots));
+    started_counter_.Increment(static_cast<double>(started_) - started_counter_.Value());
+    heartbeat_failures_counter_.Increment(static_cast<double>(heartbeat_failures_) -
+                                          heartbeat_failures_counter_.Value());
+    std::map<int64_t, prometheus::Gauge*> next_loss, next_step;
+    for (const auto& [key, child] : children_) {
+      if (child.exit || !child.progress) continue;
+      const std::map<std::string, std::string> labels = {{"trial", std::to_string(child.trial)}};
+      auto& loss = loss_family_.Add(labels);
+      auto& step = step_family_.Add(labels);
+      loss.Set(child.progress->loss);
+      step.Set(static_cast<double>(child.progress->step));
+      next_loss[child.trial] = &loss;
+      next_step[child.trial] = &step;
+    }
+    for (const auto& [trial, gauge] : loss_series_) {
+      if (!next_loss.count(trial)) loss_family_.Remove(gauge);
+    }
+    for (const auto& [trial, gauge] : step_series_) {
+      if (!next_step.count(trial)) step_family_.Remove(gauge);
+    }
+    loss_series_ = std::move(next_loss);
+    step_series_ = std::move(next_step);
+  }
+
+  WorkerOptions options_;
+  std::ostream* out_ = nullptr;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Coordinator::Stub> stub_;
+  std::string session_;
+  int64_t heartbeat_ms_ = 1000;
+  int64_t grace_ms_ = 30000;
+  int64_t lease_ms_ = 10000;  // the coordinator's worker timeout (told at registration)
+  Clock::time_point last_contact_ = Clock::now();
+  bool lease_stopped_ = false;
+  bool reachable_ = true;
+  std::map<std::pair<int64_t, int64_t>, Child> children_;
+  int64_t started_ = 0, completed_ = 0, heartbeat_failures_ = 0;
+
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  prometheus::Gauge& running_gauge_ = prometheus::BuildGauge()
+                                          .Name("maestro_worker_trainers_running")
+                                          .Help("Trainer processes running")
+                                          .Register(*registry_)
+                                          .Add({});
+  prometheus::Gauge& slots_gauge_ = prometheus::BuildGauge()
+                                        .Name("maestro_worker_slots")
+                                        .Help("Trial slots this worker offers")
+                                        .Register(*registry_)
+                                        .Add({});
+  prometheus::Counter& started_counter_ = prometheus::BuildCounter()
+                                              .Name("maestro_worker_trainers_started_total")
+                                              .Help("Trainer processes started")
+                                              .Register(*registry_)
+                                              .Add({});
+  prometheus::Counter& heartbeat_failures_counter_ =
+      prometheus::BuildCounter()
+          .Name("maestro_worker_heartbeat_failures_total")
+          .Help("Heartbeats the coordinator did not answer")
+          .Register(*registry_)
+          .Add({});
+  prometheus::Family<prometheus::Gauge>& loss_family_ =
+      prometheus::BuildGauge()
+          .Name("maestro_worker_trial_loss")
+          .Help("Training loss of a trainer this worker runs (last progress line)")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Gauge>& step_family_ =
+      prometheus::BuildGauge()
+          .Name("maestro_worker_trial_step")
+          .Help("Optimizer step of a trainer this worker runs")
+          .Register(*registry_);
+  std::map<int64_t, prometheus::Gauge*> loss_series_, step_series_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+WorkerDaemon::WorkerDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WorkerDaemon::~WorkerDaemon() = default;
+
+Result<std::unique_ptr<WorkerDaemon>> WorkerDaemon::Create(WorkerOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  MAESTRO_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<WorkerDaemon>(new WorkerDaemon(std::move(impl)));
+}
+
+int WorkerDaemon::Run(const std::atomic<int>& stop, std::ostream& out) {
+  return impl_->Run(stop, out);
+}
+int WorkerDaemon::metrics_port() const { return impl_->metrics_port(); }
+
+}  // namespace maestro::worker
