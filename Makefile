@@ -7,7 +7,7 @@ VENV := $(shell tools/bootstrap.sh --print-venv)
 PYTHON := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: all bootstrap configure build test demo eval bench bench-data bench-coordinator gpu-check clean
+.PHONY: all bootstrap configure build test demo eval bench bench-data bench-coordinator bench-dist gpu-check clean
 
 all: build
 
@@ -57,6 +57,11 @@ bench-coordinator: build
 	$(BUILD_DIR)/tools/maestro-bench-coordinator --experiment bench/experiments/grid-10000.yaml \
 	  --db $(abspath $(BUILD_DIR))/bench-coordinator --workers 500 --seconds 30 \
 	  --out bench/results/coordinator-scale.json
+
+# Data-parallel scaling on the CPU: images/s with 1 and 2 mpirun ranks (one thread each, the same
+# per-rank batch) and the all-reduce time per step; bench/results/data-parallel-cpu.json.
+bench-dist: build
+	$(PYTHON) bench/data_parallel.py --train $(BUILD_DIR)/tools/maestro-train
 
 # On a GPU machine (no bootstrap there): build the LibTorch-only subset, check, measure.
 gpu-check:

@@ -206,6 +206,7 @@ Json TrainConfig::ToJson() const {
                                        {"interval_seconds", checkpoint.interval_seconds},
                                        {"keep_last", checkpoint.keep_last}})},
       {"log", Json(Json::Object{{"interval_steps", log.interval_steps}})},
+      {"dist", Json(Json::Object{{"bucket_mb", dist.bucket_mb}, {"timeout_s", dist.timeout_s}})},
   });
   if (is_classification()) {
     Json classify_json = ClassifyJson(classify);
@@ -313,6 +314,10 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
   ConfigReader& l = root.Section("log");
   l.Read("interval_steps", &c.log.interval_steps);
 
+  ConfigReader& ds = root.Section("dist");
+  ds.Read("bucket_mb", &c.dist.bucket_mb);
+  ds.Read("timeout_s", &c.dist.timeout_s);
+
   if (c.is_classification()) ReadClassify(root.Section("classify"), c);
 
   // Values, once types are right.
@@ -349,6 +354,8 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
     k.Fail("interval_steps", "intervals must be non-negative");
   }
   if (c.log.interval_steps <= 0) l.Fail("interval_steps", "must be positive");
+  if (c.dist.bucket_mb <= 0) ds.Fail("bucket_mb", "must be positive");
+  if (c.dist.timeout_s <= 0) ds.Fail("timeout_s", "must be positive");
   MAESTRO_RETURN_IF_ERROR(root.Finish());
   MAESTRO_RETURN_IF_ERROR(c.model.Validate());
   return c;

@@ -23,10 +23,12 @@
 #ifdef MAESTRO_HAVE_DATA_SERVICE
 #include "maestro/dataloader/data_client.h"
 #endif
+#include "maestro/dist/communicator.h"
 #include "maestro/engine/exit_status.h"
 #include "maestro/engine/schedule.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/rng.h"
+#include "maestro/shared/sha256.h"
 
 namespace maestro::engine {
 namespace {
@@ -67,8 +69,19 @@ constexpr uint64_t kMixupPurpose = 0x4D495855ULL;      // "MIXU"
 
 class Trainer {
  public:
-  Trainer(const TrainConfig& config, const TrainOptions& options, std::ostream& out)
-      : config_(config), options_(options), out_(out), device_(config.run.device) {}
+  // `out` is rank 0's; the other ranks of a data-parallel run print only their errors (to
+  // stderr, with their rank).
+  Trainer(const TrainConfig& config, const TrainOptions& options, std::ostream& out,
+          std::unique_ptr<dist::Communicator> communicator)
+      : config_(config),
+        options_(options),
+        out_(communicator->rank() == 0 ? out : null_out_),
+        device_(config.run.device),
+        comm_(std::move(communicator)),
+        rank_(comm_->rank()),
+        world_size_(comm_->world_size()) {
+    null_out_.setstate(std::ios::badbit);
+  }
 
   int Run() {
     try {
@@ -88,6 +101,7 @@ class Trainer {
  private:
   int Fail(const Failure& failure) {
     out_ << "error: " << failure.message << std::endl;
+    if (rank_ != 0) std::cerr << "error: rank " << rank_ << ": " << failure.message << std::endl;
     return failure.status;
   }
 
@@ -98,6 +112,10 @@ class Trainer {
     }
     if (config_.run.threads > 0) torch::set_num_threads(static_cast<int>(config_.run.threads));
     out_ << "config " << config_.ToJson().Dump() << "\n";
+    if (world_size_ > 1) {
+      out_ << "data-parallel: " << world_size_ << " ranks (" << comm_->backend()
+           << "), gradients all-reduced in buckets of " << config_.dist.bucket_mb << " MB\n";
+    }
     out_ << "config hash " << config_.ResultHash() << std::endl;
 
     // Output folder and checkpoint location first: a bad path fails before any work.
@@ -151,13 +169,22 @@ class Trainer {
     }
     peak_lr_ = config_.peak_lr(world_size_);
     if (auto failure = Restore(found)) return failure;
+    if (world_size_ > 1) {
+      // Every rank starts from rank 0's parameters; gradients are averaged in buckets.
+      std::vector<torch::Tensor> params;
+      for (auto& p : job_->module().parameters()) params.push_back(p.data());
+      if (Status s = comm_->Broadcast(params, 0); !s.ok())
+        return Failure{kExitRetryableFailure, "broadcasting the parameters: " + s.ToString()};
+      grad_sync_ = std::make_unique<dist::GradientSynchronizer>(
+          job_->module().parameters(), static_cast<int64_t>(config_.dist.bucket_mb * 1024 * 1024));
+    }
 
     normalize_ = PixelNormalizer(config_.data, device_);
 
     dataloader::StreamOptions stream;
     stream.seed = config_.run.seed;
     stream.global_batch = micro_global_batch_;
-    stream.rank = 0;
+    stream.rank = rank_;
     stream.world_size = world_size_;
     stream.augment.output_size = config_.model.img_size;
     stream.augment.scale_min = config_.data.crop_scale_min;
@@ -230,7 +257,7 @@ class Trainer {
   std::optional<Failure> Restore(const std::optional<checkpoint::FoundCheckpoint>& found) {
     const std::string metrics_path = config_.run.output_dir + "/metrics.jsonl";
     if (!found) {
-      std::ofstream truncate(metrics_path, std::ios::trunc);
+      if (rank_ == 0) std::ofstream truncate(metrics_path, std::ios::trunc);
       return std::nullopt;
     }
     auto state_text = ReadFile(found->path + "/trainer_state.json");
@@ -261,6 +288,14 @@ class Trainer {
                            config_.ResultHash().substr(0, 12) +
                            "); resume needs the same model, data and optim settings"};
       }
+      if (const Json* batch = state->Find("global_batch");
+          batch != nullptr && batch->as_int() != config_.global_batch(world_size_)) {
+        return Failure{kExitPermanentFailure,
+                       found->name + " was trained with a global batch of " + batch->Dump() +
+                           " (world size " + state->Find("world_size")->Dump() +
+                           "); this run's is " + std::to_string(config_.global_batch(world_size_)) +
+                           " (world size " + std::to_string(world_size_) + ")"};
+      }
       if (const Json* pretrained = state->Find("pretrained")) job_->RestoreProvenance(*pretrained);
       position_.epoch = state->Find("epoch")->as_int();
       position_.micro_step = state->Find("micro_step")->as_int();
@@ -281,12 +316,42 @@ class Trainer {
       optim_state[name] = checkpoint::ToTorch(tensor).to(device_);
     if (Status s = job_->optimizer().LoadStateDict(optim_state); !s.ok())
       return Failure{kExitPermanentFailure, s.ToString()};
-    TrimMetrics(metrics_path, position_.optimizer_step);
+    if (rank_ == 0) TrimMetrics(metrics_path, position_.optimizer_step);
     evaluated_epoch_ = position_.epoch;
     out_ << "resumed from " << found->path << " at optimizer step " << position_.optimizer_step
          << " (epoch " << position_.epoch << ", micro-step " << position_.micro_step << ")"
          << std::endl;
     return std::nullopt;
+  }
+
+  // This rank's part of a checkpoint: where its record stream stands.
+  Json RankPart() const {
+    return Json(Json::Object{{"rank", rank_},
+                             {"world_size", world_size_},
+                             {"optimizer_step", position_.optimizer_step},
+                             {"epoch", position_.epoch},
+                             {"cursor", DataCursor()}});
+  }
+  // Where rank `rank` puts its part of the checkpoint of the current step for rank 0.
+  std::string RankPartPath(int64_t rank) const {
+    return config_.run.output_dir + "/.rank-parts/" +
+           checkpoint::CheckpointName(position_.optimizer_step) + "/rank-" + std::to_string(rank) +
+           ".json";
+  }
+
+  // With MAESTRO_PARAM_CHECKSUMS=PREFIX, appends "<step> <sha256 of every parameter's bytes>"
+  // to PREFIX.rank<r> after each optimizer step: how the tests see that the ranks of a
+  // data-parallel run hold bitwise identical parameters.
+  void WriteParameterChecksum() {
+    const char* prefix = std::getenv("MAESTRO_PARAM_CHECKSUMS");
+    if (prefix == nullptr) return;
+    std::string bytes;
+    for (const auto& p : job_->module().parameters()) {
+      torch::Tensor t = p.detach().to(torch::kCPU).contiguous();
+      bytes.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+    }
+    std::ofstream(std::string(prefix) + ".rank" + std::to_string(rank_), std::ios::app)
+        << position_.optimizer_step << " " << Sha256Hex(bytes) << "\n";
   }
 
   // Drops metric lines after `step`: a killed run may have logged steps the resume redoes.
@@ -349,6 +414,16 @@ class Trainer {
         {"generator_state", Json()},
     });
     MAESTRO_RETURN_IF_ERROR(writer->WriteFile("trainer_state.json", state.Dump() + "\n", 0));
+    // Every rank's part: rank 0's written here, the others' read from where they put them
+    // (the manifest commits only once each rank 0..world_size-1 has its file).
+    MAESTRO_RETURN_IF_ERROR(writer->WriteFile("rank-0.json", RankPart().Dump() + "\n", 0));
+    for (int64_t r = 1; r < world_size_; ++r) {
+      MAESTRO_ASSIGN_OR_RETURN(std::string part, ReadFile(RankPartPath(r)));
+      MAESTRO_RETURN_IF_ERROR(writer->WriteFile("rank-" + std::to_string(r) + ".json", part, r));
+    }
+    if (world_size_ > 1) {
+      MAESTRO_RETURN_IF_ERROR(RemoveTree(DirName(RankPartPath(1))));
+    }
     MAESTRO_RETURN_IF_ERROR(CheckAttemptFence());
     MAESTRO_RETURN_IF_ERROR(writer->Commit());
     MAESTRO_RETURN_IF_ERROR(checkpoint::ApplyRetention(*storage_, config_.checkpoint.keep_last));
@@ -359,7 +434,8 @@ class Trainer {
   }
 
   int Loop() {
-    std::ofstream metrics(config_.run.output_dir + "/metrics.jsonl", std::ios::app);
+    std::ofstream metrics;
+    if (rank_ == 0) metrics.open(config_.run.output_dir + "/metrics.jsonl", std::ios::app);
     const auto start = Clock::now();
     last_checkpoint_time_ = start;
     const int64_t start_step = position_.optimizer_step;
@@ -368,6 +444,8 @@ class Trainer {
     int64_t micro_in_step = 0;
     auto window_start = start;
     int64_t window_images = 0;
+    double window_sync_s = 0;  // time in the gradient all-reduce (data-parallel runs)
+    int64_t window_steps = 0;
 
     while (position_.optimizer_step < total_steps_) {
       dataloader::Batch batch = source_->Next();
@@ -405,6 +483,27 @@ class Trainer {
       }
       if (micro_in_step < config_.optim.accum_iter) continue;
 
+      double step_loss = loss_sum / static_cast<double>(micro_in_step);
+      // Decisions every rank must take together: a stop signal and a checkpoint by time.
+      bool stopping = g_stop_signal.load() != 0;
+      bool by_time = config_.checkpoint.interval_seconds > 0 &&
+                     std::chrono::duration<double>(Clock::now() - last_checkpoint_time_).count() >=
+                         config_.checkpoint.interval_seconds;
+      if (grad_sync_) {
+        // Once per optimizer step (not per micro-batch): the global batch's mean gradient; then
+        // its mean loss for the records and whether any rank was signalled or is due to save.
+        const auto sync_start = Clock::now();
+        if (Status s = grad_sync_->AllReduce(*comm_); !s.ok())
+          return Fail({kExitRetryableFailure, "gradient all-reduce: " + s.ToString()});
+        window_sync_s += std::chrono::duration<double>(Clock::now() - sync_start).count();
+        std::vector<torch::Tensor> shared = {torch::tensor(
+            {static_cast<float>(step_loss), stopping ? 1.0f : 0.0f, by_time ? 1.0f : 0.0f})};
+        if (Status s = comm_->AllReduceMean(shared); !s.ok())
+          return Fail({kExitRetryableFailure, "loss all-reduce: " + s.ToString()});
+        step_loss = shared[0][0].item<double>();
+        stopping = shared[0][1].item<float>() > 0;
+        by_time = shared[0][2].item<float>() > 0;
+      }
       if (config_.optim.clip_grad > 0) {
         std::vector<torch::Tensor> params;
         for (auto& p : job_->module().parameters()) {
@@ -415,7 +514,8 @@ class Trainer {
       job_->optimizer().Step(lr);
       job_->optimizer().ZeroGrad();
       ++position_.optimizer_step;
-      const double step_loss = loss_sum / static_cast<double>(micro_in_step);
+      ++window_steps;
+      WriteParameterChecksum();
       loss_sum = 0;
       micro_in_step = 0;
 
@@ -434,7 +534,8 @@ class Trainer {
           position_.optimizer_step == total_steps_) {
         metrics.flush();
         const double window_s = std::chrono::duration<double>(Clock::now() - window_start).count();
-        const double rate = static_cast<double>(window_images) / std::max(window_s, 1e-9);
+        const double rate =
+            static_cast<double>(window_images * world_size_) / std::max(window_s, 1e-9);
         const double steps_per_s =
             static_cast<double>(position_.optimizer_step - start_step) / std::max(elapsed, 1e-9);
         const double eta = static_cast<double>(total_steps_ - position_.optimizer_step) /
@@ -447,9 +548,18 @@ class Trainer {
                       100.0 * static_cast<double>(position_.optimizer_step) /
                           static_cast<double>(total_steps_),
                       epoch_now, step_loss, lr, rate, FormatDuration(eta).c_str());
-        out_ << line << std::endl;
+        out_ << line;
+        if (grad_sync_) {
+          std::snprintf(
+              line, sizeof(line), "  all-reduce %.1f ms/step",
+              1000.0 * window_sync_s / static_cast<double>(std::max<int64_t>(1, window_steps)));
+          out_ << line;
+        }
+        out_ << std::endl;
         window_start = Clock::now();
         window_images = 0;
+        window_sync_s = 0;
+        window_steps = 0;
       }
 
       const bool finished = position_.optimizer_step == total_steps_;
@@ -475,20 +585,37 @@ class Trainer {
           out_ << line << std::endl;
         }
       }
-      const bool stopping = g_stop_signal.load() != 0;
       const bool by_steps = config_.checkpoint.interval_steps > 0 &&
                             position_.optimizer_step % config_.checkpoint.interval_steps == 0;
-      const bool by_time =
-          config_.checkpoint.interval_seconds > 0 &&
-          std::chrono::duration<double>(Clock::now() - last_checkpoint_time_).count() >=
-              config_.checkpoint.interval_seconds;
       if (stopping || finished || by_steps || by_time) {
         metrics.flush();
-        if (Status s = SaveCheckpoint(lr); !s.ok())
-          return Fail({kExitRetryableFailure, "checkpoint: " + s.ToString()});
+        // Each rank other than 0 writes its part (its stream position), then rank 0 writes the
+        // model and optimizer state (identical on every rank) with all the parts and commits;
+        // the others wait for the commit.
+        if (rank_ != 0) {
+          Status s = MakeDirectories(DirName(RankPartPath(rank_)));
+          if (s.ok()) s = WriteFileAtomic(RankPartPath(rank_), RankPart().Dump() + "\n");
+          if (!s.ok())
+            comm_->Abort("checkpoint part of rank " + std::to_string(rank_) + ": " + s.ToString());
+        }
+        if (world_size_ > 1) {
+          if (Status s = comm_->Barrier(); !s.ok())
+            return Fail({kExitRetryableFailure, "barrier: " + s.ToString()});
+        }
+        if (rank_ == 0) {
+          if (Status s = SaveCheckpoint(lr); !s.ok()) {
+            if (world_size_ > 1) comm_->Abort("checkpoint: " + s.ToString());
+            return Fail({kExitRetryableFailure, "checkpoint: " + s.ToString()});
+          }
+        } else {
+          last_checkpoint_time_ = Clock::now();
+        }
+        if (Status s = comm_->Barrier(); !s.ok())
+          return Fail({kExitRetryableFailure, "barrier: " + s.ToString()});
       }
       if (stopping) {
-        out_ << "preempted by signal " << g_stop_signal.load() << " after optimizer step "
+        out_ << "preempted by signal " << g_stop_signal.load()
+             << (world_size_ > 1 ? " (on some rank)" : "") << " after optimizer step "
              << position_.optimizer_step << "; resume with --resume auto" << std::endl;
         return kExitPreempted;
       }
@@ -499,7 +626,9 @@ class Trainer {
            << "readable ones" << std::endl;
     }
     metrics.close();
-    if (Status s = WriteResult(); !s.ok()) return Fail({kExitRetryableFailure, s.ToString()});
+    if (rank_ == 0) {
+      if (Status s = WriteResult(); !s.ok()) return Fail({kExitRetryableFailure, s.ToString()});
+    }
     return kExitCompleted;
   }
 
@@ -547,9 +676,13 @@ class Trainer {
 
   const TrainConfig& config_;
   const TrainOptions& options_;
+  std::ostringstream null_out_;  // the output of ranks other than 0 (discarded)
   std::ostream& out_;
   torch::Device device_;
+  std::unique_ptr<dist::Communicator> comm_;
+  int64_t rank_ = 0;
   int64_t world_size_ = 1;
+  std::unique_ptr<dist::GradientSynchronizer> grad_sync_;
   std::unique_ptr<checkpoint::CheckpointStorage> storage_;
   std::shared_ptr<const dataloader::RecordStore> store_;  // shard data: local or the service
   std::unique_ptr<dataloader::Dataset> dataset_;
@@ -628,7 +761,12 @@ void InstallStopSignalHandlers() {
 }
 
 int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out) {
-  return Trainer(config, options, out).Run();
+  auto communicator = dist::CommunicatorFromEnvironment({config.dist.timeout_s});
+  if (!communicator.ok()) {
+    out << "error: data-parallel launch: " << communicator.status().ToString() << std::endl;
+    return kExitPermanentFailure;
+  }
+  return Trainer(config, options, out, std::move(*communicator)).Run();
 }
 
 }  // namespace maestro::engine

@@ -70,6 +70,12 @@ struct LogConfig {
   int64_t interval_steps = 20;
 };
 
+// Data-parallel training (issue 7; the ranks come from the launcher: mpirun's environment).
+struct DistConfig {
+  double bucket_mb = 25;   // gradients are all-reduced in flat buckets of about this size
+  double timeout_s = 300;  // a collective taking longer ends the rank (exit 4)
+};
+
 // Fine-tuning, partial fine-tuning and linear probing: the classifier on top of the encoder,
 // its recipe and its evaluation (finetune / linprobe jobs only).
 struct ClassifyConfig {
@@ -106,6 +112,7 @@ struct TrainConfig {
   RunConfig run;
   CheckpointConfig checkpoint;
   LogConfig log;
+  DistConfig dist;
   ClassifyConfig classify;  // finetune and linprobe only
 
   bool is_classification() const { return job != kJobPretrain; }

@@ -1,0 +1,176 @@
+"""Data-parallel training on the CPU with real ranks (issue 7): `mpirun -np 2 maestro-train`.
+
+1. Equivalence: 2 ranks with per-rank batch B train N steps; a single process trains N steps
+   with batch 2B on the same samples. Every parameter tensor: ||p2 - p1|| / ||p1|| < 1e-5.
+   After every step the two ranks' parameters are bitwise identical (their per-step
+   checksums, MAESTRO_PARAM_CHECKSUMS, are equal).
+2. Exact resume with 2 ranks: a gang whose rank 1 is killed with SIGKILL after a checkpoint
+   ends (mpirun stops the other rank); restarted with --resume auto it ends with parameters
+   bitwise equal to an uninterrupted 2-rank run's.
+3. A rank killed while the other waits in all-reduce (mpirun told not to end the job): the
+   survivor exits with the retryable status and a clear timeout error within dist.timeout_s.
+Exit status 0 when everything holds.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from run_util import Checker, checkpoint_path, wait_for_checkpoint
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+STEPS = 8
+
+
+def train_args(train, out, batch, steps=STEPS, extra=()):
+    return [train, "pretrain", "--config", os.path.join(ROOT, "configs", "fmnist_pretrain.yaml"),
+            "--set", f"run.output_dir={out}", "--set", f"optim.batch_size={batch}",
+            "--set", f"optim.max_steps={steps}", "--set", "run.threads=1",
+            "--set", "data.num_workers=1", "--set", "optim.warmup_epochs=0.01",
+            "--set", "log.interval_steps=2", "--set", "checkpoint.interval_steps=4", *extra]
+
+
+def mpirun(n, args, **kwargs):
+    return ["mpirun", "-np", str(n), "--bind-to", "none", *args]
+
+
+def rank_pid(out, rank, timeout=60):
+    """The pid of the maestro-train process of `rank` writing to `out`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    environ = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if (b"maestro-train" in cmd and out.encode() in cmd
+                    and f"OMPI_COMM_WORLD_RANK={rank}\0".encode() in environ):
+                return int(pid)
+        time.sleep(0.1)
+    raise RuntimeError(f"no rank {rank} process for {out}")
+
+
+def weights(out, step):
+    return load_file(os.path.join(checkpoint_path(out, step), "model.safetensors"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--dir", required=True)
+    args = parser.parse_args()
+    shutil.rmtree(args.dir, ignore_errors=True)
+    os.makedirs(args.dir)
+    check = Checker()
+    if shutil.which("mpirun") is None:
+        print("FAIL  mpirun is not installed (tools/bootstrap.sh installs openmpi-bin)")
+        return 1
+
+    # 1. Equivalence.
+    single, double = os.path.join(args.dir, "single"), os.path.join(args.dir, "two-ranks")
+    r1 = subprocess.run(train_args(args.train, single, 64), capture_output=True, text=True, timeout=600)
+    env = dict(MPI_ENV, MAESTRO_PARAM_CHECKSUMS=os.path.join(args.dir, "checksums"))
+    r2 = subprocess.run(mpirun(2, train_args(args.train, double, 32)), capture_output=True, text=True,
+                        env=env, timeout=600)
+    check.expect(r1.returncode == 0 and r2.returncode == 0,
+                 f"one process (batch 64) and mpirun -np 2 (batch 32 each) train {STEPS} steps "
+                 f"(exits {r1.returncode}, {r2.returncode}){'' if r2.returncode == 0 else ': ' + r2.stdout[-1500:] + r2.stderr[-1500:]}")
+    if r1.returncode == 0 and r2.returncode == 0:
+        a, b = weights(single, STEPS), weights(double, STEPS)
+
+        def relative(x, y):
+            return float(np.linalg.norm(y.astype(np.float64) - x) / max(np.linalg.norm(x), 1e-30))
+
+        # The key part of every qkv.bias has an exactly zero gradient (softmax ignores a shift
+        # of all logits), so its computed gradient is rounding noise that AdamW turns into
+        # steps of +-lr: it differs between any two reduction orders and is reported apart.
+        errors, key_bias = {}, {}
+        for k in a:
+            if k.endswith("qkv.bias"):
+                d = a[k].shape[0] // 3
+                errors[k + "[q]"] = relative(a[k][:d], b[k][:d])
+                errors[k + "[v]"] = relative(a[k][2 * d:], b[k][2 * d:])
+                key_bias[k] = float(np.abs(b[k][d:2 * d] - a[k][d:2 * d]).max())
+            else:
+                errors[k] = relative(a[k], b[k])
+        worst = max(errors, key=errors.get)
+        check.expect(set(a) == set(b) and errors[worst] < 1e-5,
+                     f"every parameter tensor within 1e-5 relative of the single process's (worst "
+                     f"{errors[worst]:.2e}, {worst}; {len(a)} tensors; the key slices of qkv.bias, whose "
+                     f"gradient is zero up to rounding, differ by at most {max(key_bias.values()):.1e} absolute)")
+        sums = []
+        for rank in (0, 1):
+            with open(os.path.join(args.dir, f"checksums.rank{rank}")) as f:
+                sums.append(f.read().split("\n"))
+        check.expect(sums[0] == sums[1] and len(sums[0]) == STEPS + 1,
+                     f"after every step both ranks hold bitwise identical parameters ({STEPS} checksums equal)")
+        check.expect("data-parallel: 2 ranks (mpi)" in r2.stdout and r2.stdout.count("completed ") == 1,
+                     "rank 0 alone prints (data-parallel: 2 ranks (mpi), one completion line)")
+
+    # 2. Exact resume with 2 ranks: rank 1 killed after checkpoint 4, the gang restarted.
+    steps = 12
+    full, killed = os.path.join(args.dir, "full"), os.path.join(args.dir, "killed")
+    r = subprocess.run(mpirun(2, train_args(args.train, full, 32, steps)), capture_output=True, text=True,
+                       env=MPI_ENV, timeout=600)
+    check.expect(r.returncode == 0, f"an uninterrupted 2-rank run of {steps} steps (exit {r.returncode})")
+    env = dict(MPI_ENV, MAESTRO_PARAM_CHECKSUMS=os.path.join(args.dir, "killed-sums"))
+    proc = subprocess.Popen(mpirun(2, train_args(args.train, killed, 32, steps)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        wait_for_checkpoint(proc, killed, 4, timeout=300)
+        victim = rank_pid(killed, 1)
+        killed_at = time.time()
+        os.kill(victim, signal.SIGKILL)
+        code = proc.wait(timeout=120)
+        gang_end = time.time() - killed_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check.expect(code != 0 and gang_end < 30,
+                 f"killing rank 1 ends the gang (mpirun exit {code}, {gang_end:.1f} s after the kill)")
+    r = subprocess.run(mpirun(2, train_args(args.train, killed, 32, steps, ["--resume", "auto"])),
+                       capture_output=True, text=True, env=MPI_ENV, timeout=600)
+    resumed = r.returncode == 0 and "resumed from" in r.stdout
+    same = resumed and all(np.array_equal(weights(full, steps)[k], v) for k, v in weights(killed, steps).items())
+    check.expect(resumed and same,
+                 "the restarted gang resumes from the checkpoint and ends bitwise equal to the uninterrupted run")
+
+    # 3. A peer that stops answering (SIGSTOP: alive, so mpirun does not end the job) while
+    # rank 0 waits in all-reduce: rank 0's watchdog ends it with a clear error within
+    # dist.timeout_s, and mpirun then ends the gang.
+    timeout_dir = os.path.join(args.dir, "timeout")
+    proc = subprocess.Popen(mpirun(2, train_args(args.train, timeout_dir, 32, 100000, ["--set", "dist.timeout_s=5"])),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=MPI_ENV)
+    try:
+        wait_for_checkpoint(proc, timeout_dir, 4, timeout=300)
+        victim = rank_pid(timeout_dir, 1)
+        stopped_at = time.time()
+        os.kill(victim, signal.SIGSTOP)
+        output, _ = proc.communicate(timeout=120)
+        took = time.time() - stopped_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    line = next((x for x in output.splitlines() if "did not complete" in x), output[-300:])
+    check.expect("did not complete within 5 s" in output and proc.returncode != 0 and took < 30,
+                 f"a silent peer: rank 0 exits with a clear timeout error and the gang ends "
+                 f"({took:.1f} s after the peer stopped): {line}")
+    print(f"dist test: {'PASS' if check.failures == 0 else str(check.failures) + ' FAILURES'}")
+    return 0 if check.failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+// Data-parallel communication (issue 7): the collectives a training process needs, behind one
+// interface with a back end per kind of tensor. This part: one process (no communication) and
+// Open MPI for CPU tensors (MPI_Allreduce / MPI_Bcast on contiguous buffers; ranks started by
+// `mpirun`, which Open MPI 4.1 requires). The NCCL back end for CUDA tensors comes next.
+//
+// A collective that has not completed within the timeout (a peer died or hangs) ends the
+// process with a clear error and the retryable exit status instead of hanging: the
+// coordinator then restarts the whole gang from its last checkpoint. Not thread-safe: one
+// thread issues the collectives, in the same order on every rank.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "maestro/shared/status.h"
+
+namespace maestro::dist {
+
+struct CommunicatorOptions {
+  double timeout_s = 300;  // a collective taking longer ends the process (exit 4)
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int64_t rank() const = 0;
+  virtual int64_t world_size() const = 0;
+  virtual std::string backend() const = 0;  // "single", "mpi"
+
+  // Averages every tensor across ranks, in place. Tensors are contiguous float32 on this back
+  // end's device; INVALID_ARGUMENT otherwise.
+  virtual Status AllReduceMean(std::vector<torch::Tensor>& tensors) = 0;
+  // Copies `root`'s tensors into every rank's, in place.
+  virtual Status Broadcast(std::vector<torch::Tensor>& tensors, int64_t root) = 0;
+  virtual Status Barrier() = 0;
+  // Ends every rank of the job now (a fatal error on one rank).
+  [[noreturn]] virtual void Abort(const std::string& reason) = 0;
+};
+
+// A world of one process: every collective is a no-op.
+std::unique_ptr<Communicator> MakeSingleProcessCommunicator();
+
+// The communicator this process was launched for: Open MPI's when started by `mpirun` with
+// more than one rank (OMPI_COMM_WORLD_SIZE > 1), else a single process. FAILED_PRECONDITION
+// when launched by mpirun in a build without MPI; UNAVAILABLE when MPI cannot start.
+Result<std::unique_ptr<Communicator>> CommunicatorFromEnvironment(
+    const CommunicatorOptions& options);
+
+// Gradient synchronization: the parameters' gradients flattened into buckets of about
+// `bucket_bytes` (one contiguous buffer each, so one all-reduce per bucket), averaged across
+// ranks and copied back. Run once per optimizer step, after the last micro-batch of gradient
+// accumulation. Parameters without a gradient (frozen) are skipped; their set must be the same
+// on every rank.
+class GradientSynchronizer {
+ public:
+  GradientSynchronizer(std::vector<torch::Tensor> parameters, int64_t bucket_bytes);
+  Status AllReduce(Communicator& communicator);
+  int64_t buckets() const { return static_cast<int64_t>(buckets_.size()); }
+
+ private:
+  std::vector<torch::Tensor> parameters_;
+  std::vector<std::vector<size_t>> buckets_;  // parameter indices per bucket
+};
+
+}  // namespace maestro::dist

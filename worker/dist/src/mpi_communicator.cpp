@@ -1,0 +1,157 @@
+// The Open MPI back end: MPI_Allreduce / MPI_Bcast on contiguous float32 CPU buffers, with a
+// watchdog that ends the process when a collective outlives the timeout.
+#include <mpi.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "maestro/dist/communicator.h"
+
+namespace maestro::dist {
+namespace {
+
+constexpr int kExitRetryable = 4;  // engine/exit_status.h: restart from the last checkpoint
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(const CommunicatorOptions& options) : options_(options) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    rank_ = rank;
+    size_ = size;
+    watchdog_ = std::thread([this] { Watch(); });
+  }
+
+  ~MpiCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    watchdog_.join();
+    MPI_Finalize();
+  }
+
+  int64_t rank() const override { return rank_; }
+  int64_t world_size() const override { return size_; }
+  std::string backend() const override { return "mpi"; }
+
+  Status AllReduceMean(std::vector<torch::Tensor>& tensors) override {
+    for (auto& t : tensors) {
+      MAESTRO_RETURN_IF_ERROR(Check(t, "all-reduce"));
+      Guarded("all-reduce", [&] {
+        return MPI_Allreduce(MPI_IN_PLACE, t.data_ptr<float>(), static_cast<int>(t.numel()),
+                             MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      });
+      t.div_(static_cast<double>(size_));
+    }
+    return OkStatus();
+  }
+
+  Status Broadcast(std::vector<torch::Tensor>& tensors, int64_t root) override {
+    for (auto& t : tensors) {
+      MAESTRO_RETURN_IF_ERROR(Check(t, "broadcast"));
+      Guarded("broadcast", [&] {
+        return MPI_Bcast(t.data_ptr<float>(), static_cast<int>(t.numel()), MPI_FLOAT,
+                         static_cast<int>(root), MPI_COMM_WORLD);
+      });
+    }
+    return OkStatus();
+  }
+
+  Status Barrier() override {
+    Guarded("barrier", [] { return MPI_Barrier(MPI_COMM_WORLD); });
+    return OkStatus();
+  }
+
+  [[noreturn]] void Abort(const std::string& reason) override {
+    std::cerr << "error: rank " << rank_ << ": " << reason << "; aborting every rank" << std::endl;
+    MPI_Abort(MPI_COMM_WORLD, kExitRetryable);
+    std::_Exit(kExitRetryable);
+  }
+
+ private:
+  static Status Check(const torch::Tensor& t, const char* what) {
+    if (!t.device().is_cpu() || t.scalar_type() != torch::kFloat32 || !t.is_contiguous()) {
+      return InvalidArgumentError(std::string(what) +
+                                  ": the MPI back end takes contiguous float32 CPU tensors");
+    }
+    if (t.numel() > INT32_MAX)
+      return InvalidArgumentError(std::string(what) + ": over 2^31 values");
+    return OkStatus();
+  }
+
+  // Runs one collective under the watchdog.
+  template <typename Call>
+  void Guarded(const char* what, Call call) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      what_ = what;
+      deadline_ = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(options_.timeout_s));
+      armed_ = true;
+    }
+    cv_.notify_all();
+    const int code = call();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      armed_ = false;
+    }
+    if (code != MPI_SUCCESS) Abort(std::string("MPI ") + what + " failed");
+  }
+
+  // Ends the process when a collective passes its deadline: a peer is gone or hangs, and MPI
+  // would wait for it forever.
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+      if (!armed_) {
+        cv_.wait(lock);
+        continue;
+      }
+      if (cv_.wait_until(lock, deadline_) == std::cv_status::timeout && armed_ && !stopping_ &&
+          std::chrono::steady_clock::now() >= deadline_) {
+        std::fprintf(stderr,
+                     "error: rank %lld: %s did not complete within %.0f s (dist.timeout_s): a "
+                     "peer rank died or hangs; exiting so the gang restarts from its last "
+                     "checkpoint\n",
+                     static_cast<long long>(rank_), what_, options_.timeout_s);
+        std::fflush(stderr);
+        std::_Exit(kExitRetryable);
+      }
+    }
+  }
+
+  CommunicatorOptions options_;
+  int64_t rank_ = 0, size_ = 1;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool armed_ = false, stopping_ = false;
+  const char* what_ = "";
+  std::chrono::steady_clock::time_point deadline_;
+  std::thread watchdog_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Communicator>> MakeMpiCommunicator(const CommunicatorOptions& options) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+      return UnavailableError("MPI_Init_thread failed");
+    }
+  }
+  return std::unique_ptr<Communicator>(new MpiCommunicator(options));
+}
+
+}  // namespace maestro::dist
