@@ -153,12 +153,6 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
                          "' (registered: " + (known.empty() ? "none" : known) +
                          "; add it with `maestro dataset register`)");
   }
-  if (spec.resources.slots_per_trial > 1) {
-    return InvalidArgumentError(
-        "resources.slots_per_trial: " + std::to_string(spec.resources.slots_per_trial) +
-        " slots per trial needs data-parallel training, which this coordinator does not run yet "
-        "(issue 7); use 1");
-  }
   int64_t max_slots = 0, max_cores = 0, max_memory = 0;
   for (const auto& [id, worker] : workers_) {
     max_slots = std::max(max_slots, worker.slots);
@@ -166,6 +160,12 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
     max_memory = std::max(max_memory, worker.memory_mb);
   }
   if (max_slots > 0) {  // with no worker known yet, nothing can be judged
+    if (spec.resources.slots_per_trial > max_slots) {
+      return InvalidArgumentError(
+          "resources.slots_per_trial: " + std::to_string(spec.resources.slots_per_trial) +
+          " slots per trial, but the largest worker has " + std::to_string(max_slots) +
+          " (a trial runs on one worker: multi-node gang placement is not built yet)");
+    }
     if (spec.resources.cpu_cores > max_cores) {
       return InvalidArgumentError(
           "resources.cpu_cores: " + std::to_string(spec.resources.cpu_cores) +
@@ -362,7 +362,7 @@ std::vector<Json> Scheduler::ListWorkers() {
         {"build", w.build},
         {"address", w.address},
         {"slots", w.slots},
-        {"slots_used", static_cast<int64_t>(w.running.size())},
+        {"slots_used", SlotsUsed(w)},
         {"cpu_cores", w.cpu_cores},
         {"memory_mb", w.memory_mb},
         {"running", Json(std::move(running))},
@@ -519,8 +519,16 @@ bool Scheduler::Fits(const Worker& worker, const ExperimentSpec& spec) const {
       memory + spec.resources.memory_mb > worker.memory_mb) {
     return false;
   }
-  return static_cast<int64_t>(worker.running.size()) + spec.resources.slots_per_trial <=
-         worker.slots;
+  return SlotsUsed(worker) + spec.resources.slots_per_trial <= worker.slots;
+}
+
+int64_t Scheduler::SlotsUsed(const Worker& worker) const {
+  int64_t used = 0;
+  for (const auto& ref : worker.running) {
+    const ExperimentSpec* spec = SpecOf(trials_.at(ref.trial));
+    used += spec != nullptr ? spec->resources.slots_per_trial : 1;
+  }
+  return used;
 }
 
 int64_t Scheduler::RunningOf(int64_t experiment) const {
@@ -704,7 +712,7 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
   }
   out.kill.insert(out.kill.end(), worker.pending_kills.begin(), worker.pending_kills.end());
   worker.pending_kills.clear();
-  const int64_t free_by_count = worker.slots - static_cast<int64_t>(worker.running.size());
+  const int64_t free_by_count = worker.slots - SlotsUsed(worker);
   Schedule(worker, std::min(free_slots, free_by_count), change, out);
   MAESTRO_RETURN_IF_ERROR(store_->Commit(std::move(change)));
   return out;
@@ -891,7 +899,7 @@ SchedulerSnapshot Scheduler::Snapshot() {
     if (worker.alive && worker.confirmed) {
       ++s.workers_alive;
       s.slots_total += worker.slots;
-      s.slots_in_use += static_cast<int64_t>(worker.running.size());
+      s.slots_in_use += SlotsUsed(worker);
     } else if (!worker.alive) {
       ++s.workers_lost;
     }

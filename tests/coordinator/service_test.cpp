@@ -202,8 +202,10 @@ TEST_F(ServiceTest, BadRequestsAreAnsweredWithTheProblemNamed) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("resources.cpu_cores: 64 cores"), std::string::npos)
       << s.error_message();
-  s = Create("resources: {slots_per_trial: 2}\n", &created);
-  EXPECT_NE(s.error_message().find("resources.slots_per_trial"), std::string::npos);
+  s = Create("resources: {slots_per_trial: 2}\n", &created);  // w1 offers 1 slot
+  EXPECT_NE(s.error_message().find("resources.slots_per_trial: 2 slots per trial"),
+            std::string::npos)
+      << s.error_message();
 
   pb::DescribeExperimentRequest describe;
   describe.set_experiment_id(42);

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   flags.Add("cpu-cores", &options.cpu_cores, "CPU cores offered (0: the online CPUs)");
   flags.Add("memory-mb", &options.memory_mb, "memory offered in MB (0: physical memory)");
   flags.Add("train-binary", &options.train_binary, "the maestro-train program to run");
+  flags.Add("mpirun", &options.mpirun,
+            "Open MPI's mpirun, which starts the ranks of a trial of several slots");
   flags.Add("metrics-listen", &options.metrics_listen,
             "host:port for Prometheus /metrics (empty: none; port 0: any free port)");
   maestro::ParseFlagsOrExit(flags, argc, argv);

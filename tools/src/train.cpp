@@ -4,6 +4,11 @@
 //                 [--resume auto|DIR]
 //
 // Exit statuses: worker/engine/include/maestro/engine/exit_status.h (docs/training.md).
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -92,6 +97,11 @@ int main(int argc, char** argv) {
   if (print_config) {
     std::cout << config->ToJson().Dump() << "\n";
     return 0;
+  }
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) {
+    // A rank dies with its mpirun (killed with its worker, say): no orphan rank keeps waiting.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) return maestro::engine::kExitRetryableFailure;
   }
   maestro::engine::TuneHostAllocatorForTraining();
   return maestro::engine::RunTraining(*config, options, std::cout);

@@ -43,6 +43,7 @@ std::string HostName() {
 struct Child {
   int64_t trial = 0, attempt = 0;
   std::string job, log_path, output_dir;
+  int64_t slots = 1;
   std::optional<TrainerProcess> process;
   std::optional<ProcessExit> exit;
   Clock::time_point exited_at;
@@ -74,6 +75,19 @@ class WorkerDaemon::Impl {
                            " is not an executable file (--train-binary)");
     }
     if (options_.work_dir.empty()) return InvalidArgumentError("--work-dir is required");
+    if (options_.mpirun.find('/') == std::string::npos) {  // execve needs a path
+      const char* path = std::getenv("PATH");
+      const std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+      for (size_t start = 0; start <= dirs.size();) {
+        const size_t end = std::min(dirs.find(':', start), dirs.size());
+        const std::string candidate = dirs.substr(start, end - start) + "/" + options_.mpirun;
+        if (access(candidate.c_str(), X_OK) == 0) {
+          options_.mpirun = candidate;
+          break;
+        }
+        start = end + 1;
+      }
+    }
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/logs"));
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/configs"));
     if (!options_.metrics_listen.empty()) {
@@ -295,8 +309,9 @@ class WorkerDaemon::Impl {
         log->set_data(std::move(data));
       }
     }
-    request.set_free_slots(shutting_down ? 0
-                                         : options_.slots - static_cast<int64_t>(children_.size()));
+    int64_t used = 0;
+    for (const auto& [key, child] : children_) used += child.slots;
+    request.set_free_slots(shutting_down ? 0 : options_.slots - used);
     pb::HeartbeatResponse response;
     grpc::ClientContext context;
     context.set_deadline(Deadline(RpcTimeoutMs()));
@@ -334,7 +349,15 @@ class WorkerDaemon::Impl {
         "trial-" + std::to_string(child.trial) + "-attempt-" + std::to_string(child.attempt);
     child.log_path = options_.work_dir + "/logs/" + name + ".log";
     const std::string config_path = options_.work_dir + "/configs/" + name + ".json";
-    std::vector<std::string> argv = {options_.train_binary, a.job(), "--config", config_path};
+    child.slots = std::max<int64_t>(1, a.slots());
+    std::vector<std::string> argv;
+    if (child.slots > 1) {  // data-parallel CPU ranks: Open MPI joins only what mpirun starts
+      argv = {options_.mpirun, "-np", std::to_string(child.slots), "--bind-to", "none"};
+    }
+    for (const std::string& arg :
+         {options_.train_binary, a.job(), std::string("--config"), config_path}) {
+      argv.push_back(arg);
+    }
     if (a.resume()) {
       argv.push_back("--resume");
       argv.push_back("auto");
@@ -350,6 +373,12 @@ class WorkerDaemon::Impl {
     const Json* dir = run != nullptr ? run->Find("output_dir") : nullptr;
     std::vector<std::string> env = {"MAESTRO_TRIAL=" + std::to_string(child.trial),
                                     "MAESTRO_ATTEMPT=" + std::to_string(child.attempt)};
+    if (child.slots > 1) {
+      // The worker's slots are the authority (mpirun would count cores); as root mpirun needs
+      // both confirmations.
+      env.insert(env.end(), {"OMPI_MCA_rmaps_base_oversubscribe=1", "OMPI_ALLOW_RUN_AS_ROOT=1",
+                             "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"});
+    }
     Status written = dir != nullptr && dir->is_string()
                          ? OkStatus()
                          : InvalidArgumentError("the assignment's config has no run.output_dir");

@@ -188,6 +188,7 @@ class Scheduler {
   std::vector<std::string> StageNames(const ExperimentSpec& spec) const;
   Result<TrialAssignment> BuildAssignment(const Json& trial, const ExperimentSpec& spec) const;
   bool Fits(const Worker& worker, const ExperimentSpec& spec) const;
+  int64_t SlotsUsed(const Worker& worker) const;  // the slots of the trials it runs
   void Schedule(Worker& worker, int64_t free_slots, Change& change, HeartbeatOutcome& out);
   // An attempt ended without a completed stage: restart within budget, or fail. `cause_kind`:
   // crash, signal, worker_lost, retryable.

@@ -22,7 +22,8 @@ struct WorkerOptions {
   std::string id;                     // stable identity; empty: the host name
   std::string work_dir;               // logs/ and configs/ of the attempts it runs
   std::string train_binary;           // maestro-train
-  int64_t slots = 1;                  // CPU slots (GPUs come with issue 7)
+  std::string mpirun = "mpirun";      // starts the ranks of a multi-slot trial (found in PATH)
+  int64_t slots = 1;                  // CPU slots: a k-slot trial runs as k mpirun ranks
   int64_t cpu_cores = 0;              // 0: the online CPUs
   int64_t memory_mb = 0;              // 0: physical memory
   std::string metrics_listen;         // host:port of /metrics; empty: none

@@ -1,0 +1,184 @@
+"""Data-parallel trials through the orchestration (issue 7): a coordinator and one worker with
+2 CPU slots; trials of slots_per_trial 2 run as `mpirun -np 2 maestro-train` started by the
+worker daemon.
+
+1. Equivalence through the worker: a 2-slot trial (batch B per rank, N steps) ends within 1e-5
+   per parameter tensor of one process training N steps with batch 2B on the same samples
+   (the key third of each qkv.bias apart, as in dist_test.py).
+2. Exact resume of the gang: one rank of a 2-slot trial killed with SIGKILL after a checkpoint;
+   the worker reports the failure, the coordinator restarts the whole gang from the
+   checkpoint (attempt 2) and its final parameters equal an uninterrupted 2-rank run's.
+Exit status 0 when everything holds.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from run_util import Checker, checkpoint_path, free_port, start_listening
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FMNIST = "/usr/share/datasets/fashion-mnist"
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def weights(out, step):
+    return load_file(os.path.join(checkpoint_path(out, step), "model.safetensors"))
+
+
+def rank_pid(marker, rank, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    environ = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"maestro-train" in cmd and marker.encode() in cmd and f"OMPI_COMM_WORLD_RANK={rank}\0".encode() in environ:
+                return int(pid)
+        time.sleep(0.1)
+    raise RuntimeError(f"no rank {rank} process for {marker}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--maestro", required=True)
+    parser.add_argument("--coordinator", required=True)
+    parser.add_argument("--worker", required=True)
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--dir", required=True)
+    args = parser.parse_args()
+    shutil.rmtree(args.dir, ignore_errors=True)
+    os.makedirs(args.dir)
+    check = Checker()
+    shards = os.path.join(args.dir, "shards")
+    subprocess.run([args.maestro, "data", "ingest", "--format", "idx", "--src", FMNIST, "--out", shards,
+                    "--split", "train", "--shards", "2"], check=True, capture_output=True, timeout=300)
+    address = f"127.0.0.1:{free_port()}"
+    coordinator, _ = start_listening([args.coordinator, "--db", os.path.join(args.dir, "db"), "--runs",
+                                      os.path.join(args.dir, "runs"), "--listen", address,
+                                      "--heartbeat-ms", "300", "--worker-timeout-s", "20"],
+                                     r"listening on port (\d+)")
+    threading.Thread(target=coordinator.stdout.read, daemon=True).start()
+    work = os.path.join(args.dir, "w1")
+    worker = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w1", "--slots", "2",
+                               "--work-dir", work], stdout=open(os.path.join(args.dir, "w1.log"), "w"),
+                              stderr=subprocess.STDOUT)
+
+    def cli(*words):
+        r = subprocess.run([args.maestro, *words, "--coordinator", address, "--json"], capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def submit(name, mask, steps):
+        path = os.path.join(args.dir, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(f"name: {name}\nkind: pretrain\ndataset: fmnist\n"
+                    f"config: {ROOT}/configs/fmnist_pretrain.yaml\nhyperparameters:\n"
+                    f"  model.mask_ratio: {mask}\n  optim.batch_size: 32\n  optim.max_steps: {steps}\n"
+                    "  run.threads: 1\n  data.num_workers: 1\n  optim.warmup_epochs: 0.01\n"
+                    "  log.interval_steps: 2\nresources: {slots_per_trial: 2}\n"
+                    "checkpoint: {interval_steps: 4, keep_last: 0}\nmax_restarts: 2\n")
+        return cli("experiment", "create", path)[0]
+
+    def wait(experiment, done, timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            trial = cli("experiment", "describe", str(experiment))[0]["trials"][0]
+            if done(trial):
+                return trial
+            time.sleep(0.5)
+        raise RuntimeError(f"timed out: {trial}")
+
+    def reference(trial, attempt, out, extra=(), ranks=1):
+        config = os.path.join(work, "configs", f"trial-{trial}-attempt-{attempt}.json")
+        command = [args.train, "pretrain", "--config", config, "--set", f"run.output_dir={out}",
+                   "--set", f"checkpoint.dir={out}/checkpoints", *extra]
+        if ranks > 1:
+            command = ["mpirun", "-np", str(ranks), "--bind-to", "none", *command]
+        return subprocess.run(command, capture_output=True, text=True, env=MPI_ENV, timeout=600)
+
+    try:
+        subprocess.run([args.maestro, "dataset", "register", "fmnist", "--path", shards, "--coordinator", address],
+                       check=True, capture_output=True, timeout=60)
+
+        # 1. A 2-slot trial against one process at the double batch.
+        created = submit("two-slots", 0.75, 8)
+        trial_id = created["trials"][0]
+        t = wait(created["experiment"], lambda t: t["state"] in ("completed", "failed"))
+        out = os.path.join(args.dir, "runs", f"trial-{trial_id}", "pretrain")
+        logs = subprocess.run([args.maestro, "trial", "logs", str(trial_id), "--coordinator", address],
+                              capture_output=True, text=True).stdout
+        check.expect(t["state"] == "completed" and "data-parallel: 2 ranks (mpi)" in logs,
+                     f"a 2-slot trial runs as 2 mpirun ranks started by the worker ({t['state']})")
+        single = os.path.join(args.dir, "single")
+        r = reference(trial_id, 1, single, ["--set", "optim.batch_size=64"])
+        if r.returncode == 0 and t["state"] == "completed":
+            a, b = weights(single, 8), weights(out, 8)
+            errors, key = {}, []
+            for k in a:
+                if k.endswith("qkv.bias"):
+                    d = a[k].shape[0] // 3
+                    for part, sl in (("q", slice(0, d)), ("v", slice(2 * d, 3 * d))):
+                        errors[f"{k}[{part}]"] = float(np.linalg.norm(b[k][sl].astype(np.float64) - a[k][sl])
+                                                       / np.linalg.norm(a[k][sl]))
+                    key.append(float(np.abs(b[k][d:2 * d] - a[k][d:2 * d]).max()))
+                else:
+                    errors[k] = float(np.linalg.norm(b[k].astype(np.float64) - a[k]) / max(np.linalg.norm(a[k]), 1e-30))
+            worst = max(errors, key=errors.get)
+            check.expect(errors[worst] < 1e-5,
+                         f"its parameters are within 1e-5 relative of one process with the double batch "
+                         f"(worst {errors[worst]:.2e}, {worst}; key thirds of qkv.bias within {max(key):.1e} absolute)")
+        else:
+            check.expect(False, f"the single-process reference ran: {r.stdout[-500:]} {r.stderr[-500:]}")
+
+        # 2. A rank killed after a checkpoint: the coordinator restarts the gang.
+        created = submit("gang-restart", 0.6, 16)
+        trial_id = created["trials"][0]
+        out = os.path.join(args.dir, "runs", f"trial-{trial_id}", "pretrain")
+        deadline = time.time() + 300
+        while time.time() < deadline and not os.path.exists(os.path.join(checkpoint_path(out, 8), "manifest.json")):
+            time.sleep(0.05)
+        os.kill(rank_pid(f"trial-{trial_id}-attempt-1.json", 1), signal.SIGKILL)
+        t = wait(created["experiment"], lambda t: t["state"] in ("completed", "failed"))
+        check.expect(t["state"] == "completed" and t["attempt"] == 2 and len(t.get("failures", [])) == 1,
+                     f"the gang is restarted by the coordinator and completes (attempt {t['attempt']}, "
+                     f"failure: {(t.get('failures') or [{}])[0].get('cause', '-')[:80]})")
+        logs = subprocess.run([args.maestro, "trial", "logs", str(trial_id), "--coordinator", address],
+                              capture_output=True, text=True).stdout
+        resumed = logs.split("attempt 2")[-1]
+        check.expect("resumed from" in resumed, "attempt 2 resumed from the checkpoint: "
+                     + next((line for line in resumed.splitlines() if "resumed from" in line), "-"))
+        uninterrupted = os.path.join(args.dir, "uninterrupted")
+        r = reference(trial_id, 1, uninterrupted, ranks=2)
+        same = r.returncode == 0 and all(np.array_equal(weights(uninterrupted, 16)[k], v)
+                                         for k, v in weights(out, 16).items())
+        check.expect(same, "its final parameters equal an uninterrupted 2-rank run's, bitwise")
+    finally:
+        for proc in (worker, coordinator):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (worker, coordinator):
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"data-parallel worker test: {'PASS' if check.failures == 0 else str(check.failures) + ' FAILURES'}")
+    return 0 if check.failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
