@@ -122,6 +122,7 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
   searcher.Read("seed", &seed);
   ConfigReader& resources = root.Section("resources");
   resources.Read("slots_per_trial", &spec.resources.slots_per_trial);
+  resources.Read("nodes", &spec.resources.nodes);
   resources.Read("cpu_cores", &spec.resources.cpu_cores);
   resources.Read("memory_mb", &spec.resources.memory_mb);
   resources.Read("priority", &spec.resources.priority);
@@ -150,6 +151,11 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
     return Bad("searcher.max_trials", "a random searcher needs a positive max_trials");
   }
   if (spec.resources.slots_per_trial <= 0) return Bad("resources.slots_per_trial", "must be >= 1");
+  if (spec.resources.nodes <= 0) return Bad("resources.nodes", "must be >= 1");
+  if (spec.resources.nodes > 1 && spec.resources.slots_per_trial > 1) {
+    return Bad("resources.nodes",
+               "a multi-node trial runs one process per node for now (slots_per_trial 1)");
+  }
   if (spec.resources.cpu_cores < 0 || spec.resources.memory_mb < 0) {
     return Bad("resources", "cpu_cores and memory_mb must not be negative");
   }

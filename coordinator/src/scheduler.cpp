@@ -89,13 +89,14 @@ Status Scheduler::Load() {
       if (const ExperimentSpec* spec = SpecOf(trial))
         queue_.insert({-spec->resources.priority, id});
     } else if (IsActive(state)) {
-      // Its worker has until the timeout to register again and list it; else it is lost.
-      const std::string worker_id = StringOr(trial, "worker");
-      Worker& worker = workers_[worker_id];
-      worker.id = worker_id;
-      worker.alive = true;
-      worker.last_heartbeat = now;
-      worker.running.insert({id, trial.Find("attempt")->as_int()});
+      // Its workers have until the timeout to register again and list it; else they are lost.
+      for (const std::string& worker_id : GangOf(trial)) {
+        Worker& worker = workers_[worker_id];
+        worker.id = worker_id;
+        worker.alive = true;
+        worker.last_heartbeat = now;
+        worker.running.insert({id, trial.Find("attempt")->as_int()});
+      }
       running_[id] = Running{};
     }
     trials_.emplace(id, std::move(trial));
@@ -165,6 +166,11 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
           "resources.slots_per_trial: " + std::to_string(spec.resources.slots_per_trial) +
           " slots per trial, but the largest worker has " + std::to_string(max_slots) +
           " (a trial runs on one worker: multi-node gang placement is not built yet)");
+    }
+    if (spec.resources.nodes > static_cast<int64_t>(workers_.size())) {
+      return InvalidArgumentError("resources.nodes: " + std::to_string(spec.resources.nodes) +
+                                  " nodes per trial, but " + std::to_string(workers_.size()) +
+                                  " worker(s) are known: the gang could never be placed");
     }
     if (spec.resources.cpu_cores > max_cores) {
       return InvalidArgumentError(
@@ -416,9 +422,21 @@ std::vector<Json> Scheduler::Events(int64_t from) { return store_->Events(from);
 // ---------------------------------------------------------------------------------------------
 // Workers
 
+std::vector<std::string> Scheduler::GangOf(const Json& trial) {
+  std::vector<std::string> out;
+  if (const Json* gang = trial.Find("gang"); gang != nullptr && gang->is_array()) {
+    for (const Json& w : gang->as_array()) out.push_back(w.as_string());
+  }
+  if (out.empty()) out.push_back(StringOr(trial, "worker"));
+  return out;
+}
+
 bool Scheduler::IsCurrent(const Json& trial, const std::string& worker, int64_t attempt) const {
-  return IsActive(trial.Find("state")->as_string()) && trial.Find("attempt")->as_int() == attempt &&
-         StringOr(trial, "worker") == worker;
+  if (!IsActive(trial.Find("state")->as_string()) || trial.Find("attempt")->as_int() != attempt) {
+    return false;
+  }
+  const auto gang = GangOf(trial);
+  return std::find(gang.begin(), gang.end(), worker) != gang.end();
 }
 
 Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
@@ -601,11 +619,30 @@ void Scheduler::Schedule(Worker& worker, int64_t free_slots, Change& change,
       ++it;
       continue;
     }
+    // A multi-node trial takes this worker as node 0 and the first others that fit, at once.
+    std::vector<Worker*> gang = {&worker};
+    for (auto& [other_id, other] : workers_) {
+      if (static_cast<int64_t>(gang.size()) >= spec->resources.nodes) break;
+      if (other_id != worker.id && other.alive && other.confirmed && Fits(other, *spec)) {
+        gang.push_back(&other);
+      }
+    }
+    if (static_cast<int64_t>(gang.size()) < spec->resources.nodes) {
+      ++it;
+      continue;
+    }
     it = queue_.erase(it);
     auto& object = trial.as_object();
     object["attempt"] = Json(trial.Find("attempt")->as_int() + 1);
     object["state"] = Json("assigned");
     object["worker"] = Json(worker.id);
+    if (gang.size() > 1) {
+      Json::Array members;
+      for (const Worker* w : gang) members.emplace_back(w->id);
+      object["gang"] = Json(std::move(members));
+    } else {
+      object.erase("gang");
+    }
     const int64_t queued_at = IntOr(trial, "queued_at_ms", NowMs());
     auto assignment = BuildAssignment(trial, *spec);
     if (!assignment.ok()) {
@@ -626,6 +663,17 @@ void Scheduler::Schedule(Worker& worker, int64_t free_slots, Change& change,
     worker.running.insert({id, assignment->attempt});
     worker.assigned_beat[{id, assignment->attempt}] = worker.beats;
     running_[id] = Running{};
+    if (gang.size() > 1) {
+      assignment->nodes = static_cast<int64_t>(gang.size());
+      assignment->master_addr = worker.address.empty() ? "127.0.0.1" : worker.address;
+      assignment->master_port = 20000 + (id * 131 + assignment->attempt * 7) % 20000;
+      for (size_t node = 1; node < gang.size(); ++node) {
+        TrialAssignment other = *assignment;
+        other.node_rank = static_cast<int64_t>(node);
+        gang[node]->running.insert({id, assignment->attempt});
+        gang[node]->pending_assignments.push_back(std::move(other));
+      }
+    }
     ++running_per_experiment[experiment];
     free_slots -= spec->resources.slots_per_trial;
     out.assignments.push_back(std::move(*assignment));
@@ -695,6 +743,12 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
   for (const auto& piece : logs) {
     auto it = trials_.find(piece.trial);
     if (it == trials_.end() || piece.attempt > it->second.Find("attempt")->as_int()) continue;
+    if (GangOf(it->second).size() > 1 && StringOr(it->second, "worker") != worker_id) {
+      // A gang's other nodes keep their logs on their workers (rank 0 prints): acknowledged.
+      out.log_acks.push_back(
+          {piece.trial, piece.attempt, piece.offset + static_cast<int64_t>(piece.data.size()), ""});
+      continue;
+    }
     const AttemptRef ref{piece.trial, piece.attempt};
     auto length = log_lengths_.find(ref);
     if (length == log_lengths_.end()) {
@@ -712,6 +766,11 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
   }
   out.kill.insert(out.kill.end(), worker.pending_kills.begin(), worker.pending_kills.end());
   worker.pending_kills.clear();
+  for (auto& assignment : worker.pending_assignments) {  // this worker's node of a gang
+    worker.assigned_beat[{assignment.trial, assignment.attempt}] = worker.beats;
+    out.assignments.push_back(std::move(assignment));
+  }
+  worker.pending_assignments.clear();
   const int64_t free_by_count = worker.slots - SlotsUsed(worker);
   Schedule(worker, std::min(free_slots, free_by_count), change, out);
   MAESTRO_RETURN_IF_ERROR(store_->Commit(std::move(change)));
@@ -719,10 +778,22 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
 }
 
 void Scheduler::ReleaseAttempt(const Json& trial) {
-  const int64_t id = trial.Find("id")->as_int();
-  auto worker = workers_.find(StringOr(trial, "worker"));
-  if (worker != workers_.end()) worker->second.running.erase({id, trial.Find("attempt")->as_int()});
-  running_.erase(id);
+  const AttemptRef ref{trial.Find("id")->as_int(), trial.Find("attempt")->as_int()};
+  const auto gang = GangOf(trial);
+  for (const std::string& id : gang) {
+    auto worker = workers_.find(id);
+    if (worker == workers_.end()) continue;
+    worker->second.running.erase(ref);
+    // The other nodes of a gang stop with it (a node that already ended ignores this).
+    if (gang.size() > 1) worker->second.pending_kills.push_back(ref);
+    auto& pending = worker->second.pending_assignments;
+    pending.erase(std::remove_if(pending.begin(), pending.end(),
+                                 [&](const TrialAssignment& a) {
+                                   return a.trial == ref.trial && a.attempt == ref.attempt;
+                                 }),
+                  pending.end());
+  }
+  running_.erase(ref.trial);
 }
 
 void Scheduler::Requeue(Json& trial) {

@@ -302,6 +302,10 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
       out->set_resume(a.resume);
       out->set_slots(a.slots);
       out->set_grace_period_ms(a.grace_period_ms);
+      out->set_node_rank(a.node_rank);
+      out->set_nodes(a.nodes);
+      out->set_master_addr(a.master_addr);
+      out->set_master_port(a.master_port);
     }
     for (const auto& kill : outcome->kill) {
       auto* k = response->add_kill();

@@ -8,6 +8,10 @@ worker daemon.
 2. Exact resume of the gang: one rank of a 2-slot trial killed with SIGKILL after a checkpoint;
    the worker reports the failure, the coordinator restarts the whole gang from the
    checkpoint (attempt 2) and its final parameters equal an uninterrupted 2-rank run's.
+3. Multi-node placement with a second worker: a trial of 2 nodes is gang-placed on both, each
+   rank gets RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT and meets the other in the TCPStore
+   rendezvous (each writes what it saw); on these CPU-only workers it then stops with the
+   documented message (NCCL needs GPUs).
 Exit status 0 when everything holds.
 """
 import argparse
@@ -74,8 +78,9 @@ def main():
     threading.Thread(target=coordinator.stdout.read, daemon=True).start()
     work = os.path.join(args.dir, "w1")
     worker = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w1", "--slots", "2",
-                               "--work-dir", work], stdout=open(os.path.join(args.dir, "w1.log"), "w"),
-                              stderr=subprocess.STDOUT)
+                               "--address", "127.0.0.1", "--work-dir", work],
+                              stdout=open(os.path.join(args.dir, "w1.log"), "w"), stderr=subprocess.STDOUT)
+    second = None
 
     def cli(*words):
         r = subprocess.run([args.maestro, *words, "--coordinator", address, "--json"], capture_output=True,
@@ -84,14 +89,14 @@ def main():
             raise RuntimeError(r.stderr)
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
-    def submit(name, mask, steps):
+    def submit(name, mask, steps, resources="{slots_per_trial: 2}"):
         path = os.path.join(args.dir, f"{name}.yaml")
         with open(path, "w") as f:
             f.write(f"name: {name}\nkind: pretrain\ndataset: fmnist\n"
                     f"config: {ROOT}/configs/fmnist_pretrain.yaml\nhyperparameters:\n"
                     f"  model.mask_ratio: {mask}\n  optim.batch_size: 32\n  optim.max_steps: {steps}\n"
                     "  run.threads: 1\n  data.num_workers: 1\n  optim.warmup_epochs: 0.01\n"
-                    "  log.interval_steps: 2\nresources: {slots_per_trial: 2}\n"
+                    f"  log.interval_steps: 2\nresources: {resources}\n"
                     "checkpoint: {interval_steps: 4, keep_last: 0}\nmax_restarts: 2\n")
         return cli("experiment", "create", path)[0]
 
@@ -168,10 +173,42 @@ def main():
         same = r.returncode == 0 and all(np.array_equal(weights(uninterrupted, 16)[k], v)
                                          for k, v in weights(out, 16).items())
         check.expect(same, "its final parameters equal an uninterrupted 2-rank run's, bitwise")
+
+        # 3. A 2-node trial on two workers: gang-placed, each rank gets its RANK / WORLD_SIZE /
+        # MASTER_ADDR / MASTER_PORT and meets the other in the TCPStore rendezvous; on these
+        # CPU-only workers it then stops with the documented message.
+        second_work = os.path.join(args.dir, "w2")
+        second = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w2", "--slots", "1",
+                                   "--address", "127.0.0.1", "--work-dir", second_work],
+                                  stdout=open(os.path.join(args.dir, "w2.log"), "w"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline and len([w for w in cli("worker", "list") if w["state"] == "alive"]) < 2:
+            time.sleep(0.2)
+        created = submit("two-nodes", 0.5, 8, "{slots_per_trial: 1, nodes: 2}")
+        trial_id = created["trials"][0]
+        t = wait(created["experiment"], lambda t: t["state"] in ("completed", "failed"))
+        seen = []
+        for folder in (work, second_work):
+            path = os.path.join(folder, "logs", f"trial-{trial_id}-attempt-1.rendezvous.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    seen.append(json.load(f))
+        seen.sort(key=lambda s: s["rank"])
+        check.expect(sorted(t.get("gang", [])) == ["w1", "w2"] and len(seen) == 2
+                     and [s["rank"] for s in seen] == [0, 1] and all(s["world_size"] == 2 for s in seen)
+                     and len({(s["master_addr"], s["master_port"]) for s in seen}) == 1
+                     and seen[0]["peers"] == seen[1]["peers"] and len(seen[0]["peers"]) == 2,
+                     f"a 2-node trial is gang-placed on both workers and its ranks meet in the rendezvous: {seen}")
+        check.expect(t["state"] == "failed" and "needs CUDA GPUs" in t.get("cause", ""),
+                     f"on CPU-only workers it stops with the documented message: {t.get('cause', '')[:160]}")
     finally:
-        for proc in (worker, coordinator):
+        for proc in (worker, coordinator, second):
+            if proc is None:
+                continue
             proc.send_signal(signal.SIGTERM)
-        for proc in (worker, coordinator):
+        for proc in (worker, coordinator, second):
+            if proc is None:
+                continue
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:

@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   flags.Add("coordinator", &options.coordinator, "the coordinator, host:port");
   flags.Add("id", &options.id, "this worker's stable identity (default: the host name)");
   flags.Add("work-dir", &options.work_dir, "folder for the trainers' logs and configs");
+  flags.Add("address", &options.address,
+            "address other workers reach this one at (rank 0 of a multi-node trial serves the "
+            "rendezvous there; default: the host name)");
   flags.Add("slots", &options.slots, "trial slots (CPU trainers run at once)");
   flags.Add("cpu-cores", &options.cpu_cores, "CPU cores offered (0: the online CPUs)");
   flags.Add("memory-mb", &options.memory_mb, "memory offered in MB (0: physical memory)");

@@ -161,7 +161,7 @@ class WorkerDaemon::Impl {
     request.set_worker_id(options_.id);
     request.set_protocol_version(kWorkerProtocolVersion);
     request.set_build(MaestroBuild());
-    request.set_address(HostName());
+    request.set_address(options_.address.empty() ? HostName() : options_.address);
     request.mutable_resources()->set_slots(options_.slots);
     request.mutable_resources()->set_cpu_cores(options_.cpu_cores);
     request.mutable_resources()->set_memory_mb(options_.memory_mb);
@@ -373,6 +373,15 @@ class WorkerDaemon::Impl {
     const Json* dir = run != nullptr ? run->Find("output_dir") : nullptr;
     std::vector<std::string> env = {"MAESTRO_TRIAL=" + std::to_string(child.trial),
                                     "MAESTRO_ATTEMPT=" + std::to_string(child.attempt)};
+    if (a.nodes() > 1) {
+      // A node of a multi-node gang: the torchrun-style environment (one process per node).
+      env.insert(env.end(), {"RANK=" + std::to_string(a.node_rank()),
+                             "WORLD_SIZE=" + std::to_string(a.nodes()), "LOCAL_RANK=0",
+                             "MASTER_ADDR=" + a.master_addr(),
+                             "MASTER_PORT=" + std::to_string(a.master_port()),
+                             "MAESTRO_RENDEZVOUS_RECORD=" + options_.work_dir + "/logs/" + name +
+                                 ".rendezvous.json"});
+    }
     if (child.slots > 1) {
       // The worker's slots are the authority (mpirun would count cores); as root mpirun needs
       // both confirmations.

@@ -25,6 +25,7 @@ class SingleProcess final : public Communicator {
 #ifdef MAESTRO_HAVE_MPI
 Result<std::unique_ptr<Communicator>> MakeMpiCommunicator(const CommunicatorOptions& options);
 #endif
+Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOptions& options);
 
 std::unique_ptr<Communicator> MakeSingleProcessCommunicator() {
   return std::make_unique<SingleProcess>();
@@ -33,7 +34,11 @@ std::unique_ptr<Communicator> MakeSingleProcessCommunicator() {
 Result<std::unique_ptr<Communicator>> CommunicatorFromEnvironment(
     const CommunicatorOptions& options) {
   const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
-  if (size == nullptr || std::atoll(size) <= 1) return MakeSingleProcessCommunicator();
+  if (size == nullptr || std::atoll(size) <= 1) {
+    const char* world = std::getenv("WORLD_SIZE");
+    if (world != nullptr && std::atoll(world) > 1) return MakeEnvCommunicator(options);
+    return MakeSingleProcessCommunicator();
+  }
 #ifdef MAESTRO_HAVE_MPI
   return MakeMpiCommunicator(options);
 #else

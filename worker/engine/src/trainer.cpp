@@ -766,6 +766,13 @@ int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ost
     out << "error: data-parallel launch: " << communicator.status().ToString() << std::endl;
     return kExitPermanentFailure;
   }
+  if ((*communicator)->backend() == "nccl" && config.run.device == "cuda") {
+    // One GPU per local rank.
+    TrainConfig local = config;
+    const char* local_rank = std::getenv("LOCAL_RANK");
+    local.run.device = "cuda:" + std::string(local_rank != nullptr ? local_rank : "0");
+    return Trainer(local, options, out, std::move(*communicator)).Run();
+  }
   return Trainer(config, options, out, std::move(*communicator)).Run();
 }
 

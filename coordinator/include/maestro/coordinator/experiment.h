@@ -12,7 +12,7 @@
 //     optim.blr: {type: log, base: 10, minval: -4, maxval: -3, count: 2}
 //     optim.epochs: 2                         # a scalar: const
 //   searcher: {name: grid}                    # or {name: random, max_trials: 8, seed: 0}
-//   resources: {slots_per_trial: 1, cpu_cores: 2, memory_mb: 4096, priority: 0}
+//   resources: {slots_per_trial: 1, nodes: 1, cpu_cores: 2, memory_mb: 4096, priority: 0}
 //   max_concurrent_trials: 2                  # 0: no limit
 //   max_restarts: 3
 //   checkpoint: {interval_steps: 100, keep_last: 2}
@@ -49,7 +49,8 @@ struct SearcherSpec {
 };
 
 struct Resources {
-  int64_t slots_per_trial = 1;  // GPUs, or CPU slots
+  int64_t slots_per_trial = 1;  // GPUs, or CPU slots (per node)
+  int64_t nodes = 1;            // > 1: a gang over this many workers (torchrun-style ranks)
   int64_t cpu_cores = 0;        // 0: no requirement
   int64_t memory_mb = 0;        // 0: no requirement
   int64_t priority = 0;         // higher first; FIFO within a priority

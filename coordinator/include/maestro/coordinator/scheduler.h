@@ -85,6 +85,9 @@ struct TrialAssignment {
   std::string job;
   Json config;
   bool resume = false;
+  // A multi-node trial: this worker's node rank of `nodes`, and rank 0's rendezvous address.
+  int64_t node_rank = 0, nodes = 1, master_port = 0;
+  std::string master_addr;
 };
 
 struct HeartbeatOutcome {
@@ -172,8 +175,9 @@ class Scheduler {
     std::chrono::steady_clock::time_point last_heartbeat;
     std::set<AttemptRef> running;
     std::vector<AttemptRef> pending_kills;
-    int64_t beats = 0;                            // heartbeats of this session
-    std::map<AttemptRef, int64_t> assigned_beat;  // the heartbeat whose answer carried it
+    std::vector<TrialAssignment> pending_assignments;  // a gang's other nodes, for the next beat
+    int64_t beats = 0;                                 // heartbeats of this session
+    std::map<AttemptRef, int64_t> assigned_beat;       // the heartbeat whose answer carried it
   };
   struct Running {
     TrialProgressReport progress;
@@ -198,6 +202,8 @@ class Scheduler {
   void ReleaseAttempt(const Json& trial);
   Json& TrialRef(int64_t id);
   bool IsCurrent(const Json& trial, const std::string& worker, int64_t attempt) const;
+  // The workers running a trial's current attempt: its "gang" (node 0 first), or its worker.
+  static std::vector<std::string> GangOf(const Json& trial);
   void CommitOrLog(Change change);
   void DeclareLost(Worker& worker, const std::string& why, Change& change);
   int64_t RunningOf(int64_t experiment) const;

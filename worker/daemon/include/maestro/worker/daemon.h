@@ -19,9 +19,10 @@ namespace maestro::worker {
 
 struct WorkerOptions {
   std::string coordinator = "127.0.0.1:7071";
-  std::string id;                     // stable identity; empty: the host name
-  std::string work_dir;               // logs/ and configs/ of the attempts it runs
-  std::string train_binary;           // maestro-train
+  std::string id;            // stable identity; empty: the host name
+  std::string address;       // where other workers reach this one (rendezvous); empty: host name
+  std::string work_dir;      // logs/ and configs/ of the attempts it runs
+  std::string train_binary;  // maestro-train
   std::string mpirun = "mpirun";      // starts the ranks of a multi-slot trial (found in PATH)
   int64_t slots = 1;                  // CPU slots: a k-slot trial runs as k mpirun ranks
   int64_t cpu_cores = 0;              // 0: the online CPUs

@@ -1,7 +1,8 @@
 // Data-parallel communication (issue 7): the collectives a training process needs, behind one
-// interface with a back end per kind of tensor. This part: one process (no communication) and
-// Open MPI for CPU tensors (MPI_Allreduce / MPI_Bcast on contiguous buffers; ranks started by
-// `mpirun`, which Open MPI 4.1 requires). The NCCL back end for CUDA tensors comes next.
+// interface with a back end per kind of tensor: one process (no communication); Open MPI for
+// CPU tensors (MPI_Allreduce / MPI_Bcast on contiguous buffers; ranks started by `mpirun`,
+// which Open MPI 4.1 requires); NCCL for CUDA tensors through c10d's ProcessGroupNCCL after a
+// TCPStore rendezvous (the torchrun-style environment).
 //
 // A collective that has not completed within the timeout (a peer died or hangs) ends the
 // process with a clear error and the retryable exit status instead of hanging: the
@@ -45,8 +46,12 @@ class Communicator {
 std::unique_ptr<Communicator> MakeSingleProcessCommunicator();
 
 // The communicator this process was launched for: Open MPI's when started by `mpirun` with
-// more than one rank (OMPI_COMM_WORLD_SIZE > 1), else a single process. FAILED_PRECONDITION
-// when launched by mpirun in a build without MPI; UNAVAILABLE when MPI cannot start.
+// more than one rank (OMPI_COMM_WORLD_SIZE > 1); NCCL's after a TCPStore rendezvous at
+// MASTER_ADDR:MASTER_PORT when started torchrun-style (RANK, WORLD_SIZE > 1, LOCAL_RANK;
+// with MAESTRO_RENDEZVOUS_RECORD=FILE each rank writes what it saw there); else a single
+// process. FAILED_PRECONDITION when launched by mpirun in a build without MPI, or
+// torchrun-style without CUDA (after the rendezvous: CPU ranks come from mpirun);
+// UNAVAILABLE when MPI cannot start or the rendezvous fails.
 Result<std::unique_ptr<Communicator>> CommunicatorFromEnvironment(
     const CommunicatorOptions& options);
 
