@@ -496,8 +496,10 @@ class Trainer {
         if (Status s = grad_sync_->AllReduce(*comm_); !s.ok())
           return Fail({kExitRetryableFailure, "gradient all-reduce: " + s.ToString()});
         window_sync_s += std::chrono::duration<double>(Clock::now() - sync_start).count();
-        std::vector<torch::Tensor> shared = {torch::tensor(
-            {static_cast<float>(step_loss), stopping ? 1.0f : 0.0f, by_time ? 1.0f : 0.0f})};
+        std::vector<torch::Tensor> shared = {
+            torch::tensor(
+                {static_cast<float>(step_loss), stopping ? 1.0f : 0.0f, by_time ? 1.0f : 0.0f})
+                .to(device_)};  // where the back end reduces (CUDA for NCCL)
         if (Status s = comm_->AllReduceMean(shared); !s.ok())
           return Fail({kExitRetryableFailure, "loss all-reduce: " + s.ToString()});
         step_loss = shared[0][0].item<double>();
