@@ -863,8 +863,9 @@ Status Scheduler::ReportExit(const TrialExit& report) {
   if (it == trials_.end()) return NotFoundError("no trial " + std::to_string(report.trial));
   Json& trial = it->second;
   if (!IsCurrent(trial, report.worker, report.attempt)) {
+    const auto gang = GangOf(trial);
     if (trial.Find("attempt")->as_int() == report.attempt &&
-        StringOr(trial, "worker") == report.worker) {
+        std::find(gang.begin(), gang.end(), report.worker) != gang.end()) {
       return FailedPreconditionError("trial " + std::to_string(report.trial) + ": attempt " +
                                      std::to_string(report.attempt) + " on '" + report.worker +
                                      "' had already ended (the trial is " +

@@ -111,6 +111,17 @@ Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOpti
       const auto value = store->get(key);
       peers.emplace_back(std::string(value.begin(), value.end()));
     }
+    // Rank 0's process serves the store: it leaves only once every other rank has read the
+    // others (a set needs no answer, so the others never wait on a server that may be gone).
+    if (rank != 0) {
+      const std::string left = "1";
+      store->set("maestro/left/" + std::to_string(rank),
+                 std::vector<uint8_t>(left.begin(), left.end()));
+    } else {
+      std::vector<std::string> left;
+      for (int64_t r = 1; r < size; ++r) left.push_back("maestro/left/" + std::to_string(r));
+      store->wait(left);
+    }
   } catch (const std::exception& e) {
     return UnavailableError("rendezvous at " + std::string(addr) + ":" + std::to_string(port) +
                             " failed: " + e.what());
