@@ -5,8 +5,9 @@
    After every step the two ranks' parameters are bitwise identical (their per-step
    checksums, MAESTRO_PARAM_CHECKSUMS, are equal).
 2. Exact resume with 2 ranks: a gang whose rank 1 is killed with SIGKILL after a checkpoint
-   ends (mpirun stops the other rank); restarted with --resume auto it ends with parameters
-   bitwise equal to an uninterrupted 2-rank run's.
+   ends (rank 0, blocked in all-reduce when mpirun tells it to stop, exits with a clear error);
+   restarted with --resume auto it ends with parameters bitwise equal to an uninterrupted
+   2-rank run's.
 3. A rank killed while the other waits in all-reduce (mpirun told not to end the job): the
    survivor exits with the retryable status and a clear timeout error within dist.timeout_s.
 Exit status 0 when everything holds.
@@ -134,12 +135,15 @@ def main():
         os.kill(victim, signal.SIGKILL)
         code = proc.wait(timeout=120)
         gang_end = time.time() - killed_at
+        killed_output = proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    check.expect(code != 0 and gang_end < 30,
-                 f"killing rank 1 ends the gang (mpirun exit {code}, {gang_end:.1f} s after the kill)")
+    message = next((x for x in killed_output.splitlines() if "still waiting for a peer" in x), "")
+    check.expect(code != 0 and gang_end < 30 and "error: rank 0: all-reduce" in message,
+                 f"killing rank 1 ends the gang: the surviving rank exits with a clear error "
+                 f"({gang_end:.1f} s after the kill, mpirun exit {code}): {message}")
     r = subprocess.run(mpirun(2, train_args(args.train, killed, 32, steps, ["--resume", "auto"])),
                        capture_output=True, text=True, env=MPI_ENV, timeout=600)
     resumed = r.returncode == 0 and "resumed from" in r.stdout

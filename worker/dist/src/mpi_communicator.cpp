@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "maestro/dist/communicator.h"
@@ -108,17 +109,33 @@ class MpiCommunicator final : public Communicator {
     if (code != MPI_SUCCESS) Abort(std::string("MPI ") + what + " failed");
   }
 
-  // Ends the process when a collective passes its deadline: a peer is gone or hangs, and MPI
-  // would wait for it forever.
+  // Ends the process when a collective passes its deadline (a peer is gone or hangs, and MPI
+  // would wait for it forever), or stays blocked half a second after a stop signal.
   void Watch() {
     std::unique_lock<std::mutex> lock(mutex_);
+    std::optional<std::chrono::steady_clock::time_point> signalled;
     while (!stopping_) {
       if (!armed_) {
+        signalled.reset();
         cv_.wait(lock);
         continue;
       }
-      if (cv_.wait_until(lock, deadline_) == std::cv_status::timeout && armed_ && !stopping_ &&
-          std::chrono::steady_clock::now() >= deadline_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+      if (!armed_ || stopping_) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (options_.stop_signal != nullptr && options_.stop_signal->load() != 0) {
+        if (!signalled) signalled = now;
+        if (now - *signalled >= std::chrono::milliseconds(500)) {
+          std::fprintf(stderr,
+                       "error: rank %lld: %s still waiting for a peer when the job was told to "
+                       "stop (signal %d): a peer rank died; exiting so the gang restarts from its "
+                       "last checkpoint\n",
+                       static_cast<long long>(rank_), what_, options_.stop_signal->load());
+          std::fflush(stderr);
+          std::_Exit(kExitRetryable);
+        }
+      }
+      if (now >= deadline_) {
         std::fprintf(stderr,
                      "error: rank %lld: %s did not complete within %.0f s (dist.timeout_s): a "
                      "peer rank died or hangs; exiting so the gang restarts from its last "

@@ -763,7 +763,7 @@ void InstallStopSignalHandlers() {
 }
 
 int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out) {
-  auto communicator = dist::CommunicatorFromEnvironment({config.dist.timeout_s});
+  auto communicator = dist::CommunicatorFromEnvironment({config.dist.timeout_s, &g_stop_signal});
   if (!communicator.ok()) {
     out << "error: data-parallel launch: " << communicator.status().ToString() << std::endl;
     return kExitPermanentFailure;

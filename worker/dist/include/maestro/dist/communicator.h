@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,10 @@ namespace maestro::dist {
 
 struct CommunicatorOptions {
   double timeout_s = 300;  // a collective taking longer ends the process (exit 4)
+  // The trainer's stop-signal flag (SIGTERM/SIGINT). A collective still blocked half a second
+  // after a stop signal arrived ends the process at once with a clear error (exit 4): the
+  // launcher is stopping the job because a peer died (mpirun sends SIGTERM before SIGKILL).
+  const std::atomic<int>* stop_signal = nullptr;
 };
 
 class Communicator {
