@@ -6,7 +6,6 @@
 //
 // Runs until SIGTERM or SIGINT. All state is in the RocksDB store under --db: a coordinator
 // killed with SIGKILL and started again on the same folder carries on where it stopped.
-#include <signal.h>
 #include <unistd.h>
 
 #include <climits>
@@ -15,6 +14,7 @@
 #include "maestro/coordinator/service.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
+#include "maestro/shared/stop_signals.h"
 
 int main(int argc, char** argv) {
   maestro::coordinator::CoordinatorOptions options;
@@ -64,11 +64,7 @@ int main(int argc, char** argv) {
   options.scheduler.heartbeat_interval_ms = heartbeat_ms;
   options.scheduler.worker_timeout_ms = static_cast<int64_t>(worker_timeout_s * 1000);
   options.scheduler.grace_period_ms = static_cast<int64_t>(grace_s * 1000);
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // taken by sigwait; threads inherit the mask
+  const sigset_t stop = maestro::BlockStopSignals();  // before the server's threads start
   auto server = maestro::coordinator::CoordinatorServer::Start(options);
   if (!server.ok()) {
     std::cerr << "maestro-coordinator: " << server.status().ToString() << "\n";
@@ -79,9 +75,7 @@ int main(int argc, char** argv) {
   if ((*server)->metrics_port() != 0)
     std::cout << ", metrics on port " << (*server)->metrics_port();
   std::cout << std::endl;
-  int signal_number = 0;
-  sigwait(&stop, &signal_number);
-  std::cout << "stopping on signal " << signal_number << std::endl;
+  std::cout << "stopping on signal " << maestro::AwaitStopSignal(stop) << std::endl;
   (*server)->Shutdown();
   return 0;
 }

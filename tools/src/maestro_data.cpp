@@ -7,7 +7,6 @@
 // `serve` runs until SIGTERM or SIGINT. `stream` reads one rank's stream (from the service, or
 // from local shards through the same interface) and prints its record count, bytes, rate and
 // a sha256 over every (index, value): what the tests compare and the benchmark measures.
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -24,6 +23,7 @@
 #include "maestro/shared/flags.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/sha256.h"
+#include "maestro/shared/stop_signals.h"
 
 namespace {
 
@@ -90,12 +90,7 @@ int Serve(int argc, char** argv) {
   if (in_flight <= 0) throw Error(InvalidArgumentError("--max-in-flight-bytes must be positive"));
   options.default_in_flight_bytes = in_flight;
 
-  // Stop signals are taken by sigwait below; every thread started from here inherits the mask.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const sigset_t stop = maestro::BlockStopSignals();  // before the server's threads start
 
   auto server = dl::DataServer::Start(options);
   if (!server.ok()) throw Error(server.status());
@@ -109,9 +104,7 @@ int Serve(int argc, char** argv) {
   if ((*server)->metrics_port() != 0)
     std::cout << ", metrics on port " << (*server)->metrics_port();
   std::cout << std::endl;
-  int signal_number = 0;
-  sigwait(&stop, &signal_number);
-  std::cout << "stopping on signal " << signal_number << std::endl;
+  std::cout << "stopping on signal " << maestro::AwaitStopSignal(stop) << std::endl;
   (*server)->Shutdown();
   return 0;
 }

@@ -5,7 +5,6 @@
 //
 // Runs until SIGTERM or SIGINT: its trainers then checkpoint and stop (preempted), and the
 // coordinator reschedules them without spending their restart budget.
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +14,7 @@
 
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
+#include "maestro/shared/stop_signals.h"
 #include "maestro/worker/daemon.h"
 
 namespace {
@@ -55,11 +55,7 @@ int main(int argc, char** argv) {
   flags.Add("metrics-listen", &options.metrics_listen,
             "host:port for Prometheus /metrics (empty: none; port 0: any free port)");
   maestro::ParseFlagsOrExit(flags, argc, argv);
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // taken by sigwait below
+  const sigset_t stop_signals = maestro::BlockStopSignals();  // before any thread starts
   auto daemon = maestro::worker::WorkerDaemon::Create(options);
   if (!daemon.ok()) {
     std::cerr << "maestro-worker: " << daemon.status().ToString() << "\n";
@@ -69,11 +65,7 @@ int main(int argc, char** argv) {
     std::cout << "metrics on port " << (*daemon)->metrics_port() << std::endl;
   }
   std::atomic<int> stop{0};
-  std::thread waiter([&] {
-    int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
-    stop = signal_number;
-  });
+  std::thread waiter([&] { stop = maestro::AwaitStopSignal(stop_signals); });
   waiter.detach();
   return (*daemon)->Run(stop, std::cout);
 }
