@@ -26,7 +26,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from run_util import Checker, checkpoint_path, free_port, start_listening, wait_for_checkpoint
+from run_util import Checker, checkpoint_path, prometheus_poll, start_listening, wait_for_checkpoint
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -59,36 +59,24 @@ def proc_status(pid):
 
 def prometheus_scrapes(work_dir, metrics_port):
     """Runs Prometheus against the service's /metrics for up to 60 s; (ok, what) for Checker."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        return False, "a Prometheus server scrapes /metrics (prometheus is not installed: tools/bootstrap.sh)"
-    folder = os.path.join(work_dir, "prometheus")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "prometheus.yml"), "w") as f:
-        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: maestro-data\n"
-                f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n")
-    port = free_port()
-    proc = subprocess.Popen([binary, f"--config.file={folder}/prometheus.yml", f"--storage.tsdb.path={folder}/data",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    api = f"http://127.0.0.1:{port}/api/v1"
+    config = ("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: maestro-data\n"
+              f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n")
     query = urllib.parse.quote('sum(maestro_data_samples_served_total{job="maestro-data"})')
+
+    def served(get):
+        targets = get("targets")["activeTargets"]
+        result = get(f"query?query={query}")["result"]
+        if targets and targets[0]["health"] == "up" and result and float(result[0]["value"][1]) > 0:
+            return float(result[0]["value"][1])
+        return None
+
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                targets = json.load(urllib.request.urlopen(f"{api}/targets", timeout=5))["data"]["activeTargets"]
-                result = json.load(urllib.request.urlopen(f"{api}/query?query={query}", timeout=5))["data"]["result"]
-                if targets and targets[0]["health"] == "up" and result and float(result[0]["value"][1]) > 0:
-                    return True, (f"a real Prometheus server scrapes /metrics: target up, "
-                                  f"{float(result[0]['value'][1]):.0f} samples served")
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.5)
+        samples = prometheus_poll(os.path.join(work_dir, "prometheus"), config, served)
+    except FileNotFoundError as e:
+        return False, f"a Prometheus server scrapes /metrics ({e})"
+    if samples is None:
         return False, "a real Prometheus server scrapes /metrics (no successful scrape in 60 s)"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return True, f"a real Prometheus server scrapes /metrics: target up, {samples:.0f} samples served"
 
 
 def losses(out_dir):

@@ -21,13 +21,11 @@ import sys
 import time
 
 import numpy as np
-from safetensors.numpy import load_file
 
-from run_util import Checker, checkpoint_path, wait_for_checkpoint
+from dist_util import MPI_ENV, parameter_errors, rank_pid, weights
+from run_util import Checker, wait_for_checkpoint
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
 STEPS = 8
 
 
@@ -39,31 +37,8 @@ def train_args(train, out, batch, steps=STEPS, extra=()):
             "--set", "log.interval_steps=2", "--set", "checkpoint.interval_steps=4", *extra]
 
 
-def mpirun(n, args, **kwargs):
+def mpirun(n, args):
     return ["mpirun", "-np", str(n), "--bind-to", "none", *args]
-
-
-def rank_pid(out, rank, timeout=60):
-    """The pid of the maestro-train process of `rank` writing to `out`."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for pid in os.listdir("/proc"):
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    environ = f.read()
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    cmd = f.read()
-            except OSError:
-                continue
-            if (b"maestro-train" in cmd and out.encode() in cmd
-                    and f"OMPI_COMM_WORLD_RANK={rank}\0".encode() in environ):
-                return int(pid)
-        time.sleep(0.1)
-    raise RuntimeError(f"no rank {rank} process for {out}")
-
-
-def weights(out, step):
-    return load_file(os.path.join(checkpoint_path(out, step), "model.safetensors"))
 
 
 def main():
@@ -89,27 +64,12 @@ def main():
                  f"(exits {r1.returncode}, {r2.returncode}){'' if r2.returncode == 0 else ': ' + r2.stdout[-1500:] + r2.stderr[-1500:]}")
     if r1.returncode == 0 and r2.returncode == 0:
         a, b = weights(single, STEPS), weights(double, STEPS)
-
-        def relative(x, y):
-            return float(np.linalg.norm(y.astype(np.float64) - x) / max(np.linalg.norm(x), 1e-30))
-
-        # The key part of every qkv.bias has an exactly zero gradient (softmax ignores a shift
-        # of all logits), so its computed gradient is rounding noise that AdamW turns into
-        # steps of +-lr: it differs between any two reduction orders and is reported apart.
-        errors, key_bias = {}, {}
-        for k in a:
-            if k.endswith("qkv.bias"):
-                d = a[k].shape[0] // 3
-                errors[k + "[q]"] = relative(a[k][:d], b[k][:d])
-                errors[k + "[v]"] = relative(a[k][2 * d:], b[k][2 * d:])
-                key_bias[k] = float(np.abs(b[k][d:2 * d] - a[k][d:2 * d]).max())
-            else:
-                errors[k] = relative(a[k], b[k])
+        errors, key_bias = parameter_errors(a, b)
         worst = max(errors, key=errors.get)
         check.expect(set(a) == set(b) and errors[worst] < 1e-5,
                      f"every parameter tensor within 1e-5 relative of the single process's (worst "
                      f"{errors[worst]:.2e}, {worst}; {len(a)} tensors; the key slices of qkv.bias, whose "
-                     f"gradient is zero up to rounding, differ by at most {max(key_bias.values()):.1e} absolute)")
+                     f"gradient is zero up to rounding, differ by at most {key_bias:.1e} absolute)")
         sums = []
         for rank in (0, 1):
             with open(os.path.join(args.dir, f"checksums.rank{rank}")) as f:

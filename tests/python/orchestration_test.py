@@ -35,9 +35,8 @@ import sys
 import threading
 import time
 import urllib.parse
-import urllib.request
 
-from run_util import Checker, free_port, start_listening
+from run_util import Checker, free_port, live_processes, prometheus_poll, start_listening
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -133,19 +132,10 @@ def write_experiment(path, name, hparams, kind="pretrain", extra=""):
 def trainers():
     """{(trial, attempt): [pids]} of the live maestro-train processes the workers started."""
     out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
+    for pid, cmd, _ in live_processes():
         m = re.search(r"trial-(\d+)-attempt-(\d+)\.json", cmd)
-        if m and "maestro-train" in cmd and state != "Z":
-            out.setdefault((int(m.group(1)), int(m.group(2))), []).append(int(pid))
+        if m and "maestro-train" in cmd:
+            out.setdefault((int(m.group(1)), int(m.group(2))), []).append(pid)
     return out
 
 
@@ -166,41 +156,26 @@ def attempt_sections(text):
 def prometheus_loss_series(work_dir, metrics_port, trial):
     """A real Prometheus with deploy/prometheus/prometheus.yml (its coordinator target pointed at
     this test's port, scraping every second) returns maestro_trial_loss{trial=...}."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        return False, "a real Prometheus server (prometheus is not installed: tools/bootstrap.sh)"
     with open(os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")) as f:
         shipped = f.read()
     config = shipped.replace("scrape_interval: 15s", "scrape_interval: 1s").replace(
         "127.0.0.1:9471", f"127.0.0.1:{metrics_port}")
     if config == shipped:
         return False, "the shipped prometheus.yml has the coordinator target 127.0.0.1:9471"
-    folder = os.path.join(work_dir, "prometheus")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "prometheus.yml"), "w") as f:
-        f.write(config)
-    port = free_port()
-    proc = subprocess.Popen([binary, f"--config.file={folder}/prometheus.yml",
-                             f"--storage.tsdb.path={folder}/data", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    api = f"http://127.0.0.1:{port}/api/v1"
     query = urllib.parse.quote(f'maestro_trial_loss{{job="maestro-coordinator",trial="{trial}"}}[1m]')
+
+    def series(get):
+        result = get(f"query?query={query}")["result"]
+        return [float(v) for _, v in result[0]["values"]] if result and len(result[0]["values"]) >= 2 else None
+
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                result = json.load(urllib.request.urlopen(f"{api}/query?query={query}", timeout=5))["data"]["result"]
-                if result and len(result[0]["values"]) >= 2:
-                    values = [float(v) for _, v in result[0]["values"]]
-                    return True, (f"a real Prometheus server returns trial {trial}'s loss series from the "
-                                  f"coordinator ({len(values)} samples, last {values[-1]:.4f})")
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.5)
+        values = prometheus_poll(os.path.join(work_dir, "prometheus"), config, series)
+    except FileNotFoundError as e:
+        return False, f"a real Prometheus server ({e})"
+    if values is None:
         return False, f"a real Prometheus server returns trial {trial}'s loss series (none in 60 s)"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return True, (f"a real Prometheus server returns trial {trial}'s loss series from the "
+                  f"coordinator ({len(values)} samples, last {values[-1]:.4f})")
 
 
 def main():

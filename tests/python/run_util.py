@@ -1,10 +1,14 @@
 """Helpers of the tests that drive maestro's programs as real processes: checkpoint paths,
-waiting for a checkpoint, log tails, starting a server and reading its port, a check counter."""
+waiting for a checkpoint, log tails, free ports, the live processes, starting a server and
+reading its port, a check counter."""
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 
 
 def free_port():
@@ -28,6 +32,64 @@ def wait_for_checkpoint(proc, out_dir, step, timeout=300):
             proc.kill()
             raise RuntimeError(f"no checkpoint {step} after {timeout} s")
         time.sleep(0.02)
+
+
+def live_processes():
+    """(pid, command line with NULs as spaces, environ bytes) of every process that is not a
+    zombie and can be read."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if state != "Z":
+            out.append((int(pid), cmd, environ))
+    return out
+
+
+def prometheus_poll(folder, config, accept, timeout=60):
+    """Runs a real Prometheus server (Debian's package) with the scrape configuration `config`
+    (YAML text) on a free loopback port, and calls accept(get) every half second, where
+    get("query?query=...") returns the "data" of that HTTP API call; returns accept's first
+    value that is not None, or None after `timeout` seconds. The server is stopped either way.
+    FileNotFoundError when prometheus is not installed (tools/bootstrap.sh installs it)."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise FileNotFoundError("prometheus is not installed: tools/bootstrap.sh")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "prometheus.yml"), "w") as f:
+        f.write(config)
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--config.file={folder}/prometheus.yml",
+                             f"--storage.tsdb.path={folder}/data", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path):
+        url = f"http://127.0.0.1:{port}/api/v1/{path}"
+        return json.load(urllib.request.urlopen(url, timeout=5))["data"]
+
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                value = accept(get)
+                if value is not None:
+                    return value
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+            time.sleep(0.5)
+        return None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def start_listening(command, pattern, timeout=60):
