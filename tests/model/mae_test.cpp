@@ -214,6 +214,38 @@ TEST(MaeTest, InvalidOptionsThrowNamingTheField) {
   EXPECT_THROW(MaskedAutoencoderViT{o}, Error);
 }
 
+// The key third of a qkv bias adds q . b_k to every logit of a query's row, which softmax
+// ignores: its gradient is exactly zero (not rounding noise that AdamW would turn into lr-sized
+// steps differing between 2 ranks x B and 1 x 2B), while the q and v thirds learn, and a nonzero
+// key bias (a loaded checkpoint's) still changes nothing.
+TEST(MaeTest, KeyBiasGradientIsExactlyZero) {
+  torch::manual_seed(0);
+  MaskedAutoencoderViT model(Small());
+  auto imgs = torch::randn({4, 3, 32, 32});
+  auto noise = torch::rand({4, 64});
+  auto out = model->forward(imgs, noise);
+  out.loss.backward();
+  int checked = 0;
+  for (const auto& item : model->named_parameters()) {
+    if (!item.key().ends_with("attn.qkv.bias")) continue;
+    const auto grad = item.value().grad();
+    ASSERT_TRUE(grad.defined()) << item.key();
+    const int64_t d = grad.size(0) / 3;
+    EXPECT_EQ(grad.narrow(0, d, d).abs().max().item<float>(), 0.0f) << item.key();
+    EXPECT_GT(grad.narrow(0, 0, d).abs().max().item<float>(), 0.0f) << item.key();
+    EXPECT_GT(grad.narrow(0, 2 * d, d).abs().max().item<float>(), 0.0f) << item.key();
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3);  // two encoder blocks, one decoder block
+  torch::NoGradGuard no_grad;
+  for (const auto& item : model->named_parameters()) {
+    if (!item.key().ends_with("attn.qkv.bias")) continue;
+    const int64_t d = item.value().size(0) / 3;
+    item.value().narrow(0, d, d).uniform_(-1.0, 1.0);
+  }
+  EXPECT_TRUE(torch::allclose(model->forward(imgs, noise).pred, out.pred, 1e-4, 1e-5));
+}
+
 TEST(MaeTest, EncoderWithMaskTokensSeesEveryPosition) {
   torch::manual_seed(0);
   MaeOptions o = Small();

@@ -3,8 +3,7 @@
 worker daemon.
 
 1. Equivalence through the worker: a 2-slot trial (batch B per rank, N steps) ends within 1e-5
-   per parameter tensor of one process training N steps with batch 2B on the same samples
-   (the key third of each qkv.bias apart, as in dist_test.py).
+   per parameter tensor of one process training N steps with batch 2B on the same samples.
 2. Exact resume of the gang: one rank of a 2-slot trial killed with SIGKILL after a checkpoint;
    the worker reports the failure, the coordinator restarts the whole gang from the
    checkpoint (attempt 2) and its final parameters equal an uninterrupted 2-rank run's.
@@ -109,11 +108,11 @@ def main():
         single = os.path.join(args.dir, "single")
         r = reference(trial_id, 1, single, ["--set", "optim.batch_size=64"])
         if r.returncode == 0 and t["state"] == "completed":
-            errors, key_bias = parameter_errors(weights(single, 8), weights(out, 8))
+            errors = parameter_errors(weights(single, 8), weights(out, 8))
             worst = max(errors, key=errors.get)
             check.expect(errors[worst] < 1e-5,
-                         f"its parameters are within 1e-5 relative of one process with the double batch "
-                         f"(worst {errors[worst]:.2e}, {worst}; key thirds of qkv.bias within {key_bias:.1e} absolute)")
+                         f"every parameter tensor is within 1e-5 relative of one process with the "
+                         f"double batch (worst {errors[worst]:.2e}, {worst}; {len(errors)} tensors)")
         else:
             check.expect(False, f"the single-process reference ran: {r.stdout[-500:]} {r.stderr[-500:]}")
 

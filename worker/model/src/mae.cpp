@@ -18,6 +18,19 @@ torch::Tensor Apply(const nn::Linear& linear, const torch::Tensor& x) {
   return at::linear(x, linear->weight, linear->bias);
 }
 
+// The key third of the qkv bias adds q . b_k to every logit of a query's row, a shift that
+// softmax ignores: its true gradient is exactly zero, but the computed one is rounding noise that
+// AdamW (which divides by its own running magnitude) turns into lr-sized steps, different for
+// every reduction order, so 2 ranks x batch B and 1 process x 2B would drift apart in that slice
+// alone. The key third enters detached: its gradient is exactly zero, the values are the same,
+// and a nonzero key bias (a loaded checkpoint's) is kept as it is. With autograd off the bias
+// is used as it is.
+torch::Tensor QkvBias(const torch::Tensor& bias, int64_t dim) {
+  if (!bias.requires_grad() || !torch::GradMode::is_enabled()) return bias;
+  return torch::cat(
+      {bias.narrow(0, 0, dim), bias.narrow(0, dim, dim).detach(), bias.narrow(0, 2 * dim, dim)});
+}
+
 }  // namespace
 
 // --- building blocks --------------------------------------------------------------------------
@@ -29,7 +42,7 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads) : num_heads_(num_he
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t n = x.size(0), tokens = x.size(1), dim = x.size(2);
-  auto qkv = Apply(qkv_, x)
+  auto qkv = at::linear(x, qkv_->weight, QkvBias(qkv_->bias, dim))
                  .reshape({n, tokens, 3, num_heads_, dim / num_heads_})
                  .permute({2, 0, 3, 1, 4});  // (3, N, heads, T, head_dim)
   // unbind, not indexing: its backward is one stack, where three selects would each
