@@ -5,9 +5,9 @@
 #
 #   tools/gpu_check.sh [RESULTS_DIR]     (default: $OUT when set, else gpu-results)
 #
-# Writes report.txt (device, torch, check results, bench lines), build.log and bench-*.json
-# into RESULTS_DIR (seven files: the device tool returns at most eight) and prints a summary
-# table last. Exit status: that of maestro-gpu-check.
+# Writes report.txt (device, torch, check results, bench lines), build.log, bench-*.json and
+# nccl-world1.json into RESULTS_DIR and prints a summary table last. Exit status: that of
+# maestro-gpu-check, or 1 when the maestro-train or NCCL checks failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-${OUT:-gpu-results}}
@@ -61,6 +61,39 @@ if [ -f "$fmnist/t10k-images-idx3-ubyte" ]; then
   set -e
   echo "maestro-train exit statuses: $first then $second (0 0 expected)" | tee -a "$report"
   if [ "$first" != 0 ] || [ "$second" != 0 ]; then check_status=1; fi
+fi
+
+# The data-parallel NCCL back end at world size 1 (a torchrun-style launch of one process):
+# 20 fp32 steps on cuda:0 against the same 20 on the CPU, every parameter tensor within 1e-3
+# relative; then bf16 autocast on NCCL, its loss curve within 2% of the fp32 one at every step.
+if [ -f "$fmnist/t10k-images-idx3-ubyte" ]; then
+  echo "== NCCL back end at world size 1 against the CPU" | tee -a "$report"
+  dist_run=/tmp/maestro-gpu-dist
+  rm -rf "$dist_run"
+  dist_train() {  # output folder, then flags
+    local out=$1; shift
+    build-gpu/tools/maestro-train pretrain --set data.path="$fmnist" --set data.split=test \
+      --set optim.batch_size=64 --set optim.max_steps=20 --set optim.warmup_epochs=0.01 \
+      --set log.interval_steps=1 --set checkpoint.interval_steps=20 --set data.num_workers=4 \
+      --set run.output_dir="$out" "$@" 2>&1 | grep -E 'data-parallel|completed|error' | tee -a "$report"
+    return "${PIPESTATUS[0]}"
+  }
+  set +e
+  dist_train "$dist_run/cpu" --set run.device=cpu --set run.precision=fp32 --set run.threads=8
+  a=$?
+  (
+    export RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29517
+    dist_train "$dist_run/nccl-fp32" --set run.device=cuda --set run.precision=fp32 &&
+      dist_train "$dist_run/nccl-bf16" --set run.device=cuda --set run.precision=bf16
+  )
+  b=$?
+  "$python" tools/compare_runs.py --reference "$dist_run/cpu" --other "$dist_run/nccl-fp32" --step 20 \
+    --param-tol 1e-3 --curve "$dist_run/nccl-bf16" --curve-reference "$dist_run/nccl-fp32" \
+    --loss-tol 0.02 --out "$results/nccl-world1.json" | tee -a "$report"
+  c=${PIPESTATUS[0]}
+  set -e
+  echo "NCCL checks: train $a $b, comparison $c (0 0 0 expected)" | tee -a "$report"
+  if [ "$a" != 0 ] || [ "$b" != 0 ] || [ "$c" != 0 ]; then check_status=1; fi
 fi
 
 echo "== throughput (forward + backward)"

@@ -104,6 +104,27 @@ Result<HyperParameter> ParseHyperParameter(const std::string& dotted, const Json
   return h;
 }
 
+bool IsCudaDevice(const Json& device) {
+  return device.is_string() && device.as_string().rfind("cuda", 0) == 0;
+}
+
+// Whether every trial of `spec` trains on CUDA: run.device in its config, or a run.device
+// hyperparameter whose every value is a CUDA device.
+bool TrialsUseCuda(const ExperimentSpec& spec) {
+  const Json* run = spec.config.Find("run");
+  const Json* device = run != nullptr ? run->Find("device") : nullptr;
+  bool cuda = device != nullptr && IsCudaDevice(*device);
+  for (const auto& h : spec.hyperparameters) {
+    if (h.key != "run.device") continue;
+    if (h.type == "const") {
+      cuda = IsCudaDevice(h.val);
+    } else {
+      cuda = !h.vals.empty() && std::all_of(h.vals.begin(), h.vals.end(), IsCudaDevice);
+    }
+  }
+  return cuda;
+}
+
 }  // namespace
 
 Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base_dir) {
@@ -152,10 +173,6 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
   }
   if (spec.resources.slots_per_trial <= 0) return Bad("resources.slots_per_trial", "must be >= 1");
   if (spec.resources.nodes <= 0) return Bad("resources.nodes", "must be >= 1");
-  if (spec.resources.nodes > 1 && spec.resources.slots_per_trial > 1) {
-    return Bad("resources.nodes",
-               "a multi-node trial runs one process per node for now (slots_per_trial 1)");
-  }
   if (spec.resources.cpu_cores < 0 || spec.resources.memory_mb < 0) {
     return Bad("resources", "cpu_cores and memory_mb must not be negative");
   }
@@ -200,6 +217,14 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
       if (eval.config.is_null()) eval.config = Json(Json::Object{});
       spec.evaluations.push_back(std::move(eval));
     }
+  }
+  // A CPU trial's ranks come from mpirun on one worker (Open MPI 4.1 joins only what it
+  // launched); a multi-node trial of several processes per node is a GPU trial (one process per
+  // slot, torchrun-style ranks over NCCL).
+  if (spec.resources.nodes > 1 && spec.resources.slots_per_trial > 1 && !TrialsUseCuda(spec)) {
+    return Bad("resources.nodes",
+               "a multi-node trial with slots_per_trial > 1 runs one process per GPU: it needs "
+               "run.device cuda (CPU ranks come from mpirun on one worker)");
   }
   if (spec.kind == "pipeline" && spec.evaluations.empty()) {
     return Bad("evaluations", "a pipeline needs at least one evaluation (finetune or linprobe)");

@@ -209,6 +209,10 @@ TEST(ExperimentTest, BadFilesNameTheOffendingKey) {
       {head + "searcher: {name: random}\n", "searcher.max_trials"},
       {head + "searcher: {name: bayes}\n", "searcher.name: 'bayes'"},
       {head + "resources: {slots_per_trial: 0}\n", "resources.slots_per_trial"},
+      {head + "resources: {slots_per_trial: 2, nodes: 2}\n", "resources.nodes: a multi-node"},
+      {head + "config: {run: {device: cuda}}\nhyperparameters: {run.device: [cuda, cpu]}\n"
+              "resources: {slots_per_trial: 2, nodes: 2}\n",
+       "needs run.device cuda"},
       {head + "max_restarts: -1\n", "max_restarts"},
       {head + "evaluations: [{kind: linprobe}]\n", "evaluations: only a pipeline"},
       {"name: x\nkind: pipeline\ndataset: fmnist\n", "evaluations: a pipeline needs"},
@@ -222,6 +226,13 @@ TEST(ExperimentTest, BadFilesNameTheOffendingKey) {
         << "expected '" << expected << "' in: " << status.ToString();
   }
   EXPECT_TRUE(ParseError(head).ok()) << ParseError(head).ToString();
+  // Several processes on each of several nodes: GPU trials only.
+  for (const std::string& gpu :
+       {head + "config: {run: {device: cuda}}\n", head + "hyperparameters: {run.device: cuda}\n"}) {
+    const std::string yaml = gpu + "resources: {slots_per_trial: 2, nodes: 2}\n";
+    EXPECT_TRUE(ParseError(yaml).ok()) << yaml << ParseError(yaml).ToString();
+  }
+  EXPECT_TRUE(ParseError(head + "resources: {slots_per_trial: 1, nodes: 2}\n").ok());
 }
 
 TEST(ExperimentTest, AHugeGridIsRefusedNotExpanded) {

@@ -4,15 +4,19 @@
    with batch 2B on the same samples. Every parameter tensor: ||p2 - p1|| / ||p1|| < 1e-5.
    After every step the two ranks' parameters are bitwise identical (their per-step
    checksums, MAESTRO_PARAM_CHECKSUMS, are equal).
-2. Exact resume with 2 ranks: a gang whose rank 1 is killed with SIGKILL after a checkpoint
-   ends (rank 0, blocked in all-reduce when mpirun tells it to stop, exits with a clear error);
-   restarted with --resume auto it ends with parameters bitwise equal to an uninterrupted
-   2-rank run's.
-3. A rank killed while the other waits in all-reduce (mpirun told not to end the job): the
-   survivor exits with the retryable status and a clear timeout error within dist.timeout_s.
+2. Exact resume with 2 ranks and a killed rank: a gang (dist.timeout_s 5) whose rank 1 is
+   killed with SIGKILL after a checkpoint ends within those 5 s (rank 0, left waiting in
+   all-reduce when mpirun tells it to stop, exits with a clear error); restarted with
+   --resume auto it ends with parameters bitwise equal to an uninterrupted 2-rank run's.
+3. A peer that stops answering without dying (SIGSTOP, so mpirun does not end the job) while
+   rank 0 waits in all-reduce: rank 0 exits with the retryable status and a clear timeout
+   error within dist.timeout_s.
+4. mpirun's ranks of a CUDA run (run.device cuda) meet in a TCPStore whose address rank 0
+   shares through MPI; without a GPU they then stop with the documented message.
 Exit status 0 when everything holds.
 """
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -79,14 +83,14 @@ def main():
                      "rank 0 alone prints (data-parallel: 2 ranks (mpi), one completion line)")
 
     # 2. Exact resume with 2 ranks: rank 1 killed after checkpoint 4, the gang restarted.
-    steps = 12
+    steps, short_timeout = 12, ["--set", "dist.timeout_s=5"]
     full, killed = os.path.join(args.dir, "full"), os.path.join(args.dir, "killed")
-    r = subprocess.run(mpirun(2, train_args(args.train, full, 32, steps)), capture_output=True, text=True,
-                       env=MPI_ENV, timeout=600)
+    r = subprocess.run(mpirun(2, train_args(args.train, full, 32, steps, short_timeout)), capture_output=True,
+                       text=True, env=MPI_ENV, timeout=600)
     check.expect(r.returncode == 0, f"an uninterrupted 2-rank run of {steps} steps (exit {r.returncode})")
     env = dict(MPI_ENV, MAESTRO_PARAM_CHECKSUMS=os.path.join(args.dir, "killed-sums"))
-    proc = subprocess.Popen(mpirun(2, train_args(args.train, killed, 32, steps)), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(mpirun(2, train_args(args.train, killed, 32, steps, short_timeout)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         wait_for_checkpoint(proc, killed, 4, timeout=300)
         victim = rank_pid(killed, 1)
@@ -100,10 +104,10 @@ def main():
             proc.kill()
             proc.wait()
     message = next((x for x in killed_output.splitlines() if "still waiting for a peer" in x), "")
-    check.expect(code != 0 and gang_end < 30 and "error: rank 0: all-reduce" in message,
-                 f"killing rank 1 ends the gang: the surviving rank exits with a clear error "
-                 f"({gang_end:.1f} s after the kill, mpirun exit {code}): {message}")
-    r = subprocess.run(mpirun(2, train_args(args.train, killed, 32, steps, ["--resume", "auto"])),
+    check.expect(code != 0 and gang_end < 5 and "error: rank 0: all-reduce" in message,
+                 f"killing rank 1 ends the gang within dist.timeout_s (5 s): the surviving rank exits "
+                 f"with a clear error ({gang_end:.1f} s after the kill, mpirun exit {code}): {message}")
+    r = subprocess.run(mpirun(2, train_args(args.train, killed, 32, steps, [*short_timeout, "--resume", "auto"])),
                        capture_output=True, text=True, env=MPI_ENV, timeout=600)
     resumed = r.returncode == 0 and "resumed from" in r.stdout
     same = resumed and all(np.array_equal(weights(full, steps)[k], v) for k, v in weights(killed, steps).items())
@@ -131,6 +135,29 @@ def main():
     check.expect("did not complete within 5 s" in output and proc.returncode != 0 and took < 30,
                  f"a silent peer: rank 0 exits with a clear timeout error and the gang ends "
                  f"({took:.1f} s after the peer stopped): {line}")
+    # 4. mpirun's ranks of a CUDA run: rank 0 serves a TCPStore on a port the kernel picked and
+    # shares its host and port through MPI; both ranks meet there (each records what it saw),
+    # and on this CPU-only machine they then stop with the documented message (NCCL needs GPUs).
+    cuda_dir, record = os.path.join(args.dir, "cuda"), os.path.join(args.dir, "mpirun-rendezvous")
+    r = subprocess.run(mpirun(2, train_args(args.train, cuda_dir, 32, 4, ["--set", "run.device=cuda"])),
+                       capture_output=True, text=True, env=dict(MPI_ENV, MAESTRO_RENDEZVOUS_RECORD=record),
+                       timeout=120)
+    seen = []
+    for rank in (0, 1):
+        if os.path.exists(f"{record}.rank-{rank}.json"):
+            with open(f"{record}.rank-{rank}.json") as f:
+                seen.append(json.load(f))
+    check.expect(len(seen) == 2 and [s["rank"] for s in seen] == [0, 1]
+                 and all(s["world_size"] == 2 and s["launcher"] == "an mpirun-launched" for s in seen)
+                 and seen[0]["master_port"] > 0
+                 and len({(s["master_addr"], s["master_port"]) for s in seen}) == 1
+                 and seen[0]["peers"] == seen[1]["peers"] and len(set(seen[0]["peers"])) == 2,
+                 f"mpirun -np 2 with run.device cuda: the ranks meet in a TCPStore at the address rank 0 "
+                 f"shared through MPI: {seen}")
+    message = next((x for x in (r.stdout + r.stderr).splitlines() if "needs CUDA GPUs" in x), "")
+    check.expect(r.returncode != 0 and "which this machine lacks" in message,
+                 f"... and on this CPU-only machine stop with the documented message (exit {r.returncode}): "
+                 f"{message[:200]}")
     print(f"dist test: {'PASS' if check.failures == 0 else str(check.failures) + ' FAILURES'}")
     return 0 if check.failures == 0 else 1
 

@@ -11,6 +11,11 @@ worker daemon.
    rank gets RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT and meets the other in the TCPStore
    rendezvous (each writes what it saw); on these CPU-only workers it then stops with the
    documented message (NCCL needs GPUs).
+4. A GPU trial (run.device cuda) of 2 slots: the worker starts one process per slot with
+   torchrun-style ranks (LOCAL_RANK, the slot's GPU in CUDA_VISIBLE_DEVICES) that meet on the
+   worker's machine; then the documented message (no GPUs here).
+5. A GPU trial of 2 nodes x 2 slots: ranks 0-1 on one worker, 2-3 on the other, all meeting at
+   node 0's address; then the documented message.
 Exit status 0 when everything holds.
 """
 import argparse
@@ -64,11 +69,12 @@ def main():
             raise RuntimeError(r.stderr)
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
-    def submit(name, mask, steps, resources="{slots_per_trial: 2}"):
+    def submit(name, mask, steps, resources="{slots_per_trial: 2}", gpu=False):
         path = os.path.join(args.dir, f"{name}.yaml")
         with open(path, "w") as f:
             f.write(f"name: {name}\nkind: pretrain\ndataset: fmnist\n"
                     f"config: {ROOT}/configs/fmnist_pretrain.yaml\nhyperparameters:\n"
+                    + ("  run.device: cuda\n" if gpu else "") +
                     f"  model.mask_ratio: {mask}\n  optim.batch_size: 32\n  optim.max_steps: {steps}\n"
                     "  run.threads: 1\n  data.num_workers: 1\n  optim.warmup_epochs: 0.01\n"
                     f"  log.interval_steps: 2\nresources: {resources}\n"
@@ -83,6 +89,22 @@ def main():
                 return trial
             time.sleep(0.5)
         raise RuntimeError(f"timed out: {trial}")
+
+    def run_gang(name, mask, resources, ranks, gpu=False):
+        """Submits a one-trial experiment of 8 steps and waits for it to end: (the trial, what
+        each of its ranks saw in the rendezvous (by rank), {worker: the ranks it ran})."""
+        created = submit(name, mask, 8, resources, gpu=gpu)
+        trial_id = created["trials"][0]
+        trial = wait(created["experiment"], lambda t: t["state"] in ("completed", "failed"))
+        seen, nodes = [], {}
+        for folder, worker_id in ((work, "w1"), (second_work, "w2")):
+            for rank in range(ranks):
+                path = os.path.join(folder, "logs", f"trial-{trial_id}-attempt-1.rendezvous.rank-{rank}.json")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        seen.append(json.load(f))
+                    nodes.setdefault(worker_id, []).append(rank)
+        return trial, sorted(seen, key=lambda s: s["rank"]), nodes
 
     def reference(trial, attempt, out, extra=(), ranks=1):
         config = os.path.join(work, "configs", f"trial-{trial}-attempt-{attempt}.json")
@@ -143,22 +165,13 @@ def main():
         # MASTER_ADDR / MASTER_PORT and meets the other in the TCPStore rendezvous; on these
         # CPU-only workers it then stops with the documented message.
         second_work = os.path.join(args.dir, "w2")
-        second = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w2", "--slots", "1",
+        second = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w2", "--slots", "2",
                                    "--address", "127.0.0.1", "--work-dir", second_work],
                                   stdout=open(os.path.join(args.dir, "w2.log"), "w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline and len([w for w in cli("worker", "list") if w["state"] == "alive"]) < 2:
             time.sleep(0.2)
-        created = submit("two-nodes", 0.5, 8, "{slots_per_trial: 1, nodes: 2}")
-        trial_id = created["trials"][0]
-        t = wait(created["experiment"], lambda t: t["state"] in ("completed", "failed"))
-        seen = []
-        for folder in (work, second_work):
-            path = os.path.join(folder, "logs", f"trial-{trial_id}-attempt-1.rendezvous.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    seen.append(json.load(f))
-        seen.sort(key=lambda s: s["rank"])
+        t, seen, _ = run_gang("two-nodes", 0.5, "{slots_per_trial: 1, nodes: 2}", 2)
         check.expect(sorted(t.get("gang", [])) == ["w1", "w2"] and len(seen) == 2
                      and [s["rank"] for s in seen] == [0, 1] and all(s["world_size"] == 2 for s in seen)
                      and len({(s["master_addr"], s["master_port"]) for s in seen}) == 1
@@ -166,6 +179,33 @@ def main():
                      f"a 2-node trial is gang-placed on both workers and its ranks meet in the rendezvous: {seen}")
         check.expect(t["state"] == "failed" and "needs CUDA GPUs" in t.get("cause", ""),
                      f"on CPU-only workers it stops with the documented message: {t.get('cause', '')[:160]}")
+
+        # 4. A GPU trial (run.device cuda) of 2 slots on one worker: one process per slot with
+        # torchrun-style ranks (LOCAL_RANK 0 and 1, each slot its GPU in CUDA_VISIBLE_DEVICES)
+        # meeting on this machine; without GPUs they then stop with the documented message.
+        t, seen, _ = run_gang("gpu-two-slots", 0.65, "{slots_per_trial: 2}", 2, gpu=True)
+        check.expect(len(seen) == 2 and [s["rank"] for s in seen] == [0, 1]
+                     and [s["local_rank"] for s in seen] == [0, 1] and all(s["world_size"] == 2 for s in seen)
+                     and {s["master_addr"] for s in seen} == {"127.0.0.1"}
+                     and len({s["master_port"] for s in seen}) == 1
+                     and {s.get("cuda_visible_devices") for s in seen} in ({"0,1"}, {"1,0"})
+                     and seen[0]["peers"] == seen[1]["peers"] and len(set(seen[0]["peers"])) == 2,
+                     f"a 2-slot GPU trial runs one process per slot with torchrun-style ranks that meet: {seen}")
+        check.expect(t["state"] == "failed" and "which this machine lacks" in t.get("cause", ""),
+                     f"... and without GPUs it stops with the documented message: {t.get('cause', '')[:160]}")
+
+        # 5. A GPU trial of 2 nodes x 2 slots: ranks 0-1 on node 0, 2-3 on node 1, all four
+        # meeting at node 0's address.
+        t, seen, nodes = run_gang("gpu-two-by-two", 0.7, "{slots_per_trial: 2, nodes: 2}", 4, gpu=True)
+        check.expect(sorted(t.get("gang", [])) == ["w1", "w2"] and len(seen) == 4
+                     and [s["rank"] for s in seen] == [0, 1, 2, 3] and [s["local_rank"] for s in seen] == [0, 1, 0, 1]
+                     and all(s["world_size"] == 4 for s in seen)
+                     and len({(s["master_addr"], s["master_port"]) for s in seen}) == 1
+                     and sorted(nodes.values()) == [[0, 1], [2, 3]]
+                     and all(s["peers"] == seen[0]["peers"] for s in seen) and len(set(seen[0]["peers"])) == 4,
+                     f"a 2-node x 2-slot GPU trial: ranks 0-1 on one worker, 2-3 on the other, all meeting ({nodes}): {seen}")
+        check.expect(t["state"] == "failed" and "which this machine lacks" in t.get("cause", ""),
+                     f"... and without GPUs it stops with the documented message: {t.get('cause', '')[:160]}")
     finally:
         for proc in (worker, coordinator, second):
             if proc is None:

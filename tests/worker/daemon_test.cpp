@@ -1,9 +1,10 @@
 // The worker daemon's pieces without a coordinator: reading the trainer's progress lines, and
 // trainer processes (real children: exit statuses, signals, SIGTERM then SIGKILL after the
-// grace period, an exec failure, the environment they get).
+// grace period, an exec failure, the environment they get; a group of local ranks).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "maestro/shared/file_util.h"
@@ -83,6 +84,53 @@ TEST_F(TrainerProcessTest, StopSendsSigtermThenSigkillAfterTheGracePeriod) {
   EXPECT_EQ(exit.exit_code, -1);
   EXPECT_EQ(exit.signal, SIGKILL);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+}
+
+// A GPU trial's local ranks: one process each, with its own environment, in one group.
+TEST_F(TrainerProcessTest, AGroupRunsOneProcessPerLocalRankAndEndsWhenAllHave) {
+  auto group = TrainerProcess::StartGroup(
+      {"/bin/sh", "-c",
+       "sleep 0.$LOCAL_RANK; echo rank $RANK of $WORLD_SIZE pgid $(cut -d' ' -f5 /proc/$$/stat)"},
+      log_, {"WORLD_SIZE=3"},
+      {{"RANK=0", "LOCAL_RANK=0"}, {"RANK=1", "LOCAL_RANK=1"}, {"RANK=2", "LOCAL_RANK=2"}});
+  ASSERT_TRUE(group.ok()) << group.status().ToString();
+  const pid_t leader = group->pid();
+  const ProcessExit exit = WaitFor(*group);
+  EXPECT_EQ(exit.exit_code, 0);
+  EXPECT_EQ(exit.signal, 0);
+  auto text = ReadFile(log_);
+  ASSERT_TRUE(text.ok());
+  for (int rank = 0; rank < 3; ++rank) {
+    const std::string line = "rank " + std::to_string(rank) + " of 3 pgid";
+    const size_t at = text->find(line);
+    ASSERT_NE(at, std::string::npos) << *text;
+    EXPECT_EQ(std::atoi(text->c_str() + at + line.size()), leader) << *text;  // one group
+  }
+}
+
+TEST_F(TrainerProcessTest, AGroupEndsWithItsFirstFailureAndTakesTheOthersDown) {
+  // Rank 1 fails after a moment; ranks 0 and 2 would wait for it forever (as in a collective),
+  // and rank 2 even ignores SIGTERM: both are ended, and the group reports rank 1's exit.
+  auto group = TrainerProcess::StartGroup(
+      {"/bin/sh", "-c",
+       "if [ $RANK = 1 ]; then sleep 0.3; exit 5; fi; "
+       "if [ $RANK = 2 ]; then trap '' TERM; fi; while true; do sleep 0.05; done"},
+      log_, {}, {{"RANK=0"}, {"RANK=1"}, {"RANK=2"}});
+  ASSERT_TRUE(group.ok()) << group.status().ToString();
+  const auto start = std::chrono::steady_clock::now();
+  const ProcessExit exit = WaitFor(*group);
+  EXPECT_EQ(exit.exit_code, 5);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(TrainerProcessTest, AGroupStoppedByTheWorkerReportsThePreemption) {
+  auto group = TrainerProcess::StartGroup(
+      {"/bin/sh", "-c", "trap 'exit 3' TERM; while true; do sleep 0.05; done"}, log_, {},
+      {{"RANK=0"}, {"RANK=1"}});
+  ASSERT_TRUE(group.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  group->Stop(std::chrono::seconds(10));
+  EXPECT_EQ(WaitFor(*group).exit_code, 3);
 }
 
 TEST_F(TrainerProcessTest, AnExecFailureIsExit127WithTheReasonLogged) {

@@ -1,15 +1,20 @@
 #include "maestro/worker/daemon.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <ostream>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -39,11 +44,30 @@ std::string HostName() {
   return name;
 }
 
+// A TCP port free on this machine now (the kernel's pick for port 0), for the rendezvous of
+// one node's local ranks; 29500 (torchrun's default) if none can be had.
+int64_t FreeLocalPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 29500;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  int64_t port = 29500;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
 // One attempt this worker runs (or ran, until its exit is reported and its log acknowledged).
 struct Child {
   int64_t trial = 0, attempt = 0;
   std::string job, log_path, output_dir;
   int64_t slots = 1;
+  std::vector<int64_t> slot_ids;  // which of the worker's slots (a GPU trial's GPUs)
   std::optional<TrainerProcess> process;
   std::optional<ProcessExit> exit;
   Clock::time_point exited_at;
@@ -350,8 +374,18 @@ class WorkerDaemon::Impl {
     child.log_path = options_.work_dir + "/logs/" + name + ".log";
     const std::string config_path = options_.work_dir + "/configs/" + name + ".json";
     child.slots = std::max<int64_t>(1, a.slots());
+    auto config = Json::Parse(a.config_json());
+    const Json* run = config.ok() ? config->Find("run") : nullptr;
+    const Json* dir = run != nullptr ? run->Find("output_dir") : nullptr;
+    const Json* device = run != nullptr ? run->Find("device") : nullptr;
+    // A GPU trial of several slots or nodes: one process per slot, torchrun-style ranks over
+    // NCCL. A CPU trial of several slots: mpirun's ranks (Open MPI joins only what it starts).
+    const bool gpu =
+        device != nullptr && device->is_string() && device->as_string().rfind("cuda", 0) == 0;
+    const bool per_slot = child.slots > 1 && gpu;
+    child.slot_ids = FreeSlotIds(child.slots);
     std::vector<std::string> argv;
-    if (child.slots > 1) {  // data-parallel CPU ranks: Open MPI joins only what mpirun starts
+    if (child.slots > 1 && !gpu) {
       argv = {options_.mpirun, "-np", std::to_string(child.slots), "--bind-to", "none"};
     }
     for (const std::string& arg :
@@ -366,23 +400,38 @@ class WorkerDaemon::Impl {
                          std::to_string(child.attempt) + ": maestro-train " + a.job() +
                          (a.resume() ? " --resume auto" : "") + " on worker " + options_.id +
                          " ===\n";
-    // The fence: a trainer of an earlier attempt still running somewhere (its worker was
-    // declared lost) sees this number and commits no checkpoint or result from now on.
-    auto config = Json::Parse(a.config_json());
-    const Json* run = config.ok() ? config->Find("run") : nullptr;
-    const Json* dir = run != nullptr ? run->Find("output_dir") : nullptr;
     std::vector<std::string> env = {"MAESTRO_TRIAL=" + std::to_string(child.trial),
                                     "MAESTRO_ATTEMPT=" + std::to_string(child.attempt)};
-    if (a.nodes() > 1) {
-      // A node of a multi-node gang: the torchrun-style environment (one process per node).
-      env.insert(env.end(), {"RANK=" + std::to_string(a.node_rank()),
-                             "WORLD_SIZE=" + std::to_string(a.nodes()), "LOCAL_RANK=0",
-                             "MASTER_ADDR=" + a.master_addr(),
-                             "MASTER_PORT=" + std::to_string(a.master_port()),
-                             "MAESTRO_RENDEZVOUS_RECORD=" + options_.work_dir + "/logs/" + name +
-                                 ".rendezvous.json"});
+    // The torchrun-style environment of each local process: a multi-node gang's nodes get rank
+    // 0's address and port from the coordinator; one node's local ranks meet on this machine.
+    std::vector<std::vector<std::string>> local_env = {{}};
+    if (a.nodes() > 1 || per_slot) {
+      const int64_t local = per_slot ? child.slots : 1;
+      const int64_t node_rank = a.nodes() > 1 ? a.node_rank() : 0;
+      const std::string master_addr = a.nodes() > 1 ? a.master_addr() : "127.0.0.1";
+      const int64_t master_port = a.nodes() > 1 ? a.master_port() : FreeLocalPort();
+      env.insert(
+          env.end(),
+          {"WORLD_SIZE=" + std::to_string(std::max<int64_t>(1, a.nodes()) * local),
+           "LOCAL_WORLD_SIZE=" + std::to_string(local), "MASTER_ADDR=" + master_addr,
+           "MASTER_PORT=" + std::to_string(master_port),
+           "MAESTRO_RENDEZVOUS_RECORD=" + options_.work_dir + "/logs/" + name + ".rendezvous"});
+      local_env.clear();
+      for (int64_t i = 0; i < local; ++i) {
+        local_env.push_back(
+            {"RANK=" + std::to_string(node_rank * local + i), "LOCAL_RANK=" + std::to_string(i)});
+      }
     }
-    if (child.slots > 1) {
+    if (gpu) {
+      // The attempt's own GPUs: local rank i's cuda:i is its i-th slot's device.
+      std::string visible;
+      for (int64_t id : child.slot_ids) {
+        if (!visible.empty()) visible += ",";
+        visible += GpuOfSlot(id);
+      }
+      env.push_back("CUDA_VISIBLE_DEVICES=" + visible);
+    }
+    if (child.slots > 1 && !gpu) {
       // The worker's slots are the authority (mpirun would count cores); as root mpirun needs
       // both confirmations.
       env.insert(env.end(), {"OMPI_MCA_rmaps_base_oversubscribe=1", "OMPI_ALLOW_RUN_AS_ROOT=1",
@@ -397,13 +446,15 @@ class WorkerDaemon::Impl {
       written = MakeDirectories(child.output_dir);
     }
     if (written.ok()) {
+      // The fence: a trainer of an earlier attempt still running somewhere (its worker was
+      // declared lost) sees this number and commits no checkpoint or result from now on.
       written =
           WriteFileAtomic(child.output_dir + "/ATTEMPT", std::to_string(child.attempt) + "\n");
     }
     if (written.ok()) written = WriteFileAtomic(config_path, a.config_json() + "\n");
     if (written.ok()) written = WriteFileAtomic(child.log_path, header);
     if (written.ok()) {
-      auto process = TrainerProcess::Start(argv, child.log_path, env);
+      auto process = TrainerProcess::StartGroup(argv, child.log_path, env, local_env);
       if (process.ok()) {
         child.process = std::move(*process);
       } else {
@@ -422,6 +473,39 @@ class WorkerDaemon::Impl {
         (child.process ? ", pid " + std::to_string(child.process->pid())
                        : ": " + child.last_error));
     children_[{child.trial, child.attempt}] = std::move(child);
+  }
+
+  // The `count` lowest slot numbers no other attempt of this worker holds (the coordinator
+  // never assigns more slots than are free; should it, the numbers wrap around).
+  std::vector<int64_t> FreeSlotIds(int64_t count) const {
+    std::set<int64_t> held;
+    for (const auto& [key, child] : children_)
+      held.insert(child.slot_ids.begin(), child.slot_ids.end());
+    std::vector<int64_t> ids;
+    for (int64_t id = 0; id < options_.slots && static_cast<int64_t>(ids.size()) < count; ++id) {
+      if (held.count(id) == 0) ids.push_back(id);
+    }
+    for (int64_t id = 0; static_cast<int64_t>(ids.size()) < count; ++id) {
+      ids.push_back(id % options_.slots);
+    }
+    return ids;
+  }
+
+  // Slot `id`'s GPU: the id-th entry of the worker's own CUDA_VISIBLE_DEVICES when it has one,
+  // else GPU `id`.
+  std::string GpuOfSlot(int64_t id) const {
+    if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible != nullptr && *visible) {
+      std::vector<std::string> gpus;
+      std::string list = visible;
+      size_t start = 0;
+      while (start <= list.size()) {
+        const size_t end = std::min(list.find(',', start), list.size());
+        gpus.push_back(list.substr(start, end - start));
+        start = end + 1;
+      }
+      if (id < static_cast<int64_t>(gpus.size())) return gpus[static_cast<size_t>(id)];
+    }
+    return std::to_string(id);
   }
 
   // Exit reports of ended attempts whose logs are stored (or after 10 s of trying).

@@ -24,6 +24,7 @@ class SingleProcess final : public Communicator {
 
 #ifdef MAESTRO_HAVE_MPI
 Result<std::unique_ptr<Communicator>> MakeMpiCommunicator(const CommunicatorOptions& options);
+Result<std::unique_ptr<Communicator>> MakeMpiNcclCommunicator(const CommunicatorOptions& options);
 #endif
 Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOptions& options);
 
@@ -35,12 +36,17 @@ Result<std::unique_ptr<Communicator>> CommunicatorFromEnvironment(
     const CommunicatorOptions& options) {
   const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
   if (size == nullptr || std::atoll(size) <= 1) {
+    // torchrun-style: NCCL for more than one rank, and for one rank of a CUDA run (torchrun
+    // --nproc-per-node 1), which then runs its collectives like any world's.
     const char* world = std::getenv("WORLD_SIZE");
-    if (world != nullptr && std::atoll(world) > 1) return MakeEnvCommunicator(options);
+    const int64_t world_size = world != nullptr ? std::atoll(world) : 0;
+    if (world_size > 1 || (world_size == 1 && options.cuda && std::getenv("RANK") != nullptr)) {
+      return MakeEnvCommunicator(options);
+    }
     return MakeSingleProcessCommunicator();
   }
 #ifdef MAESTRO_HAVE_MPI
-  return MakeMpiCommunicator(options);
+  return options.cuda ? MakeMpiNcclCommunicator(options) : MakeMpiCommunicator(options);
 #else
   (void)options;
   return FailedPreconditionError(
@@ -66,7 +72,7 @@ GradientSynchronizer::GradientSynchronizer(std::vector<torch::Tensor> parameters
 }
 
 Status GradientSynchronizer::AllReduce(Communicator& communicator) {
-  if (communicator.world_size() == 1) return OkStatus();
+  if (communicator.backend() == "single") return OkStatus();
   torch::NoGradGuard no_grad;
   for (const auto& bucket : buckets_) {
     std::vector<torch::Tensor> grads;

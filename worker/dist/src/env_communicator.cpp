@@ -1,9 +1,9 @@
-// The torchrun-style launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): every rank
-// meets the others in c10d's TCPStore at MASTER_ADDR:MASTER_PORT (rank 0 serves it), then
-// trains over NCCL (c10d's ProcessGroupNCCL) on CUDA tensors. Without a GPU (or without NCCL
-// in this LibTorch) the rendezvous still happens, and then the process stops with the
-// documented message: CPU ranks come from mpirun on one worker.
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// The NCCL back end and its TCPStore rendezvous (store_rendezvous.h), and the torchrun-style
+// launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): every rank meets the others
+// in c10d's TCPStore at MASTER_ADDR:MASTER_PORT (rank 0 serves it), then trains over NCCL
+// (c10d's ProcessGroupNCCL) on CUDA tensors. Without a GPU (or without NCCL in this LibTorch)
+// the rendezvous still happens, and then the process stops with the documented message: CPU
+// ranks come from mpirun on one worker.
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -15,6 +15,7 @@
 
 #include "maestro/dist/communicator.h"
 #include "maestro/shared/json.h"
+#include "store_rendezvous.h"
 
 namespace maestro::dist {
 namespace {
@@ -24,17 +25,12 @@ int64_t EnvInt(const char* name, int64_t fallback) {
   return value != nullptr && *value != '\0' ? std::atoll(value) : fallback;
 }
 
-std::string HostName() {
-  char name[256] = {};
-  return gethostname(name, sizeof(name) - 1) == 0 ? name : "unknown";
-}
-
 #ifdef USE_C10D_NCCL
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(c10::intrusive_ptr<c10d::Store> store, int64_t rank, int64_t size,
-                   const CommunicatorOptions& options)
-      : rank_(rank), size_(size) {
+                   int64_t device_index, const CommunicatorOptions& options)
+      : rank_(rank), size_(size), device_index_(device_index) {
     auto pg_options = c10d::ProcessGroupNCCL::Options::create();
     pg_options->timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
     group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(std::move(store), static_cast<int>(rank),
@@ -66,7 +62,11 @@ class NcclCommunicator final : public Communicator {
     return OkStatus();
   }
   Status Barrier() override {
-    group_->barrier()->wait();
+    // On this rank's device (the one its tensors live on), not the one c10d would guess from
+    // the global rank.
+    c10d::BarrierOptions options;
+    options.device_ids = {device_index_};
+    group_->barrier(options)->wait();
     return OkStatus();
   }
   [[noreturn]] void Abort(const std::string& reason) override {
@@ -76,32 +76,45 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  int64_t rank_, size_;
+  int64_t rank_, size_, device_index_;
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> group_;
 };
 #endif
 
 }  // namespace
 
-Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOptions& options) {
-  const int64_t rank = EnvInt("RANK", -1), size = EnvInt("WORLD_SIZE", -1);
-  const int64_t local_rank = EnvInt("LOCAL_RANK", 0), port = EnvInt("MASTER_PORT", -1);
-  const char* addr = std::getenv("MASTER_ADDR");
-  if (rank < 0 || size < 1 || rank >= size || addr == nullptr || port <= 0 || port > 65535) {
-    return InvalidArgumentError(
-        "a torchrun-style launch needs RANK (0..WORLD_SIZE-1), WORLD_SIZE, MASTER_ADDR and "
-        "MASTER_PORT (1..65535) in the environment");
-  }
+std::string HostName() {
+  char name[256] = {};
+  return gethostname(name, sizeof(name) - 1) == 0 ? name : "unknown";
+}
+
+Result<c10::intrusive_ptr<c10d::TCPStore>> OpenStore(RendezvousPlace& place,
+                                                     const CommunicatorOptions& options) {
   c10d::TCPStoreOptions store_options;
-  store_options.port = static_cast<std::uint16_t>(port);
-  store_options.isServer = rank == 0;
-  store_options.numWorkers = static_cast<std::size_t>(size);
-  store_options.waitWorkers = true;
+  store_options.port = static_cast<std::uint16_t>(place.port);
+  store_options.isServer = place.rank == 0;
+  store_options.numWorkers = static_cast<std::size_t>(place.size);
+  // With a port still to be shared, the server cannot wait for the others in its constructor;
+  // the key exchange in MeetOverStore waits for them either way.
+  store_options.waitWorkers = place.port != 0;
   store_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
-  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    auto store = c10::make_intrusive<c10d::TCPStore>(place.addr, store_options);
+    if (place.rank == 0) place.port = store->getPort();
+    return store;
+  } catch (const std::exception& e) {
+    return UnavailableError("rendezvous at " + place.addr + ":" + std::to_string(place.port) +
+                            " failed: " + e.what());
+  }
+}
+
+Result<std::unique_ptr<Communicator>> MeetOverStore(c10::intrusive_ptr<c10d::TCPStore> store,
+                                                    const RendezvousPlace& place,
+                                                    const CommunicatorOptions& options,
+                                                    const std::string& launcher) {
+  const int64_t rank = place.rank, size = place.size;
   Json::Array peers;
   try {
-    store = c10::make_intrusive<c10d::TCPStore>(addr, store_options);
     const std::string me = HostName() + " pid " + std::to_string(getpid());
     store->set("maestro/rank/" + std::to_string(rank), std::vector<uint8_t>(me.begin(), me.end()));
     std::vector<std::string> keys;
@@ -123,34 +136,59 @@ Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOpti
       store->wait(left);
     }
   } catch (const std::exception& e) {
-    return UnavailableError("rendezvous at " + std::string(addr) + ":" + std::to_string(port) +
+    return UnavailableError("rendezvous at " + place.addr + ":" + std::to_string(place.port) +
                             " failed: " + e.what());
   }
   Json seen(Json::Object{{"rank", rank},
                          {"world_size", size},
-                         {"local_rank", local_rank},
-                         {"master_addr", addr},
-                         {"master_port", port},
+                         {"local_rank", place.local_rank},
+                         {"master_addr", place.addr},
+                         {"master_port", place.port},
+                         {"launcher", launcher},
                          {"peers", Json(std::move(peers))}});
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES")) {
+    seen.as_object()["cuda_visible_devices"] = Json(std::string(visible));
+  }
   std::cerr << "rendezvous: " << seen.Dump() << std::endl;
   if (const char* record = std::getenv("MAESTRO_RENDEZVOUS_RECORD")) {
-    std::ofstream(record) << seen.Dump() << "\n";
+    std::ofstream(std::string(record) + ".rank-" + std::to_string(rank) + ".json")
+        << seen.Dump() << "\n";
   }
 #ifdef USE_C10D_NCCL
-  if (torch::cuda::is_available()) {
+  if (options.cuda && torch::cuda::is_available()) {
     try {
-      return std::unique_ptr<Communicator>(new NcclCommunicator(store, rank, size, options));
+      return std::unique_ptr<Communicator>(
+          new NcclCommunicator(store, rank, size, place.local_rank, options));
     } catch (const std::exception& e) {
       return UnavailableError(std::string("NCCL: ") + e.what());
     }
   }
 #endif
   return FailedPreconditionError(
-      "the " + std::to_string(size) + " ranks met at " + std::string(addr) + ":" +
-      std::to_string(port) +
-      ", but a torchrun-style (RANK / WORLD_SIZE) data-parallel run trains over NCCL and "
-      "needs CUDA GPUs, which this machine lacks; CPU ranks are started by mpirun on one worker "
-      "(a trial's slots_per_trial on one node)");
+      "the " + std::to_string(size) + (size == 1 ? " rank met at " : " ranks met at ") +
+      place.addr + ":" + std::to_string(place.port) + ", but " + launcher +
+      " data-parallel run trains over NCCL and needs CUDA GPUs" +
+      (options.cuda ? ", which this machine lacks" : " (run.device cuda)") +
+      "; CPU ranks are started by mpirun on one worker (a trial's slots_per_trial on one node, "
+      "run.device cpu)");
+}
+
+Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOptions& options) {
+  RendezvousPlace place;
+  place.rank = EnvInt("RANK", -1);
+  place.size = EnvInt("WORLD_SIZE", -1);
+  place.local_rank = EnvInt("LOCAL_RANK", 0);
+  place.port = EnvInt("MASTER_PORT", -1);
+  const char* addr = std::getenv("MASTER_ADDR");
+  if (place.rank < 0 || place.size < 1 || place.rank >= place.size || addr == nullptr ||
+      place.port <= 0 || place.port > 65535) {
+    return InvalidArgumentError(
+        "a torchrun-style launch needs RANK (0..WORLD_SIZE-1), WORLD_SIZE, MASTER_ADDR and "
+        "MASTER_PORT (1..65535) in the environment");
+  }
+  place.addr = addr;
+  MAESTRO_ASSIGN_OR_RETURN(auto store, OpenStore(place, options));
+  return MeetOverStore(std::move(store), place, options, "a torchrun-style (RANK / WORLD_SIZE)");
 }
 
 }  // namespace maestro::dist

@@ -1,5 +1,6 @@
 // The Open MPI back end: MPI_Allreduce / MPI_Bcast on contiguous float32 CPU buffers, with a
-// watchdog that ends the process when a collective outlives the timeout.
+// watchdog that ends the process when a collective outlives the timeout. And NCCL ranks
+// started by mpirun: MPI shares rank 0's TCPStore address, NCCL does the rest.
 #include <mpi.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "maestro/dist/communicator.h"
+#include "store_rendezvous.h"
 
 namespace maestro::dist {
 namespace {
@@ -157,18 +159,95 @@ class MpiCommunicator final : public Communicator {
   std::thread watchdog_;
 };
 
+// NCCL ranks started by mpirun: MPI only shares rank 0's store address, NCCL carries the
+// collectives; MPI is finalized when the communicator goes.
+class MpiLaunchedNccl final : public Communicator {
+ public:
+  explicit MpiLaunchedNccl(std::unique_ptr<Communicator> nccl) : nccl_(std::move(nccl)) {}
+  ~MpiLaunchedNccl() override {
+    nccl_.reset();
+    MPI_Finalize();
+  }
+  int64_t rank() const override { return nccl_->rank(); }
+  int64_t world_size() const override { return nccl_->world_size(); }
+  std::string backend() const override { return nccl_->backend(); }
+  Status AllReduceMean(std::vector<torch::Tensor>& tensors) override {
+    return nccl_->AllReduceMean(tensors);
+  }
+  Status Broadcast(std::vector<torch::Tensor>& tensors, int64_t root) override {
+    return nccl_->Broadcast(tensors, root);
+  }
+  Status Barrier() override { return nccl_->Barrier(); }
+  [[noreturn]] void Abort(const std::string& reason) override {
+    nccl_->Abort(reason);
+    std::_Exit(kExitRetryable);  // not reached: the NCCL back end's Abort ends the process
+  }
+
+ private:
+  std::unique_ptr<Communicator> nccl_;
+};
+
+Status InitMpi() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) return OkStatus();
+  int provided = 0;
+  if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    return UnavailableError("MPI_Init_thread failed");
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Communicator>> MakeMpiCommunicator(const CommunicatorOptions& options) {
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (!initialized) {
-    int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-      return UnavailableError("MPI_Init_thread failed");
+  MAESTRO_RETURN_IF_ERROR(InitMpi());
+  return std::unique_ptr<Communicator>(new MpiCommunicator(options));
+}
+
+Result<std::unique_ptr<Communicator>> MakeMpiNcclCommunicator(const CommunicatorOptions& options) {
+  MAESTRO_RETURN_IF_ERROR(InitMpi());
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  RendezvousPlace place;
+  place.rank = rank;
+  place.size = size;
+  const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  place.local_rank = local_rank != nullptr ? std::atoll(local_rank) : 0;
+  // Rank 0 serves the store on a port the kernel picks and shares "host port" (an empty host:
+  // it could not); MASTER_ADDR, when set, names its host for the others.
+  Result<c10::intrusive_ptr<c10d::TCPStore>> store = UnavailableError("no store");
+  char shared[512] = {};
+  if (rank == 0) {
+    const char* master = std::getenv("MASTER_ADDR");
+    place.addr = master != nullptr && *master != '\0' ? master : HostName();
+    store = OpenStore(place, options);
+    if (store.ok()) {
+      std::snprintf(shared, sizeof(shared), "%s %lld", place.addr.c_str(),
+                    static_cast<long long>(place.port));
     }
   }
-  return std::unique_ptr<Communicator>(new MpiCommunicator(options));
+  MPI_Bcast(shared, sizeof(shared), MPI_CHAR, 0, MPI_COMM_WORLD);
+  if (rank != 0) {
+    const std::string text = shared;
+    const size_t space = text.rfind(' ');
+    if (space == std::string::npos) {
+      MPI_Finalize();
+      return UnavailableError("rank 0 could not open the rendezvous store (see its error)");
+    }
+    place.addr = text.substr(0, space);
+    place.port = std::atoll(text.c_str() + space + 1);
+    store = OpenStore(place, options);
+  }
+  Result<std::unique_ptr<Communicator>> nccl =
+      store.ok() ? MeetOverStore(*store, place, options, "an mpirun-launched")
+                 : Result<std::unique_ptr<Communicator>>(store.status());
+  if (!nccl.ok()) {
+    MPI_Finalize();
+    return nccl.status();
+  }
+  return std::unique_ptr<Communicator>(new MpiLaunchedNccl(std::move(*nccl)));
 }
 
 }  // namespace maestro::dist

@@ -79,7 +79,8 @@ class Trainer {
         device_(config.run.device),
         comm_(std::move(communicator)),
         rank_(comm_->rank()),
-        world_size_(comm_->world_size()) {
+        world_size_(comm_->world_size()),
+        distributed_(comm_->backend() != "single") {
     null_out_.setstate(std::ios::badbit);
   }
 
@@ -110,11 +111,18 @@ class Trainer {
       return Failure{kExitPermanentFailure,
                      "run.device is " + config_.run.device + " but CUDA is not available"};
     }
+    if (device_.is_cuda() && config_.run.precision == "fp32") {
+      // fp32 means fp32: no TF32 in cuBLAS or cuDNN (whose default allows it), so a CUDA run
+      // matches the CPU's to rounding. bf16 autocast is the fast path.
+      at::globalContext().setAllowTF32CuBLAS(false);
+      at::globalContext().setAllowTF32CuDNN(false);
+    }
     if (config_.run.threads > 0) torch::set_num_threads(static_cast<int>(config_.run.threads));
     out_ << "config " << config_.ToJson().Dump() << "\n";
-    if (world_size_ > 1) {
-      out_ << "data-parallel: " << world_size_ << " ranks (" << comm_->backend()
-           << "), gradients all-reduced in buckets of " << config_.dist.bucket_mb << " MB\n";
+    if (distributed_) {
+      out_ << "data-parallel: " << world_size_ << (world_size_ == 1 ? " rank (" : " ranks (")
+           << comm_->backend() << "), gradients all-reduced in buckets of "
+           << config_.dist.bucket_mb << " MB\n";
     }
     out_ << "config hash " << config_.ResultHash() << std::endl;
 
@@ -169,7 +177,7 @@ class Trainer {
     }
     peak_lr_ = config_.peak_lr(world_size_);
     if (auto failure = Restore(found)) return failure;
-    if (world_size_ > 1) {
+    if (distributed_) {
       // Every rank starts from rank 0's parameters; gradients are averaged in buckets.
       std::vector<torch::Tensor> params;
       for (auto& p : job_->module().parameters()) params.push_back(p.data());
@@ -600,13 +608,13 @@ class Trainer {
           if (!s.ok())
             comm_->Abort("checkpoint part of rank " + std::to_string(rank_) + ": " + s.ToString());
         }
-        if (world_size_ > 1) {
+        if (distributed_) {
           if (Status s = comm_->Barrier(); !s.ok())
             return Fail({kExitRetryableFailure, "barrier: " + s.ToString()});
         }
         if (rank_ == 0) {
           if (Status s = SaveCheckpoint(lr); !s.ok()) {
-            if (world_size_ > 1) comm_->Abort("checkpoint: " + s.ToString());
+            if (distributed_) comm_->Abort("checkpoint: " + s.ToString());
             return Fail({kExitRetryableFailure, "checkpoint: " + s.ToString()});
           }
         } else {
@@ -684,6 +692,9 @@ class Trainer {
   std::unique_ptr<dist::Communicator> comm_;
   int64_t rank_ = 0;
   int64_t world_size_ = 1;
+  // A real back end (also at world size 1: NCCL under a torchrun-style launch of one process,
+  // whose collectives then run like any world's).
+  bool distributed_ = false;
   std::unique_ptr<dist::GradientSynchronizer> grad_sync_;
   std::unique_ptr<checkpoint::CheckpointStorage> storage_;
   std::shared_ptr<const dataloader::RecordStore> store_;  // shard data: local or the service
@@ -763,15 +774,20 @@ void InstallStopSignalHandlers() {
 }
 
 int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out) {
-  auto communicator = dist::CommunicatorFromEnvironment({config.dist.timeout_s, &g_stop_signal});
+  const bool cuda = config.run.device.rfind("cuda", 0) == 0;
+  auto communicator =
+      dist::CommunicatorFromEnvironment({config.dist.timeout_s, cuda, &g_stop_signal});
   if (!communicator.ok()) {
     out << "error: data-parallel launch: " << communicator.status().ToString() << std::endl;
-    return kExitPermanentFailure;
+    // A rendezvous that failed (a peer never came) may succeed when the gang is started again.
+    return communicator.status().code() == StatusCode::kUnavailable ? kExitRetryableFailure
+                                                                    : kExitPermanentFailure;
   }
   if ((*communicator)->backend() == "nccl" && config.run.device == "cuda") {
-    // One GPU per local rank.
+    // One GPU per local rank (torchrun's LOCAL_RANK, or Open MPI's for ranks from mpirun).
     TrainConfig local = config;
     const char* local_rank = std::getenv("LOCAL_RANK");
+    if (local_rank == nullptr) local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
     local.run.device = "cuda:" + std::string(local_rank != nullptr ? local_rank : "0");
     return Trainer(local, options, out, std::move(*communicator)).Run();
   }

@@ -2,7 +2,10 @@
 // its output appended to a log file, stopped with SIGTERM then SIGKILL after a grace period,
 // reaped without blocking. The child dies with the daemon (PR_SET_PDEATHSIG), so a worker
 // killed with SIGKILL leaves no trainer behind to clash with the replacement the coordinator
-// starts elsewhere. Not thread-safe: one thread (the one that started it) drives it.
+// starts elsewhere. A GPU trial of several slots is one such child of several processes (one
+// per local rank, torchrun-style) in one group: it ends when all have ended, and the first that
+// fails (a signal, or an exit other than 0 or 3) takes the others down with it. Not
+// thread-safe: one thread (the one that started it) drives it.
 #pragma once
 
 #include <sys/types.h>
@@ -29,9 +32,17 @@ class TrainerProcess {
   static Result<TrainerProcess> Start(const std::vector<std::string>& argv,
                                       const std::string& log_path,
                                       const std::vector<std::string>& env = {});
+  // `argv` once per entry of `local_env`, each process with `env` and then its own entries, all
+  // in the first one's process group.
+  static Result<TrainerProcess> StartGroup(const std::vector<std::string>& argv,
+                                           const std::string& log_path,
+                                           const std::vector<std::string>& env,
+                                           const std::vector<std::vector<std::string>>& local_env);
 
-  pid_t pid() const { return pid_; }
-  // Non-blocking: the exit once the child has ended (reaped), else nullopt.
+  // The first process's (the group's leader).
+  pid_t pid() const { return pids_.front(); }
+  // Non-blocking: the exit once every process has ended (reaped), else nullopt: the first
+  // failure's when one failed, else the first process's.
   std::optional<ProcessExit> Poll();
   // SIGTERM to its process group now, SIGKILL once `grace` has passed (Poll escalates).
   void Stop(std::chrono::milliseconds grace);
@@ -40,7 +51,12 @@ class TrainerProcess {
   void Kill();
 
  private:
-  pid_t pid_ = -1;
+  // How long the others of a group get to end after one failed, before SIGKILL.
+  static constexpr std::chrono::seconds kFailureGrace{3};
+
+  std::vector<pid_t> pids_;
+  std::vector<std::optional<ProcessExit>> exits_;  // per process, once reaped
+  std::optional<ProcessExit> failure_;             // the first failing process's
   std::optional<std::chrono::steady_clock::time_point> stop_deadline_;
   std::optional<ProcessExit> exit_;
 };

@@ -2,7 +2,7 @@
 // interface with a back end per kind of tensor: one process (no communication); Open MPI for
 // CPU tensors (MPI_Allreduce / MPI_Bcast on contiguous buffers; ranks started by `mpirun`,
 // which Open MPI 4.1 requires); NCCL for CUDA tensors through c10d's ProcessGroupNCCL after a
-// TCPStore rendezvous (the torchrun-style environment).
+// TCPStore rendezvous (ranks started torchrun-style or by mpirun).
 //
 // A collective that has not completed within the timeout (a peer died or hangs) ends the
 // process with a clear error and the retryable exit status instead of hanging: the
@@ -24,6 +24,9 @@ namespace maestro::dist {
 
 struct CommunicatorOptions {
   double timeout_s = 300;  // a collective taking longer ends the process (exit 4)
+  // Whether the run trains on CUDA (run.device cuda): its ranks meet in a TCPStore and
+  // all-reduce over NCCL, also when mpirun started them (rank 0's address shared through MPI).
+  bool cuda = false;
   // The trainer's stop-signal flag (SIGTERM/SIGINT). A collective still blocked half a second
   // after a stop signal arrived ends the process at once with a clear error (exit 4): the
   // launcher is stopping the job because a peer died (mpirun sends SIGTERM before SIGKILL).
@@ -35,7 +38,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int64_t rank() const = 0;
   virtual int64_t world_size() const = 0;
-  virtual std::string backend() const = 0;  // "single", "mpi"
+  virtual std::string backend() const = 0;  // "single", "mpi", "nccl"
 
   // Averages every tensor across ranks, in place. Tensors are contiguous float32 on this back
   // end's device; INVALID_ARGUMENT otherwise.
@@ -50,12 +53,15 @@ class Communicator {
 // A world of one process: every collective is a no-op.
 std::unique_ptr<Communicator> MakeSingleProcessCommunicator();
 
-// The communicator this process was launched for: Open MPI's when started by `mpirun` with
-// more than one rank (OMPI_COMM_WORLD_SIZE > 1); NCCL's after a TCPStore rendezvous at
-// MASTER_ADDR:MASTER_PORT when started torchrun-style (RANK, WORLD_SIZE > 1, LOCAL_RANK;
-// with MAESTRO_RENDEZVOUS_RECORD=FILE each rank writes what it saw there); else a single
-// process. FAILED_PRECONDITION when launched by mpirun in a build without MPI, or
-// torchrun-style without CUDA (after the rendezvous: CPU ranks come from mpirun);
+// The communicator this process was launched for: started by `mpirun` with more than one rank
+// (OMPI_COMM_WORLD_SIZE > 1), Open MPI's for a CPU run, and for a CUDA run NCCL's after a
+// TCPStore rendezvous at rank 0's host and a port it picked, both shared through MPI (local
+// rank OMPI_COMM_WORLD_LOCAL_RANK); started torchrun-style (RANK, WORLD_SIZE > 1, LOCAL_RANK;
+// or WORLD_SIZE 1 for a CUDA run), NCCL's after a TCPStore rendezvous at
+// MASTER_ADDR:MASTER_PORT; else a single process. With
+// MAESTRO_RENDEZVOUS_RECORD=PREFIX each rank of a rendezvous writes what it saw to
+// PREFIX.rank-<r>.json. FAILED_PRECONDITION when launched by mpirun in a build without MPI, or
+// for NCCL without CUDA or with a CPU run (after the rendezvous: CPU ranks come from mpirun);
 // UNAVAILABLE when MPI cannot start or the rendezvous fails.
 Result<std::unique_ptr<Communicator>> CommunicatorFromEnvironment(
     const CommunicatorOptions& options);
