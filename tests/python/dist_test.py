@@ -10,7 +10,8 @@
    --resume auto it ends with parameters bitwise equal to an uninterrupted 2-rank run's.
 3. A peer that stops answering without dying (SIGSTOP, so mpirun does not end the job) while
    rank 0 waits in all-reduce: rank 0 exits with the retryable status and a clear timeout
-   error within dist.timeout_s.
+   error within dist.timeout_s. 3b: the same for a peer killed with SIGKILL, mpirun told not
+   to end the job (--mca orte_abort_on_non_zero_status 0) so that only the timeout can.
 4. mpirun's ranks of a CUDA run (run.device cuda) meet in a TCPStore whose address rank 0
    shares through MPI; without a GPU they then stop with the documented message.
 Exit status 0 when everything holds.
@@ -135,6 +136,40 @@ def main():
     check.expect("did not complete within 5 s" in output and proc.returncode != 0 and took < 30,
                  f"a silent peer: rank 0 exits with a clear timeout error and the gang ends "
                  f"({took:.1f} s after the peer stopped): {line}")
+    # 3b. A rank SIGKILLed while the other waits in all-reduce, with mpirun told not to end the
+    # job on a rank's death, so that only the timeout can end the survivor: rank 0 exits with
+    # the timeout error about dist.timeout_s after the kill (its wait began when it entered the
+    # next all-reduce, just after the kill; the watchdog looks every 0.1 s). Open MPI 4.1's
+    # mpirun then waits forever with no rank left (why the worker keeps mpirun's default, which
+    # ends the job at a rank's death: section 2), so the test ends it.
+    killed_dir = os.path.join(args.dir, "killed-timeout")
+    command = mpirun(2, train_args(args.train, killed_dir, 32, 100000, ["--set", "dist.timeout_s=5"]))
+    command[1:1] = ["--mca", "orte_abort_on_non_zero_status", "0"]
+    log_path = os.path.join(args.dir, "killed-timeout.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=MPI_ENV)
+    try:
+        wait_for_checkpoint(proc, killed_dir, 4, timeout=300)
+        survivor, victim = rank_pid(killed_dir, 0), rank_pid(killed_dir, 1)
+        killed_at = time.time()
+        os.kill(victim, signal.SIGKILL)
+        while os.path.exists(f"/proc/{survivor}") and time.time() - killed_at < 60:
+            with open(f"/proc/{survivor}/stat") as f:
+                if f.read().split(") ")[-1].startswith("Z"):
+                    break
+            time.sleep(0.02)
+        took = time.time() - killed_at
+    except OSError:
+        took = time.time() - killed_at
+    finally:
+        proc.kill()
+        proc.wait()
+    with open(log_path) as f:
+        line = next((x for x in f.read().splitlines() if "did not complete" in x), "")
+    check.expect("error: rank 0: all-reduce did not complete within 5 s (dist.timeout_s)" in line and 3.0 < took < 6.5,
+                 f"a rank killed while the other waits in all-reduce (mpirun not ending the job): the survivor "
+                 f"exits with the timeout error {took:.1f} s after the kill (dist.timeout_s 5): {line}")
+
     # 4. mpirun's ranks of a CUDA run: rank 0 serves a TCPStore on a port the kernel picked and
     # shares its host and port through MPI; both ranks meet there (each records what it saw),
     # and on this CPU-only machine they then stop with the documented message (NCCL needs GPUs).
