@@ -31,6 +31,10 @@ class NcclCommunicator final : public Communicator {
   NcclCommunicator(c10::intrusive_ptr<c10d::Store> store, int64_t rank, int64_t size,
                    int64_t device_index, const CommunicatorOptions& options)
       : rank_(rank), size_(size), device_index_(device_index) {
+    // c10d's watchdog ends the process when a collective outlives the timeout (a dead or hung
+    // peer) instead of letting it hang: mode 3 (abort without cleanup, which could itself hang),
+    // set here so it does not depend on the LibTorch version's default. Kept if set already.
+    setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "3", /*overwrite=*/0);
     auto pg_options = c10d::ProcessGroupNCCL::Options::create();
     pg_options->timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
     group_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(std::move(store), static_cast<int>(rank),
