@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -44,6 +45,41 @@ def train_args(train, out, batch, steps=STEPS, extra=()):
 
 def mpirun(n, args):
     return ["mpirun", "-np", str(n), "--bind-to", "none", *args]
+
+
+def ended(pid):
+    """Whether process `pid` has exited (gone, or a zombie its parent has not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1].startswith("Z")
+    except OSError:
+        return True
+
+
+def signal_rank_1(command, out_dir, signum, env, until_rank_0=False):
+    """Runs `command` (an mpirun gang writing to `out_dir`), sends `signum` to rank 1 once
+    checkpoint 4 is committed, then waits for the gang to end, or with `until_rank_0` for rank 0
+    alone to exit (mpirun may never end then), and ends whatever is left. (mpirun's exit status,
+    seconds from the signal to that end, the gang's output)."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            wait_for_checkpoint(proc, out_dir, 4, timeout=300)
+            survivor, victim = rank_pid(out_dir, 0), rank_pid(out_dir, 1)
+            signalled_at = time.time()
+            os.kill(victim, signum)
+            if until_rank_0:
+                while not ended(survivor) and time.time() - signalled_at < 60:
+                    time.sleep(0.02)
+            else:
+                proc.wait(timeout=120)
+            took = time.time() - signalled_at
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        return proc.returncode, took, log.read()
 
 
 def main():
@@ -90,20 +126,8 @@ def main():
                        text=True, env=MPI_ENV, timeout=600)
     check.expect(r.returncode == 0, f"an uninterrupted 2-rank run of {steps} steps (exit {r.returncode})")
     env = dict(MPI_ENV, MAESTRO_PARAM_CHECKSUMS=os.path.join(args.dir, "killed-sums"))
-    proc = subprocess.Popen(mpirun(2, train_args(args.train, killed, 32, steps, short_timeout)),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        wait_for_checkpoint(proc, killed, 4, timeout=300)
-        victim = rank_pid(killed, 1)
-        killed_at = time.time()
-        os.kill(victim, signal.SIGKILL)
-        code = proc.wait(timeout=120)
-        gang_end = time.time() - killed_at
-        killed_output = proc.stdout.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, gang_end, killed_output = signal_rank_1(
+        mpirun(2, train_args(args.train, killed, 32, steps, short_timeout)), killed, signal.SIGKILL, env)
     message = next((x for x in killed_output.splitlines() if "still waiting for a peer" in x), "")
     check.expect(code != 0 and gang_end < 5 and "error: rank 0: all-reduce" in message,
                  f"killing rank 1 ends the gang within dist.timeout_s (5 s): the surviving rank exits "
@@ -119,21 +143,11 @@ def main():
     # rank 0 waits in all-reduce: rank 0's watchdog ends it with a clear error within
     # dist.timeout_s, and mpirun then ends the gang.
     timeout_dir = os.path.join(args.dir, "timeout")
-    proc = subprocess.Popen(mpirun(2, train_args(args.train, timeout_dir, 32, 100000, ["--set", "dist.timeout_s=5"])),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=MPI_ENV)
-    try:
-        wait_for_checkpoint(proc, timeout_dir, 4, timeout=300)
-        victim = rank_pid(timeout_dir, 1)
-        stopped_at = time.time()
-        os.kill(victim, signal.SIGSTOP)
-        output, _ = proc.communicate(timeout=120)
-        took = time.time() - stopped_at
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code, took, output = signal_rank_1(
+        mpirun(2, train_args(args.train, timeout_dir, 32, 100000, ["--set", "dist.timeout_s=5"])), timeout_dir,
+        signal.SIGSTOP, MPI_ENV)
     line = next((x for x in output.splitlines() if "did not complete" in x), output[-300:])
-    check.expect("did not complete within 5 s" in output and proc.returncode != 0 and took < 30,
+    check.expect("did not complete within 5 s" in output and code != 0 and took < 30,
                  f"a silent peer: rank 0 exits with a clear timeout error and the gang ends "
                  f"({took:.1f} s after the peer stopped): {line}")
     # 3b. A rank SIGKILLed while the other waits in all-reduce, with mpirun told not to end the
@@ -145,27 +159,8 @@ def main():
     killed_dir = os.path.join(args.dir, "killed-timeout")
     command = mpirun(2, train_args(args.train, killed_dir, 32, 100000, ["--set", "dist.timeout_s=5"]))
     command[1:1] = ["--mca", "orte_abort_on_non_zero_status", "0"]
-    log_path = os.path.join(args.dir, "killed-timeout.log")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=MPI_ENV)
-    try:
-        wait_for_checkpoint(proc, killed_dir, 4, timeout=300)
-        survivor, victim = rank_pid(killed_dir, 0), rank_pid(killed_dir, 1)
-        killed_at = time.time()
-        os.kill(victim, signal.SIGKILL)
-        while os.path.exists(f"/proc/{survivor}") and time.time() - killed_at < 60:
-            with open(f"/proc/{survivor}/stat") as f:
-                if f.read().split(") ")[-1].startswith("Z"):
-                    break
-            time.sleep(0.02)
-        took = time.time() - killed_at
-    except OSError:
-        took = time.time() - killed_at
-    finally:
-        proc.kill()
-        proc.wait()
-    with open(log_path) as f:
-        line = next((x for x in f.read().splitlines() if "did not complete" in x), "")
+    _, took, output = signal_rank_1(command, killed_dir, signal.SIGKILL, MPI_ENV, until_rank_0=True)
+    line = next((x for x in output.splitlines() if "did not complete" in x), "")
     check.expect("error: rank 0: all-reduce did not complete within 5 s (dist.timeout_s)" in line and 3.0 < took < 6.5,
                  f"a rank killed while the other waits in all-reduce (mpirun not ending the job): the survivor "
                  f"exits with the timeout error {took:.1f} s after the kill (dist.timeout_s 5): {line}")

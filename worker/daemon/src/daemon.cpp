@@ -21,6 +21,7 @@
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/grpc_status.h"
+#include "maestro/shared/ids.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/metrics_http.h"
 #include "maestro/shared/version.h"
@@ -36,12 +37,6 @@ namespace {
 
 std::chrono::system_clock::time_point Deadline(int64_t ms) {
   return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
-}
-
-std::string HostName() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0) return "worker";
-  return name;
 }
 
 // A TCP port free on this machine now (the kernel's pick for port 0), for the rendezvous of
@@ -87,7 +82,7 @@ class WorkerDaemon::Impl {
   explicit Impl(WorkerOptions options) : options_(std::move(options)) {}
 
   Status Init() {
-    if (options_.id.empty()) options_.id = HostName();
+    if (options_.id.empty()) options_.id = HostName("worker");
     if (options_.slots <= 0) return InvalidArgumentError("--slots: at least 1");
     if (options_.cpu_cores <= 0) options_.cpu_cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (options_.memory_mb <= 0) {
@@ -185,7 +180,7 @@ class WorkerDaemon::Impl {
     request.set_worker_id(options_.id);
     request.set_protocol_version(kWorkerProtocolVersion);
     request.set_build(MaestroBuild());
-    request.set_address(options_.address.empty() ? HostName() : options_.address);
+    request.set_address(options_.address.empty() ? HostName("worker") : options_.address);
     request.mutable_resources()->set_slots(options_.slots);
     request.mutable_resources()->set_cpu_cores(options_.cpu_cores);
     request.mutable_resources()->set_memory_mb(options_.memory_mb);

@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "maestro/dist/communicator.h"
+#include "maestro/shared/ids.h"
 #include "maestro/shared/json.h"
 #include "store_rendezvous.h"
 
@@ -87,11 +88,6 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::string HostName() {
-  char name[256] = {};
-  return gethostname(name, sizeof(name) - 1) == 0 ? name : "unknown";
-}
-
 Result<c10::intrusive_ptr<c10d::TCPStore>> OpenStore(RendezvousPlace& place,
                                                      const CommunicatorOptions& options) {
   c10d::TCPStoreOptions store_options;
@@ -119,7 +115,7 @@ Result<std::unique_ptr<Communicator>> MeetOverStore(c10::intrusive_ptr<c10d::TCP
   const int64_t rank = place.rank, size = place.size;
   Json::Array peers;
   try {
-    const std::string me = HostName() + " pid " + std::to_string(getpid());
+    const std::string me = HostName("unknown") + " pid " + std::to_string(getpid());
     store->set("maestro/rank/" + std::to_string(rank), std::vector<uint8_t>(me.begin(), me.end()));
     std::vector<std::string> keys;
     for (int64_t r = 0; r < size; ++r) keys.push_back("maestro/rank/" + std::to_string(r));

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "maestro/dist/communicator.h"
+#include "maestro/shared/ids.h"
 #include "store_rendezvous.h"
 
 namespace maestro::dist {
@@ -221,7 +222,7 @@ Result<std::unique_ptr<Communicator>> MakeMpiNcclCommunicator(const Communicator
   char shared[512] = {};
   if (rank == 0) {
     const char* master = std::getenv("MASTER_ADDR");
-    place.addr = master != nullptr && *master != '\0' ? master : HostName();
+    place.addr = master != nullptr && *master != '\0' ? master : HostName("unknown");
     store = OpenStore(place, options);
     if (store.ok()) {
       std::snprintf(shared, sizeof(shared), "%s %lld", place.addr.c_str(),

@@ -31,6 +31,4 @@ Result<std::unique_ptr<Communicator>> MeetOverStore(c10::intrusive_ptr<c10d::TCP
                                                     const CommunicatorOptions& options,
                                                     const std::string& launcher);
 
-std::string HostName();
-
 }  // namespace maestro::dist

@@ -1,5 +1,8 @@
-// Random identifiers: stream ids, idempotency keys. Header-only; thread-safe.
+// Identifiers: random ones (stream ids, idempotency keys) and this machine's name.
+// Header-only; thread-safe.
 #pragma once
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <random>
@@ -13,6 +16,12 @@ inline std::string RandomHexId() {
   char text[33];
   std::snprintf(text, sizeof(text), "%08x%08x%08x%08x", device(), device(), device(), device());
   return text;
+}
+
+// This machine's host name (gethostname), or `fallback` when it cannot be read.
+inline std::string HostName(const std::string& fallback) {
+  char name[256] = {};
+  return gethostname(name, sizeof(name) - 1) == 0 ? std::string(name) : fallback;
 }
 
 }  // namespace maestro
