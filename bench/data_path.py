@@ -33,7 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 import photo_set  # noqa: E402
-from run_util import start_listening  # noqa: E402
+from run_util import Credentials, start_listening  # noqa: E402
 
 
 def torchvision_rate(files, threads, seconds):
@@ -145,7 +145,10 @@ def main():
         shards = os.path.join(work, "q96-shards")
         subprocess.run([maestro, "data", "ingest", "--format", "imagefolder", "--src", os.path.join(work, "q96_444"),
                         "--out", shards, "--split", "train", "--shards", "4"], capture_output=True, check=True)
-        server, m = start_listening([data, "serve", "--dataset", f"bench={shards}", "--listen", "127.0.0.1:0"],
+        # TLS and a data token, as trainers read in a cluster.
+        credentials = Credentials(maestro, work)
+        server, m = start_listening([data, "serve", "--dataset", f"bench={shards}", "--listen", "127.0.0.1:0",
+                                     *credentials.server_args()],
                                     r"listening on port (\d+)")
         port = int(m.group(1))
         try:

@@ -16,7 +16,7 @@ PY_PINS=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 transformers==5.24.0 saf
 DEBIAN_PACKAGES=(
   build-essential cmake make pkg-config ccache git
   libopenblas0-pthread zlib1g-dev
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev openssl
   librocksdb-dev prometheus-cpp-dev
   openmpi-bin libopenmpi-dev
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev

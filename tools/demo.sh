@@ -4,13 +4,16 @@
 # (maestro-worker), registers the dataset, submits a small ablation grid (mask ratio x decoder
 # depth, each trial pretrained then linear-probed: configs/experiments/fmnist_demo_grid.yaml),
 # shows progress, prints the results table, writes each trial's reconstruction grid, and stops
-# everything it started. About 6 minutes on 2 cores.
+# everything it started. Everything runs secured as on a cluster: `maestro cluster init` makes
+# the credentials (TLS certificates, an admin token), each worker is enrolled with its own
+# token, and trainers read from the data service with the data tokens their assignments carry.
+# About 6 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 out=${DEMO_OUT:-demo-output}
 bin="$build/tools"
-rm -rf "$out/coordinator" "$out/runs" "$out/workers" "$out"/reconstruction*.png
+rm -rf "$out/coordinator" "$out/runs" "$out/workers" "$out/cluster" "$out"/reconstruction*.png
 mkdir -p "$out/workers"
 
 pids=()
@@ -38,15 +41,21 @@ for split in train test; do
     --out "$out/data/fmnist" --split "$split" --shards 4
 done
 
-# 2. The data service, the coordinator and two workers, on free ports.
+# 2. The cluster's credentials: a CA, the servers' certificates, the first admin token (which
+# the maestro CLI below uses, through MAESTRO_TOKEN_FILE).
+"$bin/maestro" cluster init --dir "$out/cluster" > /dev/null
+export MAESTRO_CA="$out/cluster/ca.crt" MAESTRO_TOKEN_FILE="$out/cluster/admin.token"
+echo "demo: cluster credentials in $out/cluster (CA ca.crt, admin token admin.token, mode 0600)"
+
+# 3. The data service, the coordinator and two workers, on free ports.
 "$bin/maestro-data" serve --dataset "fmnist=$out/data/fmnist" --listen 127.0.0.1:0 \
-  --metrics-listen 127.0.0.1:0 > "$out/data-service.log" 2>&1 &
+  --metrics-listen 127.0.0.1:0 --credentials "$out/cluster" > "$out/data-service.log" 2>&1 &
 pids+=($!)
 line=$(wait_for_line "$out/data-service.log" "listening on port" $!)
 data_port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' <<< "$line")
 
 "$bin/maestro-coordinator" --db "$out/coordinator" --runs "$out/runs" --listen 127.0.0.1:0 \
-  --metrics-listen 127.0.0.1:0 > "$out/coordinator.log" 2>&1 &
+  --metrics-listen 127.0.0.1:0 --credentials "$out/cluster" > "$out/coordinator.log" 2>&1 &
 pids+=($!)
 line=$(wait_for_line "$out/coordinator.log" "listening on port" $!)
 port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' <<< "$line")
@@ -56,12 +65,13 @@ echo "demo: data service on 127.0.0.1:$data_port, coordinator on $coordinator" \
   "(Prometheus metrics: http://127.0.0.1:$metrics_port/metrics)"
 
 for w in w1 w2; do
+  "$bin/maestro" worker enroll "$w" --out "$out/cluster/$w.token" --coordinator "$coordinator"
   "$bin/maestro-worker" --coordinator "$coordinator" --id "$w" --slots 1 \
-    --work-dir "$out/workers/$w" > "$out/workers/$w.log" 2>&1 &
+    --token-file "$out/cluster/$w.token" --work-dir "$out/workers/$w" > "$out/workers/$w.log" 2>&1 &
   pids+=($!)
 done
 
-# 3. The dataset by name (trainers stream it from the service), then the sweep.
+# 4. The dataset by name (trainers stream it from the service), then the sweep.
 "$bin/maestro" dataset register fmnist --path "$out/data/fmnist" --service "127.0.0.1:$data_port" \
   --coordinator "$coordinator"
 created=$("$bin/maestro" experiment create configs/experiments/fmnist_demo_grid.yaml \
@@ -69,7 +79,7 @@ created=$("$bin/maestro" experiment create configs/experiments/fmnist_demo_grid.
 experiment=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["experiment"])' "$created")
 "$bin/maestro" worker list --coordinator "$coordinator"
 
-# 4. Progress every 15 s until every trial is final.
+# 5. Progress every 15 s until every trial is final.
 progress() {
   "$bin/maestro" experiment describe "$experiment" --coordinator "$coordinator" --json \
     > "$out/describe.json"
@@ -88,7 +98,7 @@ PY
 }
 until progress; do sleep 15; done
 
-# 5. Results (also saved as markdown and CSV) and reconstruction grids.
+# 6. Results (also saved as markdown and CSV) and reconstruction grids.
 "$bin/maestro" experiment results "$experiment" --coordinator "$coordinator" --format markdown |
   tee "$out/results.md"
 "$bin/maestro" experiment results "$experiment" --coordinator "$coordinator" --format csv \

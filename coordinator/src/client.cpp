@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
+#include "maestro/shared/grpc_auth.h"
 #include "maestro/shared/grpc_status.h"
 
 namespace maestro::coordinator {
@@ -133,6 +134,39 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     return std::make_pair(std::move(experiment), std::move(trials));
   }
 
+  Result<std::pair<std::string, Json>> CreateToken(const std::string& role, const std::string& name,
+                                                   int64_t lifetime_ms) override {
+    pb::CreateTokenRequest request;
+    request.set_role(role);
+    request.set_name(name);
+    request.set_lifetime_ms(lifetime_ms);
+    pb::CreateTokenResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(
+        FromGrpcStatus(stub_->CreateToken(&context, request, &response), address_));
+    MAESTRO_ASSIGN_OR_RETURN(Json record, Json::Parse(response.token_json()));
+    return std::make_pair(response.token(), std::move(record));
+  }
+
+  Result<std::vector<Json>> ListTokens() override {
+    pb::ListTokensResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(
+        stub_->ListTokens(&context, pb::ListTokensRequest(), &response), address_));
+    return ParseAll(response.tokens_json());
+  }
+
+  Status RevokeToken(const std::string& id) override {
+    pb::RevokeTokenRequest request;
+    request.set_id(id);
+    pb::RevokeTokenResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    return FromGrpcStatus(stub_->RevokeToken(&context, request, &response), address_);
+  }
+
  private:
   std::unique_ptr<pb::Coordinator::Stub> stub_;
   std::string address_;
@@ -141,12 +175,19 @@ class GrpcCoordinatorClient : public CoordinatorClient {
 }  // namespace
 
 Result<std::unique_ptr<CoordinatorClient>> ConnectCoordinator(const std::string& address,
+                                                              const CoordinatorAuth& given,
                                                               int64_t timeout_ms) {
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  ClientAuth auth = ClientAuthFromEnvironment();
+  if (!given.ca_file.empty()) auth.ca_file = given.ca_file;
+  if (!given.token_file.empty()) auth.token_file = given.token_file;
+  MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth));
+  auto channel = grpc::CreateChannel(address, credentials);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::milliseconds(timeout_ms))) {
+    const std::string why = ExplainTlsFailure(address, auth);
     return UnavailableError("cannot reach the coordinator at " + address + " (waited " +
-                            std::to_string(timeout_ms) + " ms; is maestro-coordinator running?)");
+                            std::to_string(timeout_ms) + " ms; " +
+                            (why.empty() ? "is maestro-coordinator running?" : why) + ")");
   }
   return std::unique_ptr<CoordinatorClient>(new GrpcCoordinatorClient(std::move(channel), address));
 }

@@ -144,7 +144,8 @@ void Scheduler::CommitOrLog(Change change) {
 // Users
 
 Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
-                                                      const std::string& idempotency_key) {
+                                                      const std::string& idempotency_key,
+                                                      const std::string& actor) {
   MAESTRO_ASSIGN_OR_RETURN(ExperimentSpec spec, ParseExperiment(tree, ""));
   std::lock_guard<std::mutex> lock(mutex_);
   if (!datasets_.count(spec.dataset)) {
@@ -199,7 +200,8 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
                            {"kind", spec.kind},
                            {"dataset", spec.dataset},
                            {"spec", tree},
-                           {"created_ms", NowMs()}});
+                           {"created_ms", NowMs()},
+                           {"created_by", actor}});
   MAESTRO_ASSIGN_OR_RETURN(CreatedExperiment created,
                            store_->CreateExperiment(record, trials, idempotency_key));
   if (created.existed) return created;
@@ -208,6 +210,7 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
   specs_.emplace(created.id, std::move(spec));
   const int64_t priority = specs_.at(created.id).resources.priority;
   Change change;
+  change.SetActor(actor);
   for (int64_t id : created.trials) {
     if (auto known = trials_.find(id); known != trials_.end()) {
       // Shared with an earlier experiment: a completed or live cell is never rerun; a failed
@@ -287,11 +290,13 @@ Result<std::pair<Json, std::vector<Json>>> Scheduler::DescribeExperiment(int64_t
   return std::make_pair(it->second, std::move(trials));
 }
 
-Result<std::pair<int64_t, int64_t>> Scheduler::CancelExperiment(int64_t id) {
+Result<std::pair<int64_t, int64_t>> Scheduler::CancelExperiment(int64_t id,
+                                                                const std::string& actor) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = experiments_.find(id);
   if (it == experiments_.end()) return NotFoundError("no experiment " + std::to_string(id));
   Change change;
+  change.SetActor(actor);
   int64_t canceled = 0, stopping = 0;
   if (StringOr(it->second, "state") != "canceled") {
     it->second.as_object()["state"] = Json("canceled");
@@ -381,7 +386,8 @@ std::vector<Json> Scheduler::ListWorkers() {
   return out;
 }
 
-Status Scheduler::RegisterDataset(const std::string& name, const Json& dataset) {
+Status Scheduler::RegisterDataset(const std::string& name, const Json& dataset,
+                                  const std::string& actor) {
   if (name.empty() || name.find('/') != std::string::npos) {
     return InvalidArgumentError("name: a dataset name is non-empty without '/', not '" + name +
                                 "'");
@@ -403,6 +409,7 @@ Status Scheduler::RegisterDataset(const std::string& name, const Json& dataset) 
   record.as_object()["registered_ms"] = Json(NowMs());
   std::lock_guard<std::mutex> lock(mutex_);
   Change change;
+  change.SetActor(actor);
   change.PutDataset(record);
   change.AddEvent(Json(Json::Object{{"kind", "dataset_registered"}, {"dataset", name}}));
   MAESTRO_RETURN_IF_ERROR(store_->Commit(std::move(change)));
@@ -451,6 +458,7 @@ Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
   std::lock_guard<std::mutex> lock(mutex_);
   Worker& worker = workers_[r.id];
   Change change;
+  change.SetActor(r.actor);
   const bool replaced = worker.confirmed && worker.alive;
   worker.id = r.id;
   worker.session = RandomHexId();
@@ -465,6 +473,8 @@ Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
   worker.pending_kills.clear();
   worker.beats = 0;
   worker.assigned_beat.clear();
+  worker.session_attempts.clear();
+  worker.session_refused.clear();
   RegisterOutcome out;
   out.session = worker.session;
   out.heartbeat_interval_ms = options_.heartbeat_interval_ms;
@@ -505,6 +515,8 @@ Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
                      true, false, change);
   }
   worker.running = adopted;
+  worker.session_attempts = adopted;
+  for (const AttemptRef& ref : out.kill) worker.session_refused.insert(ref);
   change.PutWorker(Json(Json::Object{{"id", r.id},
                                      {"build", r.build},
                                      {"address", r.address},
@@ -661,6 +673,7 @@ void Scheduler::Schedule(Worker& worker, int64_t free_slots, Change& change,
                            {"queue_wait_ms", NowMs() - queued_at}}));
     queue_waits_s_.push_back(static_cast<double>(NowMs() - queued_at) / 1000.0);
     worker.running.insert({id, assignment->attempt});
+    worker.session_attempts.insert({id, assignment->attempt});
     worker.assigned_beat[{id, assignment->attempt}] = worker.beats;
     running_[id] = Running{};
     if (gang.size() > 1) {
@@ -671,6 +684,7 @@ void Scheduler::Schedule(Worker& worker, int64_t free_slots, Change& change,
         TrialAssignment other = *assignment;
         other.node_rank = static_cast<int64_t>(node);
         gang[node]->running.insert({id, assignment->attempt});
+        gang[node]->session_attempts.insert({id, assignment->attempt});
         gang[node]->pending_assignments.push_back(std::move(other));
       }
     }
@@ -694,9 +708,29 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
     return out;
   }
   Worker& worker = found->second;
+  // Everything named must be this session's before anything changes.
+  auto foreign = [&](int64_t trial, int64_t attempt) {
+    const AttemptRef ref{trial, attempt};
+    return worker.session_attempts.count(ref) == 0 && worker.session_refused.count(ref) == 0;
+  };
+  for (const auto& p : progress) {
+    if (foreign(p.trial, p.attempt)) {
+      return PermissionDeniedError("progress of trial " + std::to_string(p.trial) + " attempt " +
+                                   std::to_string(p.attempt) + ": worker '" + worker_id +
+                                   "' does not hold that attempt");
+    }
+  }
+  for (const auto& piece : logs) {
+    if (foreign(piece.trial, piece.attempt)) {
+      return PermissionDeniedError("log of trial " + std::to_string(piece.trial) + " attempt " +
+                                   std::to_string(piece.attempt) + ": worker '" + worker_id +
+                                   "' does not hold that attempt");
+    }
+  }
   worker.last_heartbeat = Clock::now();
   ++worker.beats;
   Change change;
+  change.SetActor(worker_id);
   // Assignments an earlier answer carried that the worker does not hold: that answer was lost.
   const std::set<AttemptRef> holds(held.begin(), held.end());
   for (auto it = worker.assigned_beat.begin(); it != worker.assigned_beat.end();) {
@@ -743,7 +777,10 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
   for (const auto& piece : logs) {
     auto it = trials_.find(piece.trial);
     if (it == trials_.end() || piece.attempt > it->second.Find("attempt")->as_int()) continue;
-    if (GangOf(it->second).size() > 1 && StringOr(it->second, "worker") != worker_id) {
+    if (worker.session_attempts.count({piece.trial, piece.attempt}) == 0 ||
+        (GangOf(it->second).size() > 1 && StringOr(it->second, "worker") != worker_id)) {
+      // A trainer refused at registration (being killed), or a gang's other node (rank 0
+      // prints): taken, not stored.
       // A gang's other nodes keep their logs on their workers (rank 0 prints): acknowledged.
       out.log_acks.push_back(
           {piece.trial, piece.attempt, piece.offset + static_cast<int64_t>(piece.data.size()), ""});
@@ -773,6 +810,7 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
   worker.pending_assignments.clear();
   const int64_t free_by_count = worker.slots - SlotsUsed(worker);
   Schedule(worker, std::min(free_slots, free_by_count), change, out);
+  out.current.assign(worker.running.begin(), worker.running.end());
   MAESTRO_RETURN_IF_ERROR(store_->Commit(std::move(change)));
   return out;
 }
@@ -859,6 +897,19 @@ void Scheduler::EndAttemptFailed(Json& trial, const std::string& cause_kind,
 
 Status Scheduler::ReportExit(const TrialExit& report) {
   std::lock_guard<std::mutex> lock(mutex_);
+  auto reporter = workers_.find(report.worker);
+  if (reporter == workers_.end() || !reporter->second.alive ||
+      reporter->second.session.empty() || reporter->second.session != report.session) {
+    return AbortedError("worker '" + report.worker +
+                        "': the session is not current (register again, then report)");
+  }
+  const AttemptRef reported{report.trial, report.attempt};
+  if (reporter->second.session_attempts.count(reported) == 0 &&
+      reporter->second.session_refused.count(reported) == 0) {
+    return PermissionDeniedError("trial " + std::to_string(report.trial) + " attempt " +
+                                 std::to_string(report.attempt) + ": worker '" + report.worker +
+                                 "' does not hold that attempt");
+  }
   auto it = trials_.find(report.trial);
   if (it == trials_.end()) return NotFoundError("no trial " + std::to_string(report.trial));
   Json& trial = it->second;
@@ -878,6 +929,7 @@ Status Scheduler::ReportExit(const TrialExit& report) {
                                    StringOr(trial, "worker") + "' is current (stale, refused)");
   }
   Change change;
+  change.SetActor(report.actor.empty() ? report.worker : report.actor);
   if (report.exit_code == engine::kExitCompleted) {
     const ExperimentSpec* spec = SpecOf(trial);
     const auto names = StageNames(*spec);
@@ -944,6 +996,7 @@ void Scheduler::Tick() {
   std::lock_guard<std::mutex> lock(mutex_);
   const auto now = Clock::now();
   Change change;
+  change.SetActor("coordinator");
   for (auto& [id, worker] : workers_) {
     if (!worker.alive) continue;
     const auto silent =

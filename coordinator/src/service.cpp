@@ -8,20 +8,64 @@
 #include <prometheus/registry.h>
 
 #include <condition_variable>
+#include <iostream>
 #include <map>
 #include <mutex>
+#include <sstream>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "maestro/coordinator/store.h"
+#include "maestro/coordinator/tokens.h"
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
+#include "maestro/dataloader/data_client.h"
+#include "maestro/shared/file_util.h"
+#include "maestro/shared/grpc_auth.h"
 #include "maestro/shared/grpc_status.h"
 #include "maestro/shared/metrics_http.h"
+#include "maestro/shared/security.h"
 
 namespace maestro::coordinator {
 
 namespace pb = maestro::coordinator::v1;
+using security::Role;
 
 namespace {
+
+// Who may make a call (coordinator.proto): readers are viewers, users and admins; writers users
+// and admins; token management admins; worker calls workers, for their own worker id.
+enum class Access { kRead, kWrite, kAdmin, kWorker };
+
+bool Allowed(Role role, Access access) {
+  switch (access) {
+    case Access::kRead:
+      return role == Role::kViewer || role == Role::kUser || role == Role::kAdmin;
+    case Access::kWrite:
+      return role == Role::kUser || role == Role::kAdmin;
+    case Access::kAdmin:
+      return role == Role::kAdmin;
+    case Access::kWorker:
+      return role == Role::kWorker;
+  }
+  return false;
+}
+
+// Request size limits (documented in coordinator.proto).
+constexpr size_t kMaxName = 256;
+constexpr size_t kMaxExperimentBytes = 1 << 20;
+constexpr size_t kMaxDatasetBytes = 64 << 10;
+constexpr size_t kMaxLogChunkBytes = 1 << 20;
+constexpr int kMaxEntries = 1024;
+constexpr size_t kMaxResultBytes = 1 << 20;
+constexpr size_t kMaxCauseBytes = 64 << 10;
+constexpr int kMaxRequestBytes = 16 << 20;
+
+grpc::Status TooLarge(const std::string& what, size_t size, size_t limit) {
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      what + ": " + std::to_string(size) + " over the limit of " +
+                          std::to_string(limit));
+}
 
 // The coordinator's Prometheus series, refreshed from Scheduler::Snapshot() twice a second.
 class CoordinatorMetrics {
@@ -65,9 +109,17 @@ class CoordinatorMetrics {
         images_(prometheus::BuildGauge()
                     .Name("maestro_trial_images_per_second")
                     .Help("A running trial's training images/s")
-                    .Register(*registry_)) {}
+                    .Register(*registry_)),
+        auth_failures_(prometheus::BuildCounter()
+                           .Name("maestro_coordinator_auth_failures_total")
+                           .Help("Calls refused for their caller, by reason (missing, malformed, "
+                                 "unknown, expired, revoked, role, worker_id, attempt, session)")
+                           .Register(*registry_)) {}
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+  void CountAuthFailure(const std::string& reason) {
+    auth_failures_.Add({{"reason", reason}}).Increment();
+  }
 
   void Update(const SchedulerSnapshot& s) {
     for (const auto& [state, n] : s.trials_by_state) {
@@ -125,6 +177,7 @@ class CoordinatorMetrics {
   prometheus::Family<prometheus::Gauge>& loss_;
   prometheus::Family<prometheus::Gauge>& lr_;
   prometheus::Family<prometheus::Gauge>& images_;
+  prometheus::Family<prometheus::Counter>& auth_failures_;
   std::map<int64_t, Series> series_;
 };
 
@@ -132,15 +185,23 @@ class CoordinatorMetrics {
 
 class CoordinatorServer::Impl final : public pb::Coordinator::Service {
  public:
-  explicit Impl(std::unique_ptr<Scheduler> scheduler) : scheduler_(std::move(scheduler)) {}
+  Impl(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<TokenRegistry> tokens)
+      : scheduler_(std::move(scheduler)), tokens_(std::move(tokens)) {}
 
-  Status Listen(const CoordinatorOptions& options) {
+  Status Listen(const CoordinatorOptions& options, std::shared_ptr<grpc::ServerCredentials> tls) {
+    options_ = options;
+    if (!options.credentials_dir.empty()) {
+      MAESTRO_ASSIGN_OR_RETURN(data_token_key_,
+                               security::ReadSecretFile(options.credentials_dir + "/" +
+                                                        security::kDataTokenKeyFile));
+    }
     if (!options.metrics_listen.empty()) {
       MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options.metrics_listen, metrics_.registry()));
     }
     grpc::ServerBuilder builder;
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port fails
-    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+    builder.AddListeningPort(options.listen, tls, &port_);
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
@@ -168,11 +229,23 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
 
   // --- users ---
 
-  grpc::Status CreateExperiment(grpc::ServerContext*, const pb::CreateExperimentRequest* request,
+  grpc::Status CreateExperiment(grpc::ServerContext* context,
+                                const pb::CreateExperimentRequest* request,
                                 pb::CreateExperimentResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "CreateExperiment", Access::kWrite, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (request->experiment_json().size() > kMaxExperimentBytes) {
+      return TooLarge("experiment_json", request->experiment_json().size(), kMaxExperimentBytes);
+    }
+    if (request->idempotency_key().size() > kMaxName) {
+      return TooLarge("idempotency_key", request->idempotency_key().size(), kMaxName);
+    }
     auto tree = Json::Parse(request->experiment_json());
     if (!tree.ok()) return ToGrpcStatus(tree.status().WithContext("experiment_json"));
-    auto created = scheduler_->CreateExperiment(*tree, request->idempotency_key());
+    auto created = scheduler_->CreateExperiment(*tree, request->idempotency_key(), caller.Actor());
     if (!created.ok()) return ToGrpcStatus(created.status());
     response->set_experiment_id(created->id);
     response->set_existed(created->existed);
@@ -181,15 +254,25 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ListExperiments(grpc::ServerContext*, const pb::ListExperimentsRequest*,
+  grpc::Status ListExperiments(grpc::ServerContext* context, const pb::ListExperimentsRequest*,
                                pb::ListExperimentsResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ListExperiments", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
     for (const Json& e : scheduler_->ListExperiments()) response->add_experiments_json(e.Dump());
     return grpc::Status::OK;
   }
 
-  grpc::Status DescribeExperiment(grpc::ServerContext*,
+  grpc::Status DescribeExperiment(grpc::ServerContext* context,
                                   const pb::DescribeExperimentRequest* request,
                                   pb::DescribeExperimentResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "DescribeExperiment", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
     auto described = scheduler_->DescribeExperiment(request->experiment_id());
     if (!described.ok()) return ToGrpcStatus(described.status());
     response->set_experiment_json(described->first.Dump());
@@ -197,17 +280,28 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status CancelExperiment(grpc::ServerContext*, const pb::CancelExperimentRequest* request,
+  grpc::Status CancelExperiment(grpc::ServerContext* context,
+                                const pb::CancelExperimentRequest* request,
                                 pb::CancelExperimentResponse* response) override {
-    auto canceled = scheduler_->CancelExperiment(request->experiment_id());
+    Caller caller;
+    if (auto refused = Authorize(*context, "CancelExperiment", Access::kWrite, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    auto canceled = scheduler_->CancelExperiment(request->experiment_id(), caller.Actor());
     if (!canceled.ok()) return ToGrpcStatus(canceled.status());
     response->set_canceled_queued(canceled->first);
     response->set_stopping(canceled->second);
     return grpc::Status::OK;
   }
 
-  grpc::Status GetTrialLogs(grpc::ServerContext*, const pb::GetTrialLogsRequest* request,
+  grpc::Status GetTrialLogs(grpc::ServerContext* context, const pb::GetTrialLogsRequest* request,
                             pb::GetTrialLogsResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "GetTrialLogs", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
     auto logs = scheduler_->Logs(request->trial_id(), request->offset(), request->max_bytes());
     if (!logs.ok()) return ToGrpcStatus(logs.status());
     response->set_data(std::move(logs->data));
@@ -216,8 +310,13 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ListEvents(grpc::ServerContext*, const pb::ListEventsRequest* request,
+  grpc::Status ListEvents(grpc::ServerContext* context, const pb::ListEventsRequest* request,
                           pb::ListEventsResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ListEvents", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
     for (const Json& e : scheduler_->Events(request->from_seq())) {
       const Json* experiment = e.Find("experiment");
       if (request->experiment_id() != 0 && (experiment == nullptr || !experiment->is_int() ||
@@ -229,30 +328,70 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ListWorkers(grpc::ServerContext*, const pb::ListWorkersRequest*,
+  grpc::Status ListWorkers(grpc::ServerContext* context, const pb::ListWorkersRequest*,
                            pb::ListWorkersResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ListWorkers", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
     for (const Json& w : scheduler_->ListWorkers()) response->add_workers_json(w.Dump());
     return grpc::Status::OK;
   }
 
-  grpc::Status RegisterDataset(grpc::ServerContext*, const pb::RegisterDatasetRequest* request,
+  grpc::Status RegisterDataset(grpc::ServerContext* context,
+                               const pb::RegisterDatasetRequest* request,
                                pb::RegisterDatasetResponse*) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "RegisterDataset", Access::kWrite, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (request->name().size() > kMaxName) {
+      return TooLarge("name", request->name().size(), kMaxName);
+    }
+    if (request->dataset_json().size() > kMaxDatasetBytes) {
+      return TooLarge("dataset_json", request->dataset_json().size(), kMaxDatasetBytes);
+    }
     auto dataset = Json::Parse(request->dataset_json());
     if (!dataset.ok()) return ToGrpcStatus(dataset.status().WithContext("dataset_json"));
-    return ToGrpcStatus(scheduler_->RegisterDataset(request->name(), *dataset));
+    if (!dataset->is_object()) return ToGrpcStatus(InvalidArgumentError("dataset_json: not an object"));
+    if (Status served = SplitsFromService(request->name(), *dataset); !served.ok()) {
+      return ToGrpcStatus(served);
+    }
+    return ToGrpcStatus(scheduler_->RegisterDataset(request->name(), *dataset, caller.Actor()));
   }
 
-  grpc::Status ListDatasets(grpc::ServerContext*, const pb::ListDatasetsRequest*,
+  grpc::Status ListDatasets(grpc::ServerContext* context, const pb::ListDatasetsRequest*,
                             pb::ListDatasetsResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ListDatasets", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
     for (const Json& d : scheduler_->ListDatasets()) response->add_datasets_json(d.Dump());
     return grpc::Status::OK;
   }
 
   // --- workers ---
 
-  grpc::Status RegisterWorker(grpc::ServerContext*, const pb::RegisterWorkerRequest* request,
+  grpc::Status RegisterWorker(grpc::ServerContext* context,
+                              const pb::RegisterWorkerRequest* request,
                               pb::RegisterWorkerResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "RegisterWorker", Access::kWorker,
+                                 &request->worker_id(), caller);
+        !refused.ok()) {
+      return refused;
+    }
+    for (const std::string* field : {&request->worker_id(), &request->build(), &request->address()}) {
+      if (field->size() > kMaxName) return TooLarge("a name field", field->size(), kMaxName);
+    }
+    if (request->running_size() > kMaxEntries) {
+      return TooLarge("running", static_cast<size_t>(request->running_size()), kMaxEntries);
+    }
     WorkerRegistration r;
+    r.actor = caller.Actor();
     r.id = request->worker_id();
     r.build = request->build();
     r.address = request->address();
@@ -276,8 +415,26 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Heartbeat(grpc::ServerContext*, const pb::HeartbeatRequest* request,
+  grpc::Status Heartbeat(grpc::ServerContext* context, const pb::HeartbeatRequest* request,
                          pb::HeartbeatResponse* response) override {
+    Caller caller;
+    if (auto refused =
+            Authorize(*context, "Heartbeat", Access::kWorker, &request->worker_id(), caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (request->progress_size() > kMaxEntries || request->logs_size() > kMaxEntries ||
+        request->held_size() > kMaxEntries) {
+      return TooLarge("progress, logs or held entries",
+                      static_cast<size_t>(std::max({request->progress_size(),
+                                                    request->logs_size(), request->held_size()})),
+                      kMaxEntries);
+    }
+    for (const auto& chunk : request->logs()) {
+      if (chunk.data().size() > kMaxLogChunkBytes) {
+        return TooLarge("a log chunk", chunk.data().size(), kMaxLogChunkBytes);
+      }
+    }
     std::vector<TrialProgressReport> progress;
     for (const auto& p : request->progress()) {
       progress.push_back({p.trial_id(), p.attempt(), p.step(), p.total_steps(), p.loss(),
@@ -291,8 +448,9 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     for (const auto& h : request->held()) held.push_back({h.trial_id(), h.attempt()});
     auto outcome = scheduler_->Heartbeat(request->worker_id(), request->session_id(), progress,
                                          logs, request->free_slots(), held);
-    if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+    if (!outcome.ok()) return RefusedBySchedulerOr(*context, "Heartbeat", caller, outcome.status());
     response->set_reregister(outcome->reregister);
+    RenewDataTokens(request->worker_id(), *outcome, response);
     for (const auto& a : outcome->assignments) {
       auto* out = response->add_assignments();
       out->set_trial_id(a.trial);
@@ -306,6 +464,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
       out->set_nodes(a.nodes);
       out->set_master_addr(a.master_addr);
       out->set_master_port(a.master_port);
+      if (!data_token_key_.empty()) out->set_data_token(DataTokenFor({a.trial, a.attempt}));
     }
     for (const auto& kill : outcome->kill) {
       auto* k = response->add_kill();
@@ -321,9 +480,23 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ReportTrialExit(grpc::ServerContext*, const pb::ReportTrialExitRequest* request,
+  grpc::Status ReportTrialExit(grpc::ServerContext* context,
+                               const pb::ReportTrialExitRequest* request,
                                pb::ReportTrialExitResponse*) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ReportTrialExit", Access::kWorker,
+                                 &request->worker_id(), caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (request->result_json().size() > kMaxResultBytes) {
+      return TooLarge("result_json", request->result_json().size(), kMaxResultBytes);
+    }
+    if (request->cause().size() > kMaxCauseBytes) {
+      return TooLarge("cause", request->cause().size(), kMaxCauseBytes);
+    }
     TrialExit exit;
+    exit.actor = caller.Actor();
     exit.worker = request->worker_id();
     exit.session = request->session_id();
     exit.trial = request->trial_id();
@@ -333,10 +506,229 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     exit.result_json = request->result_json();
     exit.cause = request->cause();
     exit.stopped_by_request = request->stopped_by_request();
-    return ToGrpcStatus(scheduler_->ReportExit(exit));
+    Status reported = scheduler_->ReportExit(exit);
+    if (!reported.ok()) return RefusedBySchedulerOr(*context, "ReportTrialExit", caller, reported);
+    return grpc::Status::OK;
+  }
+
+  // --- tokens ---
+
+  grpc::Status CreateToken(grpc::ServerContext* context, const pb::CreateTokenRequest* request,
+                           pb::CreateTokenResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "CreateToken", Access::kAdmin, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (tokens_ == nullptr) {
+      return ToGrpcStatus(FailedPreconditionError(
+          "this coordinator runs --insecure: it has no tokens (start it with --credentials)"));
+    }
+    auto role = security::ParseRole(request->role());
+    if (!role.ok()) return ToGrpcStatus(role.status());
+    const int64_t lifetime = request->lifetime_ms() == 0    ? security::kDefaultTokenLifetimeMs
+                             : request->lifetime_ms() < 0 ? 0
+                                                          : request->lifetime_ms();
+    auto created = tokens_->Create(*role, request->name(), lifetime, caller);
+    if (!created.ok()) return ToGrpcStatus(created.status());
+    response->set_token(created->first);
+    Json record = created->second.ToJson();
+    record.as_object().erase("sha256");
+    response->set_token_json(record.Dump());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListTokens(grpc::ServerContext* context, const pb::ListTokensRequest*,
+                          pb::ListTokensResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ListTokens", Access::kAdmin, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (tokens_ == nullptr) return grpc::Status::OK;
+    for (const auto& record : tokens_->List()) {
+      Json json = record.ToJson();
+      json.as_object().erase("sha256");
+      response->add_tokens_json(json.Dump());
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status RevokeToken(grpc::ServerContext* context, const pb::RevokeTokenRequest* request,
+                           pb::RevokeTokenResponse*) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "RevokeToken", Access::kAdmin, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (tokens_ == nullptr) return ToGrpcStatus(NotFoundError("no tokens (--insecure)"));
+    return ToGrpcStatus(tokens_->Revoke(request->id(), caller));
   }
 
  private:
+  // OK with `caller` set when the call's token allows `access` (and, for worker calls, names
+  // the token's own worker id); otherwise the refusal, counted and logged.
+  grpc::Status Authorize(const grpc::ServerContext& context, const char* rpc, Access access,
+                         const std::string* worker_id, Caller& caller) {
+    if (tokens_ == nullptr) {  // --insecure on loopback: everyone is everything
+      caller = {"-", "insecure", access == Access::kWorker ? Role::kWorker : Role::kAdmin,
+                worker_id != nullptr ? *worker_id : ""};
+      return grpc::Status::OK;
+    }
+    auto authenticated = tokens_->Authenticate(BearerToken(context), security::NowMs());
+    if (!authenticated.ok()) {
+      const std::string message = authenticated.status().message();
+      return Refuse(context, rpc, message.substr(0, message.find(':')), nullptr,
+                    grpc::Status(grpc::StatusCode::UNAUTHENTICATED, message));
+    }
+    caller = *authenticated;
+    if (!Allowed(caller.role, access)) {
+      return Refuse(context, rpc, "role", &caller,
+                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 std::string("a ") + security::RoleName(caller.role) +
+                                     " token may not call " + rpc));
+    }
+    if (access == Access::kWorker && worker_id != nullptr && *worker_id != caller.worker) {
+      return Refuse(context, rpc, "worker_id", &caller,
+                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 "this token acts for worker '" + caller.worker + "', not '" +
+                                     worker_id->substr(0, kMaxName) + "'"));
+    }
+    return grpc::Status::OK;
+  }
+
+  // The scheduler's refusals of a worker's call (an attempt it does not hold, a stale session)
+  // are counted and logged like the others; other errors pass through.
+  grpc::Status RefusedBySchedulerOr(const grpc::ServerContext& context, const char* rpc,
+                                    const Caller& caller, const Status& status) {
+    if (status.code() == StatusCode::kPermissionDenied) {
+      return Refuse(context, rpc, "attempt", &caller, ToGrpcStatus(status));
+    }
+    if (status.code() == StatusCode::kAborted) {
+      return Refuse(context, rpc, "session", &caller, ToGrpcStatus(status));
+    }
+    return ToGrpcStatus(status);
+  }
+
+  grpc::Status Refuse(const grpc::ServerContext& context, const char* rpc,
+                      const std::string& reason, const Caller* caller, grpc::Status status) {
+    static const std::set<std::string> kReasons = {
+        "missing", "malformed", "unknown", "expired", "revoked", "role", "worker_id", "attempt",
+        "session"};
+    metrics_.CountAuthFailure(kReasons.count(reason) ? reason : "malformed");
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - log_window_ > std::chrono::seconds(1)) {
+      if (log_suppressed_ > 0) {
+        std::cerr << "maestro-coordinator: " << log_suppressed_ << " more refusals not logged"
+                  << std::endl;
+      }
+      log_window_ = now;
+      log_lines_ = 0;
+      log_suppressed_ = 0;
+    }
+    if (++log_lines_ > 10) {
+      ++log_suppressed_;
+      return status;
+    }
+    std::cerr << "maestro-coordinator: refused " << rpc << " from " << context.peer()
+              << (caller != nullptr ? " (credential '" + caller->name + "' " + caller->token_id +
+                                          ", " + security::RoleName(caller->role) + ")"
+                                    : std::string(" (no valid credential)"))
+              << ": " << status.error_message() << std::endl;
+    return status;
+  }
+
+  std::string DataTokenFor(const AttemptRef& ref) const {
+    security::DataClaims claims;
+    claims.subject = "trial-" + std::to_string(ref.trial) + "/attempt-" + std::to_string(ref.attempt);
+    claims.trial = ref.trial;
+    claims.attempt = ref.attempt;
+    claims.expires_ms = security::NowMs() + options_.data_token_lifetime_ms;
+    return security::SignDataToken(claims, data_token_key_);
+  }
+
+  // Data tokens for the worker's current attempts whose token is a third of its lifetime old
+  // (or unknown to this coordinator: issued before a restart).
+  void RenewDataTokens(const std::string& worker, const HeartbeatOutcome& outcome,
+                       pb::HeartbeatResponse* response) {
+    if (data_token_key_.empty()) return;
+    const int64_t now = security::NowMs();
+    std::lock_guard<std::mutex> lock(data_tokens_mutex_);
+    std::map<AttemptRef, int64_t>& issued = data_tokens_issued_[worker];
+    std::map<AttemptRef, int64_t> next;
+    std::set<AttemptRef> assigned;
+    for (const auto& a : outcome.assignments) assigned.insert({a.trial, a.attempt});
+    for (const AttemptRef& ref : outcome.current) {
+      auto it = issued.find(ref);
+      if (assigned.count(ref)) {
+        next[ref] = now;  // the assignment carries its token
+      } else if (it == issued.end() || now - it->second > options_.data_token_lifetime_ms / 3) {
+        auto* token = response->add_data_tokens();
+        token->set_trial_id(ref.trial);
+        token->set_attempt(ref.attempt);
+        token->set_token(DataTokenFor(ref));
+        next[ref] = now;
+      } else {
+        next[ref] = it->second;
+      }
+    }
+    issued = std::move(next);
+  }
+
+  // A registration naming a data service: its splits come from the service itself (the
+  // coordinator asks it with a token of its own), checked against the folder's manifests
+  // when a path is given too.
+  Status SplitsFromService(const std::string& name, Json& dataset) {
+    const Json* service = dataset.Find("service");
+    if (service == nullptr) return OkStatus();
+    if (!service->is_string() || service->as_string().empty()) {
+      return InvalidArgumentError("service: host:port of a maestro-data server");
+    }
+    const Json* served_as_json = dataset.Find("served_as");
+    const std::string served_as = served_as_json != nullptr && served_as_json->is_string() &&
+                                          !served_as_json->as_string().empty()
+                                      ? served_as_json->as_string()
+                                      : name;
+    dataset.as_object()["served_as"] = Json(served_as);
+    dataloader::DataClientOptions client;
+    client.connect_timeout_ms = 10000;
+    if (!data_token_key_.empty()) {
+      client.ca_file = options_.credentials_dir + "/" + security::kCaCertFile;
+      security::DataClaims claims;
+      claims.subject = "coordinator";
+      claims.expires_ms = security::NowMs() + 60000;
+      client.token = security::SignDataToken(claims, data_token_key_);
+    }
+    auto served = dataloader::ListServedSplits(service->as_string(), client);
+    if (!served.ok()) return served.status();
+    const Json* local = dataset.Find("splits");
+    Json::Object splits;
+    std::string what;
+    for (const std::string& line : *served) {
+      std::istringstream in(line);
+      std::string ds, split, split_name, hash;
+      int64_t count = 0;
+      in >> ds >> split >> split_name >> hash >> count;
+      what += (what.empty() ? "" : ", ") + ds + "/" + split;
+      if (ds != served_as) continue;
+      const Json* mine = local != nullptr && local->is_object() ? local->Find(split) : nullptr;
+      const Json* mine_hash = mine != nullptr ? mine->Find("content_hash") : nullptr;
+      if (mine_hash != nullptr && mine_hash->is_string() && mine_hash->as_string() != hash) {
+        return FailedPreconditionError("split " + split + ": the service serves content " +
+                                       hash.substr(0, 12) + ", the folder holds " +
+                                       mine_hash->as_string().substr(0, 12));
+      }
+      splits[split] = Json(Json::Object{{"content_hash", hash}, {"count", count}});
+    }
+    if (splits.empty()) {
+      return NotFoundError("the service at " + service->as_string() + " does not serve '" +
+                           served_as + "' (it serves: " + (what.empty() ? "nothing" : what) + ")");
+    }
+    dataset.as_object()["splits"] = Json(std::move(splits));
+    return OkStatus();
+  }
+
   void TickLoop() {
     std::unique_lock<std::mutex> lock(tick_mutex_);
     while (!stopping_) {
@@ -350,6 +742,14 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
   }
 
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<TokenRegistry> tokens_;  // null: --insecure
+  CoordinatorOptions options_;
+  std::string data_token_key_;
+  std::mutex data_tokens_mutex_;
+  std::map<std::string, std::map<AttemptRef, int64_t>> data_tokens_issued_;  // by worker
+  std::mutex log_mutex_;
+  std::chrono::steady_clock::time_point log_window_{};
+  int64_t log_lines_ = 0, log_suppressed_ = 0;
   CoordinatorMetrics metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
@@ -366,11 +766,39 @@ CoordinatorServer::~CoordinatorServer() { impl_->Shutdown(); }
 
 Result<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const CoordinatorOptions& options) {
+  // Credentials first: a coordinator that would listen unprotected never opens its store.
+  std::shared_ptr<grpc::ServerCredentials> tls;
+  std::optional<security::TokenRecord> bootstrap;
+  if (!options.credentials_dir.empty()) {
+    const std::string& dir = options.credentials_dir;
+    MAESTRO_ASSIGN_OR_RETURN(tls, MakeServerCredentials(dir + "/" + security::kCoordinatorCertFile,
+                                                        dir + "/" + security::kCoordinatorKeyFile));
+    if (PathExists(dir + "/" + security::kAdminTokenRecordFile)) {
+      MAESTRO_ASSIGN_OR_RETURN(std::string text,
+                               ReadFile(dir + "/" + security::kAdminTokenRecordFile));
+      MAESTRO_ASSIGN_OR_RETURN(Json json, Json::Parse(text));
+      MAESTRO_ASSIGN_OR_RETURN(bootstrap, security::TokenRecord::FromJson(json));
+    }
+  } else if (!options.insecure) {
+    return InvalidArgumentError(
+        "no credentials: give --credentials DIR (made by `maestro cluster init`), or --insecure "
+        "to serve plaintext without authentication on a loopback address");
+  } else if (!IsLoopbackAddress(options.listen)) {
+    return InvalidArgumentError("--insecure serves only loopback addresses, not " +
+                                options.listen + " (anyone on the network could submit work)");
+  } else {
+    tls = grpc::InsecureServerCredentials();
+  }
   MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(options.db_dir));
+  std::unique_ptr<TokenRegistry> tokens;
+  if (!options.credentials_dir.empty()) {
+    MAESTRO_ASSIGN_OR_RETURN(tokens,
+                             TokenRegistry::Open(*store, bootstrap ? &*bootstrap : nullptr));
+  }
   MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler,
                            Scheduler::Open(std::move(store), options.scheduler));
-  auto impl = std::make_unique<Impl>(std::move(scheduler));
-  MAESTRO_RETURN_IF_ERROR(impl->Listen(options));
+  auto impl = std::make_unique<Impl>(std::move(scheduler), std::move(tokens));
+  MAESTRO_RETURN_IF_ERROR(impl->Listen(options, tls));
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }
 

@@ -51,6 +51,9 @@ void Change::AddLog(int64_t trial, int64_t attempt, int64_t offset, std::string 
   puts_.emplace_back(LogPrefix(trial) + Padded(attempt, 6) + "/" + Padded(offset, 16),
                      std::move(data));
 }
+void Change::PutToken(const Json& token) {
+  puts_.emplace_back("token/" + token.Find("id")->as_string(), token.Dump());
+}
 void Change::AddEvent(Json event) { events_.push_back(std::move(event)); }
 
 Store::Store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
@@ -145,13 +148,16 @@ Result<CreatedExperiment> Store::CreateExperiment(const Json& experiment,
   record.as_object()["state"] = Json("active");
   batch.Put(ExperimentKey(created.id), record.Dump());
   if (!idempotency_key.empty()) batch.Put("idem/" + idempotency_key, Json(created.id).Dump());
-  batch.Put(EventKey(next_event),
-            Json(Json::Object{{"seq", next_event},
-                              {"kind", "experiment_created"},
-                              {"experiment", created.id},
-                              {"trials", static_cast<int64_t>(trials.size())},
-                              {"reused", static_cast<int64_t>(created.reused.size())}})
-                .Dump());
+  Json::Object event{{"seq", next_event},
+                     {"kind", "experiment_created"},
+                     {"experiment", created.id},
+                     {"trials", static_cast<int64_t>(trials.size())},
+                     {"reused", static_cast<int64_t>(created.reused.size())}};
+  if (const Json* by = experiment.Find("created_by"); by != nullptr && by->is_string() &&
+                                                      !by->as_string().empty()) {
+    event["by"] = *by;
+  }
+  batch.Put(EventKey(next_event), Json(std::move(event)).Dump());
   ++next_event;
   batch.Put("meta/next",
             Json(Json::Object{
@@ -198,6 +204,9 @@ Status Store::Commit(Change change) {
     int64_t seq = next.Find("event")->as_int();
     for (Json& event : change.events_) {
       event.as_object()["seq"] = Json(seq);
+      if (!change.actor_.empty() && event.Find("by") == nullptr) {
+        event.as_object()["by"] = Json(change.actor_);
+      }
       batch.Put(EventKey(seq), event.Dump());
       ++seq;
     }
@@ -210,6 +219,7 @@ Status Store::Commit(Change change) {
 std::vector<Json> Store::Trials() const { return Scan("trial/", ""); }
 std::vector<Json> Store::Workers() const { return Scan("worker/", ""); }
 std::vector<Json> Store::Datasets() const { return Scan("dataset/", ""); }
+std::vector<Json> Store::Tokens() const { return Scan("token/", ""); }
 std::vector<Json> Store::Metrics(int64_t trial) const { return Scan(MetricPrefix(trial), ""); }
 
 std::vector<LogChunkRecord> Store::Logs(int64_t trial) const {

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "maestro/data/v1/data_service.grpc.pb.h"
+#include "maestro/shared/grpc_auth.h"
 #include "maestro/shared/grpc_status.h"
 #include "maestro/shared/ids.h"
 
@@ -148,14 +149,25 @@ class RemoteStore : public RecordStore {
   DatasetIdentity identity_;
 };
 
-Result<std::shared_ptr<grpc::Channel>> Connect(const std::string& address, int64_t timeout_ms) {
+Result<std::shared_ptr<grpc::Channel>> Connect(const std::string& address,
+                                               const DataClientOptions& options) {
+  ClientAuth auth = ClientAuthFromEnvironment("MAESTRO_DATA_TOKEN_FILE");
+  if (!options.ca_file.empty()) auth.ca_file = options.ca_file;
+  if (!options.token_file.empty()) auth.token_file = options.token_file;
+  if (!options.token.empty()) {
+    auth.token = options.token;
+    auth.token_file.clear();
+  }
+  MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth));
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(-1);  // a chunk holds at least one record, however large
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+  auto channel = grpc::CreateCustomChannel(address, credentials, arguments);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                 std::chrono::milliseconds(timeout_ms))) {
+                                 std::chrono::milliseconds(options.connect_timeout_ms))) {
+    const std::string why = ExplainTlsFailure(address, auth);
     return UnavailableError("cannot reach the data service at " + address + " (waited " +
-                            std::to_string(timeout_ms) + " ms)");
+                            std::to_string(options.connect_timeout_ms) + " ms" +
+                            (why.empty() ? "" : "; " + why) + ")");
   }
   return channel;
 }
@@ -166,7 +178,7 @@ Result<std::unique_ptr<RecordStore>> ConnectDataService(const std::string& addre
                                                         const std::string& dataset,
                                                         const std::string& split,
                                                         const DataClientOptions& options) {
-  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options.connect_timeout_ms));
+  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options));
   auto stub = pb::DataService::NewStub(channel);
   pb::SplitRef ref;
   ref.set_dataset(dataset);
@@ -180,8 +192,8 @@ Result<std::unique_ptr<RecordStore>> ConnectDataService(const std::string& addre
 }
 
 Result<std::vector<std::string>> ListServedSplits(const std::string& address,
-                                                  int64_t connect_timeout_ms) {
-  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, connect_timeout_ms));
+                                                  const DataClientOptions& options) {
+  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options));
   auto stub = pb::DataService::NewStub(channel);
   pb::ListDatasetsResponse response;
   grpc::ClientContext context;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -17,8 +18,10 @@
 #include "maestro/data/v1/data_service.grpc.pb.h"
 #include "maestro/dataloader/shards.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/grpc_auth.h"
 #include "maestro/shared/grpc_status.h"
 #include "maestro/shared/metrics_http.h"
+#include "maestro/shared/security.h"
 
 namespace maestro::dataloader {
 
@@ -37,6 +40,7 @@ struct Split {
 
 // Flow-control state of one open stream, shared with Ack.
 struct Credit {
+  std::string subject;  // the data token's subject that opened it: only it may acknowledge
   std::mutex mutex;
   std::condition_variable acked_changed;
   int64_t acked = 0;
@@ -72,6 +76,11 @@ class DataServer::Impl final : public pb::DataService::Service {
                              .Name("maestro_data_requests_rejected_total")
                              .Help("Requests answered with an error, by status code")
                              .Register(*registry_)),
+        auth_failures_(prometheus::BuildCounter()
+                           .Name("maestro_data_auth_failures_total")
+                           .Help("Calls refused for their credential, by reason (missing, "
+                                 "malformed, bad_signature, expired, wrong_stream)")
+                           .Register(*registry_)),
         read_latency_(prometheus::BuildHistogram()
                           .Name("maestro_data_read_latency_seconds")
                           .Help("Time to read one record from its shard")
@@ -115,11 +124,31 @@ class DataServer::Impl final : public pb::DataService::Service {
     if (!options_.metrics_listen.empty()) {
       MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options_.metrics_listen, registry_));
     }
+    std::shared_ptr<grpc::ServerCredentials> credentials;
+    if (!options_.credentials_dir.empty()) {
+      const std::string& dir = options_.credentials_dir;
+      MAESTRO_ASSIGN_OR_RETURN(
+          credentials, MakeServerCredentials(dir + "/" + security::kDataCertFile,
+                                             dir + "/" + security::kDataKeyFile));
+      auto key = security::ReadSecretFile(dir + "/" + security::kDataTokenKeyFile);
+      if (!key.ok()) return key.status().WithContext("the data token key");
+      token_key_ = *key;
+    } else if (!options_.insecure) {
+      return InvalidArgumentError(
+          "no credentials: give --credentials DIR (made by `maestro cluster init`), or "
+          "--insecure to serve plaintext without authentication on a loopback address");
+    } else if (!IsLoopbackAddress(options_.listen)) {
+      return InvalidArgumentError("--insecure serves only loopback addresses, not " +
+                                  options_.listen + " (anyone on the network could read it)");
+    } else {
+      credentials = grpc::InsecureServerCredentials();
+    }
     grpc::ServerBuilder builder;
     // gRPC sets SO_REUSEPORT by default: a second server on a taken port would share it
     // silently instead of failing.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.SetMaxReceiveMessageSize(64 << 10);  // requests are small: RESOURCE_EXHAUSTED beyond
+    builder.AddListeningPort(options_.listen, credentials, &port_);
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();
     if (!server_ || port_ == 0) {
@@ -139,22 +168,29 @@ class DataServer::Impl final : public pb::DataService::Service {
   int metrics_port() const { return MetricsPort(exposer_.get()); }
   const std::vector<ServedSplit>& splits() const { return served_; }
 
-  grpc::Status ListDatasets(grpc::ServerContext*, const pb::ListDatasetsRequest*,
+  grpc::Status ListDatasets(grpc::ServerContext* context, const pb::ListDatasetsRequest*,
                             pb::ListDatasetsResponse* response) override {
+    if (auto refused = Authenticate(*context, "ListDatasets", nullptr); !refused.ok()) {
+      return refused;
+    }
     for (const auto& [key, split] : splits_) Describe(*split, response->add_splits());
     return grpc::Status::OK;
   }
 
-  grpc::Status DescribeSplit(grpc::ServerContext*, const pb::SplitRef* ref,
+  grpc::Status DescribeSplit(grpc::ServerContext* context, const pb::SplitRef* ref,
                              pb::SplitInfo* response) override {
+    if (auto refused = Authenticate(*context, "DescribeSplit", nullptr); !refused.ok()) {
+      return refused;
+    }
     auto split = Find(*ref);
     if (!split.ok()) return Reject(split.status());
     Describe(**split, response);
     return grpc::Status::OK;
   }
 
-  grpc::Status Fetch(grpc::ServerContext*, const pb::FetchRequest* request,
+  grpc::Status Fetch(grpc::ServerContext* context, const pb::FetchRequest* request,
                      pb::FetchResponse* response) override {
+    if (auto refused = Authenticate(*context, "Fetch", nullptr); !refused.ok()) return refused;
     auto found = Find(request->ref());
     if (!found.ok()) return Reject(found.status());
     Split& split = **found;
@@ -174,7 +210,10 @@ class DataServer::Impl final : public pb::DataService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Ack(grpc::ServerContext*, const pb::AckRequest* request, pb::AckResponse*) override {
+  grpc::Status Ack(grpc::ServerContext* context, const pb::AckRequest* request,
+                   pb::AckResponse*) override {
+    std::string subject;
+    if (auto refused = Authenticate(*context, "Ack", &subject); !refused.ok()) return refused;
     if (request->bytes() < 0) return Reject(InvalidArgumentError("ack of negative bytes"));
     std::shared_ptr<Credit> credit;
     {
@@ -184,6 +223,12 @@ class DataServer::Impl final : public pb::DataService::Service {
         return Reject(NotFoundError("no open stream " + request->stream_id()));
       }
       credit = it->second;
+    }
+    if (credit->subject != subject) {
+      return Refuse(*context, "Ack", "wrong_stream",
+                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 "stream " + request->stream_id() + " was opened by another "
+                                 "credential"));
     }
     {
       std::lock_guard<std::mutex> lock(credit->mutex);
@@ -196,6 +241,8 @@ class DataServer::Impl final : public pb::DataService::Service {
 
   grpc::Status Stream(grpc::ServerContext* context, const pb::StreamOpen* open,
                       grpc::ServerWriter<pb::RecordChunk>* writer) override {
+    std::string subject;
+    if (auto refused = Authenticate(*context, "Stream", &subject); !refused.ok()) return refused;
     auto found = Find(open->ref());
     if (!found.ok()) return Reject(found.status());
     Split& split = **found;
@@ -216,6 +263,7 @@ class DataServer::Impl final : public pb::DataService::Service {
     const int64_t bound = open->max_in_flight_bytes() > 0 ? open->max_in_flight_bytes()
                                                           : options_.default_in_flight_bytes;
     auto credit = std::make_shared<Credit>();
+    credit->subject = subject;
     {
       std::lock_guard<std::mutex> lock(streams_mutex_);
       if (!open_streams_.emplace(open->stream_id(), credit).second) {
@@ -241,6 +289,56 @@ class DataServer::Impl final : public pb::DataService::Service {
   }
 
  private:
+  // OK when the call carries a valid data token (its subject in `subject`); otherwise the
+  // refusal, counted and logged.
+  grpc::Status Authenticate(const grpc::ServerContext& context, const char* rpc,
+                            std::string* subject) {
+    if (token_key_.empty()) return grpc::Status::OK;  // --insecure on loopback
+    const std::string token = BearerToken(context);
+    if (token.empty()) {
+      return Refuse(context, rpc, "missing",
+                    grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                 "no data token: a trainer gets one with its assignment "
+                                 "(MAESTRO_DATA_TOKEN_FILE); by hand: maestro cluster "
+                                 "data-token"));
+    }
+    auto claims = security::VerifyDataToken(token, token_key_, security::NowMs());
+    if (!claims.ok()) {
+      const std::string message = claims.status().message();
+      const std::string reason = message.rfind("expired", 0) == 0         ? "expired"
+                                 : message.rfind("bad signature", 0) == 0 ? "bad_signature"
+                                                                          : "malformed";
+      return Refuse(context, rpc, reason,
+                    grpc::Status(grpc::StatusCode::UNAUTHENTICATED, message));
+    }
+    if (subject != nullptr) *subject = claims->subject;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Refuse(const grpc::ServerContext& context, const char* rpc,
+                      const std::string& reason, grpc::Status status) {
+    auth_failures_.Add({{"reason", reason}}).Increment();
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      const auto now = Clock::now();
+      if (now - log_window_ > std::chrono::seconds(1)) {
+        if (log_suppressed_ > 0) {
+          std::cerr << "maestro-data: " << log_suppressed_ << " more refusals not logged\n";
+        }
+        log_window_ = now;
+        log_lines_ = 0;
+        log_suppressed_ = 0;
+      }
+      if (++log_lines_ <= 10) {
+        std::cerr << "maestro-data: refused " << rpc << " from " << context.peer() << " ("
+                  << reason << "): " << status.error_message() << std::endl;
+      } else {
+        ++log_suppressed_;
+      }
+    }
+    return status;
+  }
+
   // Sends the stream's records while the client's credit allows.
   grpc::Status Serve(grpc::ServerContext* context, grpc::ServerWriter<pb::RecordChunk>* writer,
                      Split& split, RecordStream& stream, Credit& credit, int64_t bound) {
@@ -351,7 +449,12 @@ class DataServer::Impl final : public pb::DataService::Service {
   prometheus::Gauge& clients_;
   prometheus::Counter& streams_;
   prometheus::Family<prometheus::Counter>& rejected_family_;
+  prometheus::Family<prometheus::Counter>& auth_failures_;
   prometheus::Histogram& read_latency_;
+  std::string token_key_;  // empty: --insecure
+  std::mutex log_mutex_;
+  Clock::time_point log_window_{};
+  int64_t log_lines_ = 0, log_suppressed_ = 0;
   std::unique_ptr<prometheus::Exposer> exposer_;
 
   std::mutex streams_mutex_;

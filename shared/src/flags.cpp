@@ -25,6 +25,11 @@ void FlagParser::Add(const std::string& name, bool* target, const std::string& h
   flags_.push_back({name, target, help, *target ? "true" : "false"});
 }
 
+void FlagParser::Add(const std::string& name, std::vector<std::string>* target,
+                     const std::string& help) {
+  flags_.push_back({name, target, help + " (repeatable)", "none"});
+}
+
 Status FlagParser::Assign(const Flag& flag, const std::string& value) const {
   auto bad = [&](const std::string& want) {
     return InvalidArgumentError("--" + flag.name + ": '" + value + "' is not " + want);
@@ -43,6 +48,8 @@ Status FlagParser::Assign(const Flag& flag, const std::string& value) const {
     **p = v;
   } else if (auto* p = std::get_if<std::string*>(&flag.target)) {
     **p = value;
+  } else if (auto* p = std::get_if<std::vector<std::string>*>(&flag.target)) {
+    (*p)->push_back(value);
   } else if (auto* p = std::get_if<bool*>(&flag.target)) {
     if (value == "true" || value == "1")
       **p = true;

@@ -17,6 +17,14 @@ grpc::Status ToGrpcStatus(const Status& status) {
       return grpc::Status(StatusCode::DATA_LOSS, status.message());
     case maestro::StatusCode::kUnavailable:
       return grpc::Status(StatusCode::UNAVAILABLE, status.message());
+    case maestro::StatusCode::kUnauthenticated:
+      return grpc::Status(StatusCode::UNAUTHENTICATED, status.message());
+    case maestro::StatusCode::kPermissionDenied:
+      return grpc::Status(StatusCode::PERMISSION_DENIED, status.message());
+    case maestro::StatusCode::kResourceExhausted:
+      return grpc::Status(StatusCode::RESOURCE_EXHAUSTED, status.message());
+    case maestro::StatusCode::kAborted:
+      return grpc::Status(StatusCode::ABORTED, status.message());
     case maestro::StatusCode::kInternal:
       break;
   }
@@ -37,6 +45,14 @@ Status FromGrpcStatus(const grpc::Status& status, const std::string& what) {
       return DataLossError(message);
     case grpc::StatusCode::INTERNAL:
       return InternalError(message);
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return UnauthenticatedError(message);
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return PermissionDeniedError(message);
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return ResourceExhaustedError(message);
+    case grpc::StatusCode::ABORTED:
+      return AbortedError(message);
     default:
       return UnavailableError(message);
   }

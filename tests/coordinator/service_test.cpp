@@ -8,12 +8,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <functional>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/json.h"
+#include "maestro/shared/security.h"
 #include "maestro/shared/version.h"
 
 namespace maestro::coordinator {
@@ -30,6 +34,11 @@ class ServiceTest : public ::testing::Test {
     dir_.append(::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_TRUE(RemoveTree(dir_).ok());
     ASSERT_TRUE(MakeDirectories(dir_ + "/runs").ok());
+    security::ClusterInit init;
+    init.dir = dir_ + "/cluster";
+    auto admin = security::InitCluster(init);
+    ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+    admin_token_ = *admin;
     Start(10000);
   }
   void TearDown() override {
@@ -46,18 +55,47 @@ class ServiceTest : public ::testing::Test {
     options.scheduler.heartbeat_interval_ms = 100;
     options.scheduler.worker_timeout_ms = worker_timeout_ms;
     options.scheduler.grace_period_ms = 1000;
+    options.credentials_dir = dir_ + "/cluster";
     auto server = CoordinatorServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
+    auto ca = ReadFile(dir_ + "/cluster/ca.crt");
+    ASSERT_TRUE(ca.ok());
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = *ca;
     stub_ = pb::Coordinator::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+        "127.0.0.1:" + std::to_string(server_->port()), grpc::SslCredentials(tls)));
   }
 
+  // A call as `token`'s holder; by default as the admin, and worker calls as the worker they
+  // name (its token made on first use).
   template <typename Request, typename Response, typename Call>
-  grpc::Status Rpc(Call call, const Request& request, Response* response) {
+  grpc::Status Rpc(Call call, const Request& request, Response* response,
+                   const std::string* token = nullptr) {
+    std::string bearer = admin_token_;
+    if constexpr (requires { request.worker_id(); }) bearer = WorkerToken(request.worker_id());
+    if (token != nullptr) bearer = *token;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!bearer.empty()) context.AddMetadata("authorization", "Bearer " + bearer);
     return (stub_.get()->*call)(&context, request, response);
+  }
+
+  // A new token of `role` named `name` (lifetime_ms as CreateTokenRequest's).
+  std::string NewToken(const std::string& role, const std::string& name, int64_t lifetime_ms = 0) {
+    pb::CreateTokenRequest request;
+    request.set_role(role);
+    request.set_name(name);
+    request.set_lifetime_ms(lifetime_ms);
+    pb::CreateTokenResponse response;
+    grpc::Status s = Rpc(&pb::Coordinator::Stub::CreateToken, request, &response, &admin_token_);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response.token();
+  }
+
+  std::string WorkerToken(const std::string& id) {
+    if (!worker_tokens_.count(id)) worker_tokens_[id] = NewToken("worker", id);
+    return worker_tokens_[id];
   }
 
   grpc::Status RegisterDataset(const std::string& name, const std::string& path) {
@@ -103,7 +141,9 @@ class ServiceTest : public ::testing::Test {
       r->set_trial_id(trial);
       r->set_attempt(attempt);
     }
-    return Rpc(&pb::Coordinator::Stub::RegisterWorker, request, response);
+    grpc::Status s = Rpc(&pb::Coordinator::Stub::RegisterWorker, request, response);
+    if (s.ok()) sessions_[id] = response->session_id();
+    return s;
   }
 
   pb::HeartbeatResponse Heartbeat(const std::string& id, const std::string& session,
@@ -134,6 +174,7 @@ class ServiceTest : public ::testing::Test {
                     const std::string& result_json = "") {
     pb::ReportTrialExitRequest request;
     request.set_worker_id(worker);
+    request.set_session_id(sessions_[worker]);
     request.set_trial_id(trial);
     request.set_attempt(attempt);
     request.set_exit_code(code);
@@ -153,6 +194,8 @@ class ServiceTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string admin_token_;
+  std::map<std::string, std::string> worker_tokens_, sessions_;  // by worker id
   std::unique_ptr<CoordinatorServer> server_;
   std::unique_ptr<pb::Coordinator::Stub> stub_;
 };
@@ -219,10 +262,10 @@ TEST_F(ServiceTest, BadRequestsAreAnsweredWithTheProblemNamed) {
   s = Rpc(&pb::Coordinator::Stub::GetTrialLogs, logs, &logs_response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
 
-  // A heartbeat of an unknown session is told to register again; an exit of an unknown trial
-  // is NOT_FOUND.
+  // A heartbeat of an unknown session is told to register again; an exit of a trial the
+  // worker's session never held is PERMISSION_DENIED.
   EXPECT_TRUE(Heartbeat("w9", "nope").reregister());
-  EXPECT_EQ(Exit("w1", 99, 1, 0).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Exit("w1", 99, 1, 0).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(Register("w2", &registered).ok());  // still serving
 }
 
@@ -244,11 +287,15 @@ TEST_F(ServiceTest, StaleAttemptsAreRefusedAndReRegisteredTrainersAdopted) {
   EXPECT_EQ(config->Find("run")->Find("output_dir")->as_string(),
             dir_ + "/runs/trial-" + std::to_string(trial) + "/pretrain");
 
-  // A report of another attempt, or of the attempt from a worker that does not hold it.
+  // A report of an attempt this worker never held, or of the attempt from another worker:
+  // PERMISSION_DENIED; from a worker without a session: ABORTED (register first).
   grpc::Status s = Exit("w1", trial, 0, 0);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(s.error_message().find("stale"), std::string::npos) << s.error_message();
-  EXPECT_EQ(Exit("w2", trial, 1, 0).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(s.error_message().find("does not hold"), std::string::npos) << s.error_message();
+  EXPECT_EQ(Exit("w2", trial, 1, 0).error_code(), grpc::StatusCode::ABORTED);
+  pb::RegisterWorkerResponse w2;
+  ASSERT_TRUE(Register("w2", &w2).ok());
+  EXPECT_EQ(Exit("w2", trial, 1, 0).error_code(), grpc::StatusCode::PERMISSION_DENIED);
 
   // The same identity registers again listing its trainer: adopted, nothing killed.
   pb::RegisterWorkerResponse again;
@@ -263,15 +310,26 @@ TEST_F(ServiceTest, StaleAttemptsAreRefusedAndReRegisteredTrainersAdopted) {
   EXPECT_EQ(t.Find("attempt")->as_int(), 1);
 
   // Registering again without it: the attempt failed (the worker restarted); the next one
-  // resumes, and the old attempt's progress is answered with a kill.
+  // resumes. Progress of the old attempt, which this session never held, is refused with
+  // nothing changed.
   pb::RegisterWorkerResponse third;
   ASSERT_TRUE(Register("w1", &third).ok());
   t = Trial(created.experiment_id());
   EXPECT_EQ(t.Find("state")->as_string(), "queued");
   EXPECT_EQ(t.Find("restarts")->as_int(), 1);
-  beat = Heartbeat("w1", third.session_id(), {{trial, 1}});
-  ASSERT_EQ(beat.kill_size(), 1);
-  EXPECT_EQ(beat.kill(0).attempt(), 1);
+  pb::HeartbeatRequest foreign;
+  foreign.set_worker_id("w1");
+  foreign.set_session_id(third.session_id());
+  foreign.set_free_slots(1);
+  auto* p = foreign.add_progress();
+  p->set_trial_id(trial);
+  p->set_attempt(1);
+  p->set_step(5);
+  pb::HeartbeatResponse refused;
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::Heartbeat, foreign, &refused).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Trial(created.experiment_id()).Find("state")->as_string(), "queued");
+  beat = Heartbeat("w1", third.session_id());
   ASSERT_EQ(beat.assignments_size(), 1);
   EXPECT_EQ(beat.assignments(0).attempt(), 2);
   EXPECT_TRUE(beat.assignments(0).resume());
@@ -462,6 +520,230 @@ TEST_F(ServiceTest, APipelineProbesThePretrainingsFinalCheckpoint) {
   EXPECT_EQ(t.Find("state")->as_string(), "completed");
   EXPECT_EQ(t.Find("results")->Find("linprobe")->Find("final")->Find("top1")->as_double(), 71.5);
   EXPECT_EQ(t.Find("results")->Find("pretrain")->Find("final_train_loss")->as_double(), 0.25);
+}
+
+}  // namespace
+}  // namespace maestro::coordinator
+
+namespace maestro::coordinator {
+namespace {
+
+// Every RPC x every kind of caller: the code each gets, and no refusal changes any state.
+TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
+  using Call = std::function<grpc::Status(pb::Coordinator::Stub&, grpc::ClientContext*)>;
+  enum Access { kRead, kWrite, kAdmin, kWorker };
+  struct RpcCase {
+    const char* name;
+    Access access;
+    Call call;
+  };
+  pb::CreateExperimentRequest create;
+  create.set_experiment_json("{}");
+  pb::DescribeExperimentRequest describe;
+  describe.set_experiment_id(999);
+  pb::CancelExperimentRequest cancel;
+  cancel.set_experiment_id(999);
+  pb::GetTrialLogsRequest logs;
+  logs.set_trial_id(999);
+  pb::RegisterDatasetRequest dataset;
+  dataset.set_name("d");
+  dataset.set_dataset_json("{}");
+  pb::RegisterWorkerRequest register_worker;
+  register_worker.set_worker_id("w1");
+  register_worker.set_protocol_version(kWorkerProtocolVersion);
+  register_worker.mutable_resources()->set_slots(1);
+  pb::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id("w1");
+  heartbeat.set_session_id("not-a-session");
+  pb::ReportTrialExitRequest exit;
+  exit.set_worker_id("w1");
+  exit.set_session_id("not-a-session");
+  exit.set_trial_id(999);
+  pb::CreateTokenRequest create_token;
+  create_token.set_role("nobody");  // INVALID_ARGUMENT for whoever may call it
+  pb::RevokeTokenRequest revoke;
+  revoke.set_id("0000000000000000");
+#define MAESTRO_RPC(method, access, request)                                                \
+  RpcCase {                                                                                 \
+    #method, access, [request](pb::Coordinator::Stub& stub, grpc::ClientContext* context) { \
+      pb::method##Response response;                                                        \
+      return stub.method(context, request, &response);                                      \
+    }                                                                                       \
+  }
+  const pb::ListExperimentsRequest list_experiments;
+  const pb::ListEventsRequest list_events;
+  const pb::ListWorkersRequest list_workers;
+  const pb::ListDatasetsRequest list_datasets;
+  const pb::ListTokensRequest list_tokens;
+  const std::vector<RpcCase> rpcs = {
+      MAESTRO_RPC(CreateExperiment, kWrite, create),
+      MAESTRO_RPC(ListExperiments, kRead, list_experiments),
+      MAESTRO_RPC(DescribeExperiment, kRead, describe),
+      MAESTRO_RPC(CancelExperiment, kWrite, cancel),
+      MAESTRO_RPC(GetTrialLogs, kRead, logs),
+      MAESTRO_RPC(ListEvents, kRead, list_events),
+      MAESTRO_RPC(ListWorkers, kRead, list_workers),
+      MAESTRO_RPC(RegisterDataset, kWrite, dataset),
+      MAESTRO_RPC(ListDatasets, kRead, list_datasets),
+      MAESTRO_RPC(RegisterWorker, kWorker, register_worker),
+      MAESTRO_RPC(Heartbeat, kWorker, heartbeat),
+      MAESTRO_RPC(ReportTrialExit, kWorker, exit),
+      MAESTRO_RPC(CreateToken, kAdmin, create_token),
+      MAESTRO_RPC(ListTokens, kAdmin, list_tokens),
+      MAESTRO_RPC(RevokeToken, kAdmin, revoke),
+  };
+#undef MAESTRO_RPC
+  ASSERT_EQ(rpcs.size(), 15u);  // every rpc of coordinator.proto
+
+  const std::string user = NewToken("user", "alice");
+  const std::string viewer = NewToken("viewer", "bob");
+  const std::string w1 = WorkerToken("w1");
+  const std::string w2 = WorkerToken("w2");  // a valid worker, but not w1
+  const std::string expired = NewToken("viewer", "expired", 1);
+  const std::string revoked = NewToken("admin", "revoked");
+  const std::string revoked_id = revoked.substr(5, 16);
+  pb::RevokeTokenRequest revoke_it;
+  revoke_it.set_id(revoked_id);
+  pb::RevokeTokenResponse revoked_response;
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::RevokeToken, revoke_it, &revoked_response).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // `expired` lived 1 ms
+
+  // Channels that cannot even make the call: plaintext, and one trusting another cluster's CA.
+  security::ClusterInit other;
+  other.dir = dir_ + "/other-cluster";
+  ASSERT_TRUE(security::InitCluster(other).ok());
+  const std::string address = "127.0.0.1:" + std::to_string(server_->port());
+  auto plaintext = pb::Coordinator::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::SslCredentialsOptions other_tls;
+  other_tls.pem_root_certs = *ReadFile(other.dir + "/ca.crt");
+  auto other_ca = pb::Coordinator::NewStub(
+      grpc::CreateChannel(address, grpc::SslCredentials(other_tls)));
+
+  struct Caller {
+    std::string name, token;
+    pb::Coordinator::Stub* stub;
+    std::function<bool(Access)> allowed;  // null: refused before any role is known
+    grpc::StatusCode refusal;
+  };
+  const auto role = [](std::set<Access> set) {
+    return std::function<bool(Access)>([set](Access a) { return set.count(a) > 0; });
+  };
+  const std::vector<Caller> callers = {
+      {"admin", admin_token_, stub_.get(), role({kRead, kWrite, kAdmin}),
+       grpc::StatusCode::PERMISSION_DENIED},
+      {"user", user, stub_.get(), role({kRead, kWrite}), grpc::StatusCode::PERMISSION_DENIED},
+      {"viewer", viewer, stub_.get(), role({kRead}), grpc::StatusCode::PERMISSION_DENIED},
+      {"worker w1", w1, stub_.get(), role({kWorker}), grpc::StatusCode::PERMISSION_DENIED},
+      {"worker w2 naming w1", w2, stub_.get(), role({}), grpc::StatusCode::PERMISSION_DENIED},
+      {"no credential", "", stub_.get(), nullptr, grpc::StatusCode::UNAUTHENTICATED},
+      {"malformed token", "mst1_nonsense", stub_.get(), nullptr,
+       grpc::StatusCode::UNAUTHENTICATED},
+      {"forged token", "mst1_" + revoked_id + "_" + std::string(64, 'a'), stub_.get(), nullptr,
+       grpc::StatusCode::UNAUTHENTICATED},
+      {"expired token", expired, stub_.get(), nullptr, grpc::StatusCode::UNAUTHENTICATED},
+      {"revoked token", revoked, stub_.get(), nullptr, grpc::StatusCode::UNAUTHENTICATED},
+      {"plaintext client", admin_token_, plaintext.get(), nullptr,
+       grpc::StatusCode::UNAVAILABLE},
+      {"client of another CA", admin_token_, other_ca.get(), nullptr,
+       grpc::StatusCode::UNAVAILABLE},
+  };
+  auto run = [&](const Caller& caller, const RpcCase& rpc) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    if (!caller.token.empty()) context.AddMetadata("authorization", "Bearer " + caller.token);
+    return rpc.call(*caller.stub, &context);
+  };
+  auto events = [&] {
+    pb::ListEventsRequest request;
+    pb::ListEventsResponse response;
+    EXPECT_TRUE(Rpc(&pb::Coordinator::Stub::ListEvents, request, &response).ok());
+    return std::vector<std::string>(response.events_json().begin(), response.events_json().end());
+  };
+  // The refusals first: nothing they do shows in the event log.
+  const auto before = events();
+  int cells = 0;
+  for (const Caller& caller : callers) {
+    for (const RpcCase& rpc : rpcs) {
+      if (caller.allowed && caller.allowed(rpc.access)) continue;
+      const grpc::Status status = run(caller, rpc);
+      EXPECT_EQ(status.error_code(), caller.refusal)
+          << caller.name << " x " << rpc.name << ": " << status.error_message();
+      ++cells;
+    }
+  }
+  EXPECT_EQ(events(), before) << "a refused call changed state";
+  // The allowed calls reach the handler: whatever it answers, it is not an auth refusal.
+  for (const Caller& caller : callers) {
+    for (const RpcCase& rpc : rpcs) {
+      if (!caller.allowed || !caller.allowed(rpc.access)) continue;
+      const grpc::Status status = run(caller, rpc);
+      EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << caller.name << " x " << rpc.name << ": " << status.error_message();
+      EXPECT_NE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << caller.name << " x " << rpc.name << ": " << status.error_message();
+      EXPECT_NE(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+          << caller.name << " x " << rpc.name << ": " << status.error_message();
+      ++cells;
+    }
+  }
+  EXPECT_EQ(cells, static_cast<int>(callers.size() * rpcs.size()));
+}
+
+// Audit: a state change names the credential that made it.
+TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
+  const std::string alice = NewToken("user", "alice");
+  ASSERT_TRUE(RegisterDataset("fmnist", "/data").ok());
+  pb::CreateExperimentResponse created;
+  ASSERT_TRUE(Create("", &created).ok());
+  pb::CancelExperimentRequest cancel;
+  cancel.set_experiment_id(created.experiment_id());
+  pb::CancelExperimentResponse canceled;
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::CancelExperiment, cancel, &canceled, &alice).ok());
+  pb::ListEventsRequest request;
+  pb::ListEventsResponse response;
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::ListEvents, request, &response).ok());
+  std::map<std::string, std::string> by_kind;
+  for (const auto& text : response.events_json()) {
+    auto event = Json::Parse(text);
+    ASSERT_TRUE(event.ok());
+    const Json* by = event->Find("by");
+    ASSERT_NE(by, nullptr) << text;
+    by_kind[event->Find("kind")->as_string()] = by->as_string();
+  }
+  EXPECT_EQ(by_kind["token_created"].rfind("admin:", 0), 0u) << by_kind["token_created"];
+  EXPECT_EQ(by_kind["dataset_registered"].rfind("admin:", 0), 0u);
+  EXPECT_EQ(by_kind["experiment_canceled"].rfind("alice:", 0), 0u)
+      << by_kind["experiment_canceled"];
+}
+
+// Sizes beyond the documented limits: RESOURCE_EXHAUSTED, nothing stored.
+TEST_F(ServiceTest, OversizedRequestsAreRefusedAsResourceExhausted) {
+  pb::CreateExperimentRequest create;
+  create.set_experiment_json(std::string((1 << 20) + 1, ' '));
+  pb::CreateExperimentResponse created;
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::CreateExperiment, create, &created).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  pb::RegisterDatasetRequest dataset;
+  dataset.set_name(std::string(300, 'n'));
+  dataset.set_dataset_json("{}");
+  pb::RegisterDatasetResponse registered;
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::RegisterDataset, dataset, &registered).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  pb::RegisterWorkerResponse worker;
+  ASSERT_TRUE(Register("w1", &worker).ok());
+  pb::HeartbeatRequest beat;
+  beat.set_worker_id("w1");
+  beat.set_session_id(worker.session_id());
+  auto* chunk = beat.add_logs();
+  chunk->set_data(std::string((1 << 20) + 1, 'x'));
+  pb::HeartbeatResponse answer;
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::Heartbeat, beat, &answer).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  pb::CreateExperimentRequest huge;
+  huge.set_experiment_json(std::string(17 << 20, ' '));  // beyond the server's message limit
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::CreateExperiment, huge, &created).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 }  // namespace

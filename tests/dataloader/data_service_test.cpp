@@ -21,6 +21,7 @@
 #include "maestro/dataloader/data_client.h"
 #include "maestro/dataloader/shards.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/security.h"
 #include "maestro/shared/rng.h"
 
 namespace maestro::dataloader {
@@ -127,6 +128,14 @@ class DataServiceTest : public ::testing::Test {
     server_options.datasets = {{"varied", *root_ + "/varied"}};
     server_options.metrics_listen = "127.0.0.1:0";
     server_options.chunk_bytes = 16 << 10;
+    security::ClusterInit cluster;
+    cluster.dir = *root_ + "/cluster";
+    ASSERT_TRUE(security::InitCluster(cluster).ok());
+    server_options.credentials_dir = cluster.dir;
+    // Clients find the CA and their data token where a worker puts them for a trainer.
+    ASSERT_TRUE(security::WriteSecretFile(*root_ + "/test.data-token", Token(3600000) + "\n").ok());
+    setenv("MAESTRO_CA", (cluster.dir + "/ca.crt").c_str(), 1);
+    setenv("MAESTRO_DATA_TOKEN_FILE", (*root_ + "/test.data-token").c_str(), 1);
     auto server = DataServer::Start(server_options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = server->release();
@@ -139,6 +148,31 @@ class DataServiceTest : public ::testing::Test {
   }
 
   static std::string Address() { return "127.0.0.1:" + std::to_string(server_->port()); }
+
+  // A data token signed with the cluster's key, valid for `lifetime_ms` from now (negative:
+  // expired), named `subject`.
+  static std::string Token(int64_t lifetime_ms, const std::string& subject = "test",
+                           const std::string& key_file = "") {
+    auto key = security::ReadSecretFile(key_file.empty() ? *root_ + "/cluster/data-token.key"
+                                                         : key_file);
+    EXPECT_TRUE(key.ok()) << key.status().ToString();
+    security::DataClaims claims;
+    claims.subject = subject;
+    claims.expires_ms = security::NowMs() + lifetime_ms;
+    return security::SignDataToken(claims, key.ok() ? *key : "");
+  }
+
+  // A TLS channel to the server; every call carries `token` (none when empty).
+  static std::shared_ptr<grpc::Channel> SecureChannel(const std::string& token = Token(600000)) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = *ReadFile(*root_ + "/cluster/ca.crt");
+    auto credentials = grpc::SslCredentials(tls);
+    if (!token.empty()) {
+      credentials = grpc::CompositeChannelCredentials(credentials,
+                                                      grpc::AccessTokenCredentials(token));
+    }
+    return grpc::CreateChannel(Address(), credentials);
+  }
 
   static std::unique_ptr<RecordStore> Connect(int64_t max_in_flight_bytes = 0) {
     DataClientOptions options;
@@ -224,7 +258,7 @@ TEST_F(DataServiceTest, AStreamResumedFromACursorReproducesTheUninterruptedOne) 
 }
 
 TEST_F(DataServiceTest, BadRequestsGetCanonicalErrorsWithAMessage) {
-  auto channel = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  auto channel = SecureChannel();
   auto stub = pb::DataService::NewStub(channel);
   auto open_with = [&](auto edit) {
     pb::StreamOpen open;
@@ -303,7 +337,7 @@ TEST_F(DataServiceTest, BadRequestsGetCanonicalErrorsWithAMessage) {
 }
 
 TEST_F(DataServiceTest, AStalledClientNeverHasMoreThanItsBoundInFlight) {
-  auto channel = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+  auto channel = SecureChannel();
   auto stub = pb::DataService::NewStub(channel);
   const std::string metric = "maestro_data_bytes_served_total{dataset=\"varied\",split=\"train\"}";
   const double before = MetricValue(HttpGetMetrics(server_->metrics_port()), metric);
@@ -380,6 +414,93 @@ TEST_F(DataServiceTest, EightConcurrentClientsGetEveryByte) {
   const std::string metrics = HttpGetMetrics(server_->metrics_port());
   EXPECT_NE(metrics.find("maestro_data_read_latency_seconds_count"), std::string::npos);
   EXPECT_GE(MetricValue(metrics, "maestro_data_streams_total"), 8);
+}
+
+}  // namespace
+}  // namespace maestro::dataloader
+
+namespace maestro::dataloader {
+namespace {
+
+// Every call needs a data token signed with the cluster's key, valid now; a stream is
+// acknowledged only by the credential that opened it; refusals are counted by reason.
+TEST_F(DataServiceTest, OnlyValidDataTokensAreServed) {
+  pb::SplitRef ref;
+  ref.set_dataset("varied");
+  ref.set_split("train");
+  auto describe = [&](std::shared_ptr<grpc::Channel> channel) {
+    auto stub = pb::DataService::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    pb::SplitInfo info;
+    return stub->DescribeSplit(&context, ref, &info);
+  };
+  security::ClusterInit other;
+  other.dir = *root_ + "/other-cluster";
+  (void)RemoveTree(other.dir);
+  ASSERT_TRUE(security::InitCluster(other).ok());
+  const std::string forged = Token(600000, "forger", other.dir + "/data-token.key");
+  std::string tampered = Token(600000);
+  tampered[10] = tampered[10] == 'a' ? 'b' : 'a';
+  EXPECT_TRUE(describe(SecureChannel()).ok());
+  EXPECT_EQ(describe(SecureChannel("")).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(describe(SecureChannel("mdt1.junk")).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(describe(SecureChannel(forged)).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(describe(SecureChannel(tampered)).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(describe(SecureChannel(Token(-1000))).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(describe(grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials()))
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+
+  // Another credential cannot acknowledge (steer) a stream it did not open.
+  auto owner = pb::DataService::NewStub(SecureChannel(Token(600000, "trial-1/attempt-1")));
+  pb::StreamOpen open;
+  *open.mutable_ref() = ref;
+  open.set_global_batch(40);
+  open.set_world_size(1);
+  open.set_max_in_flight_bytes(1);
+  open.set_stream_id("owned-stream");
+  grpc::ClientContext stream_context;
+  auto reader = owner->Stream(&stream_context, open);
+  pb::RecordChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));
+  auto intruder = pb::DataService::NewStub(SecureChannel(Token(600000, "trial-2/attempt-1")));
+  pb::AckRequest ack;
+  ack.set_stream_id("owned-stream");
+  ack.set_bytes(1 << 20);
+  pb::AckResponse acked;
+  grpc::ClientContext ack_context;
+  EXPECT_EQ(intruder->Ack(&ack_context, ack, &acked).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  stream_context.TryCancel();
+  while (reader->Read(&chunk)) {
+  }
+  (void)reader->Finish();
+
+  const std::string metrics = HttpGetMetrics(server_->metrics_port());
+  for (const char* reason : {"missing", "malformed", "bad_signature", "expired", "wrong_stream"}) {
+    EXPECT_GE(MetricValue(metrics, std::string("maestro_data_auth_failures_total{reason=\"") +
+                                       reason + "\"}"),
+              1)
+        << reason << "\n"
+        << metrics;
+  }
+}
+
+// Without credentials the server starts only when told to be insecure, and only on loopback.
+TEST_F(DataServiceTest, NoCredentialsNeedInsecureOnLoopback) {
+  DataServerOptions options;
+  options.datasets = {{"varied", *root_ + "/varied"}};
+  auto refused = DataServer::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--credentials"), std::string::npos);
+  options.insecure = true;
+  options.listen = "0.0.0.0:0";
+  refused = DataServer::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("loopback"), std::string::npos);
+  options.listen = "127.0.0.1:0";
+  EXPECT_TRUE(DataServer::Start(options).ok());
 }
 
 }  // namespace

@@ -18,16 +18,16 @@ import signal
 import subprocess
 import sys
 
-from run_util import Checker, start_listening
+from run_util import Checker, Credentials, start_listening
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "experiments",
                        "fmnist_mask_ratio_x_decoder_depth.yaml")
 
 
-def start(coordinator, db, port=0):
+def start(coordinator, db, credentials, port=0):
     runs = os.path.join(os.path.dirname(db), "runs")
-    proc, m = start_listening([coordinator, "--db", db, "--runs", runs, "--listen", f"127.0.0.1:{port}"],
-                              r"listening on port (\d+)")
+    proc, m = start_listening([coordinator, "--db", db, "--runs", runs, "--listen", f"127.0.0.1:{port}",
+                               *credentials.server_args()], r"listening on port (\d+)")
     return proc, int(m.group(1))
 
 
@@ -41,7 +41,8 @@ def main():
     os.makedirs(args.dir)
     check = Checker()
     db = os.path.join(args.dir, "state")
-    proc, port = start(args.coordinator, db)
+    credentials = Credentials(args.maestro, args.dir)
+    proc, port = start(args.coordinator, db, credentials)
     address = f"127.0.0.1:{port}"
 
     def cli(*words):
@@ -95,7 +96,7 @@ def main():
         check.expect(proc.poll() is None, "the daemon is still up after the bad requests")
 
         twin = subprocess.run([args.coordinator, "--db", db, "--runs", os.path.join(args.dir, "runs"),
-                               "--listen", "127.0.0.1:0"], capture_output=True,
+                               "--listen", "127.0.0.1:0", *credentials.server_args()], capture_output=True,
                               text=True, timeout=60)
         check.expect(twin.returncode == 3 and "lock" in twin.stderr.lower(),
                      f"a second coordinator on the same state is refused: {twin.stderr.strip()[-100:]}")
@@ -104,7 +105,7 @@ def main():
         listed = cli("list", "--json").stdout
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        proc, port = start(args.coordinator, db, port)
+        proc, port = start(args.coordinator, db, credentials, port)
         after = cli("describe", "1", "--json").stdout
         check.expect(before and after == before and cli("list", "--json").stdout == listed,
                      "after SIGKILL and a restart every experiment and trial is there, unchanged")

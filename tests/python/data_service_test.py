@@ -26,14 +26,18 @@ import time
 import urllib.parse
 import urllib.request
 
-from run_util import Checker, checkpoint_path, prometheus_poll, start_listening, wait_for_checkpoint
+from run_util import (Checker, Credentials, checkpoint_path, prometheus_poll, start_listening,
+                      wait_for_checkpoint)
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
+CREDENTIALS = None  # the cluster's, made in main()
+
+
 def start_server(data, root, *extra):
     proc, m = start_listening([data, "serve", "--dataset", f"fmnist={root}", "--listen", "127.0.0.1:0",
-                               "--metrics-listen", "127.0.0.1:0", *extra],
+                               "--metrics-listen", "127.0.0.1:0", *CREDENTIALS.server_args(), *extra],
                               r"listening on port (\d+), metrics on port (\d+)")
     return proc, int(m.group(1)), int(m.group(2))
 
@@ -99,6 +103,8 @@ def main():
     shutil.rmtree(args.dir, ignore_errors=True)
     os.makedirs(args.dir)
     check = Checker()
+    global CREDENTIALS
+    CREDENTIALS = Credentials(args.maestro, args.dir)
 
     root = os.path.join(args.dir, "fmnist")
     proc = subprocess.run([args.maestro, "data", "ingest", "--format", "idx", "--src", FMNIST, "--out", root,

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from dist_util import MPI_ENV, parameter_errors, rank_pid, weights
-from run_util import Checker, checkpoint_path, free_port, start_listening
+from run_util import Checker, Credentials, checkpoint_path, free_port, start_listening
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -51,14 +51,17 @@ def main():
     subprocess.run([args.maestro, "data", "ingest", "--format", "idx", "--src", FMNIST, "--out", shards,
                     "--split", "train", "--shards", "2"], check=True, capture_output=True, timeout=300)
     address = f"127.0.0.1:{free_port()}"
+    credentials = Credentials(args.maestro, args.dir)
     coordinator, _ = start_listening([args.coordinator, "--db", os.path.join(args.dir, "db"), "--runs",
                                       os.path.join(args.dir, "runs"), "--listen", address,
-                                      "--heartbeat-ms", "300", "--worker-timeout-s", "20"],
+                                      "--heartbeat-ms", "300", "--worker-timeout-s", "20",
+                                      *credentials.server_args()],
                                      r"listening on port (\d+)")
     threading.Thread(target=coordinator.stdout.read, daemon=True).start()
     work = os.path.join(args.dir, "w1")
     worker = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w1", "--slots", "2",
-                               "--address", "127.0.0.1", "--work-dir", work],
+                               "--address", "127.0.0.1", "--work-dir", work,
+                               *credentials.worker_args(address, "w1")],
                               stdout=open(os.path.join(args.dir, "w1.log"), "w"), stderr=subprocess.STDOUT)
     second = None
 
@@ -166,7 +169,8 @@ def main():
         # CPU-only workers it then stops with the documented message.
         second_work = os.path.join(args.dir, "w2")
         second = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w2", "--slots", "2",
-                                   "--address", "127.0.0.1", "--work-dir", second_work],
+                                   "--address", "127.0.0.1", "--work-dir", second_work,
+                                   *credentials.worker_args(address, "w2")],
                                   stdout=open(os.path.join(args.dir, "w2.log"), "w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline and len([w for w in cli("worker", "list") if w["state"] == "alive"]) < 2:

@@ -36,7 +36,7 @@ import threading
 import time
 import urllib.parse
 
-from run_util import Checker, free_port, live_processes, prometheus_poll, start_listening
+from run_util import Checker, Credentials, free_port, live_processes, prometheus_poll, start_listening
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -56,12 +56,13 @@ class Cluster:
         self.coordinator = None
         self.metrics_port = None
         self.workers = {}
+        self.credentials = Credentials(args.maestro, self.dir)
 
     def start_coordinator(self):
         self.coordinator, m = start_listening(
             [self.args.coordinator, "--db", self.db, "--runs", self.runs, "--listen", self.address,
              "--metrics-listen", "127.0.0.1:0", "--heartbeat-ms", "300", "--worker-timeout-s", "20",
-             "--grace-s", "10"],
+             "--grace-s", "10", *self.credentials.server_args()],
             r"listening on port (\d+), metrics on port (\d+)")
         self.metrics_port = int(m.group(2))
         threading.Thread(target=self.coordinator.stdout.read, daemon=True).start()
@@ -69,7 +70,8 @@ class Cluster:
     def start_worker(self, name, train_binary=None):
         log = open(os.path.join(self.dir, f"{name}.log"), "a")
         command = [self.args.worker, "--coordinator", self.address, "--id", name, "--slots", "1",
-                   "--work-dir", os.path.join(self.dir, name)]
+                   "--work-dir", os.path.join(self.dir, name),
+                   *self.credentials.worker_args(self.address, name)]
         if train_binary:
             command += ["--train-binary", train_binary]
         self.workers[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

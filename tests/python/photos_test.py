@@ -23,7 +23,7 @@ import sys
 from PIL import Image
 
 import photo_set
-from run_util import Checker, start_listening
+from run_util import Checker, Credentials, start_listening
 
 
 def dump(data, out_dir, count, *source):
@@ -67,7 +67,9 @@ def main():
     for line in manifest["skipped"]:
         print(f"      skipped {line[-110:]}")
 
-    server, m = start_listening([args.data, "serve", "--dataset", f"photos={original}", "--listen", "127.0.0.1:0"],
+    credentials = Credentials(args.maestro, args.dir)
+    server, m = start_listening([args.data, "serve", "--dataset", f"photos={original}", "--listen", "127.0.0.1:0",
+                                 *credentials.server_args()],
                                 r"listening on port (\d+)")
     port = int(m.group(1))
     try:

@@ -124,3 +124,66 @@ class Checker:
     def expect(self, ok, what):
         print(("ok    " if ok else "FAIL  ") + what, flush=True)
         self.failures += 0 if ok else 1
+
+
+class Credentials:
+    """A cluster's credentials made by `maestro cluster init` in `folder` for a test: the servers
+    take server_args(), the CLI and hand-run trainers read the environment this sets (the admin
+    token, the CA, a data token), and each worker gets its own token from enroll()."""
+
+    def __init__(self, maestro, folder, hosts=()):
+        self.maestro = maestro
+        self.dir = os.path.join(folder, "cluster")
+        if os.path.exists(self.dir):
+            shutil.rmtree(self.dir)
+        command = [maestro, "cluster", "init", "--dir", self.dir]
+        for host in hosts:
+            command += ["--host", host]
+        r = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"maestro cluster init: {r.stderr.strip()}")
+        self.ca = os.path.join(self.dir, "ca.crt")
+        self.admin_token_file = os.path.join(self.dir, "admin.token")
+        self.admin_token = r.stdout.strip()
+        self.data_token_file = os.path.join(self.dir, "test.data-token")
+        r = subprocess.run([maestro, "cluster", "data-token", "--dir", self.dir, "--name", "test",
+                            "--expires", "2h", "--out", self.data_token_file],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"maestro cluster data-token: {r.stderr.strip()}")
+        os.environ["MAESTRO_CA"] = self.ca
+        os.environ["MAESTRO_TOKEN_FILE"] = self.admin_token_file
+        os.environ["MAESTRO_DATA_TOKEN_FILE"] = self.data_token_file
+
+    def server_args(self):
+        return ["--credentials", self.dir]
+
+    def token(self, address, role, name, expires="1h"):
+        """A new token file of `role` from the coordinator at `address` (as the admin)."""
+        path = os.path.join(self.dir, f"{name}.token")
+        r = subprocess.run([self.maestro, "token", "create", "--role", role, "--name", name,
+                            "--expires", expires, "--out", path, "--coordinator", address],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"maestro token create: {r.stderr.strip()}")
+        return path
+
+    def enroll(self, address, worker, timeout=60):
+        """The token file of worker id `worker`, enrolled with the coordinator at `address` (once
+        per worker id: a restarted worker keeps its credential)."""
+        path = os.path.join(self.dir, f"worker-{worker}.token")
+        if os.path.exists(path):
+            return path
+        deadline = time.time() + timeout
+        while True:
+            r = subprocess.run([self.maestro, "worker", "enroll", worker, "--out", path,
+                                "--coordinator", address], capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode == 0:
+                return path
+            if time.time() > deadline:
+                raise RuntimeError(f"maestro worker enroll {worker}: {r.stderr.strip()}")
+            time.sleep(0.5)
+
+    def worker_args(self, address, worker):
+        return ["--token-file", self.enroll(address, worker)]

@@ -10,7 +10,6 @@
 
 #include "command_util.h"
 #include "experiment_commands.h"
-#include "maestro/dataloader/data_client.h"
 #include "maestro/shared/file_util.h"
 
 namespace maestro::tools {
@@ -78,7 +77,7 @@ int ExperimentCancel(int argc, char** argv) {
                    "Cancels an experiment: its queued trials are canceled, its running trials\n"
                    "stopped by their workers (SIGTERM, grace period, SIGKILL). Completed trials\n"
                    "keep their results.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   const std::string id_text = Positional(argc, argv);
   ParseVerbFlags(flags, argc, argv, !id_text.empty());
   const int64_t id = ParseId(id_text, "experiment");
@@ -96,7 +95,7 @@ int ExperimentResults(int argc, char** argv) {
                    "One row per trial, like the paper's Table 1: the swept values, the state,\n"
                    "the final pretraining loss and, for fine-tuning / linear probing (or a\n"
                    "pipeline's evaluations), the final top-1 accuracy in percent.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("format", &format, "table, markdown or csv");
   flags.Add("json", &json, "print JSON (one object per trial)");
   const std::string id_text = Positional(argc, argv);
@@ -190,7 +189,7 @@ int TrialLogs(int argc, char** argv) {
   FlagParser flags("maestro trial logs ID",
                    "A trial's captured trainer output, every attempt in order (each begins with\n"
                    "a '=== trial T attempt A ... ===' line). -f follows it until the trial ends.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("f", &follow, "(or -f) follow: keep printing new output until the trial is final");
   flags.Add("follow", &follow, "the same as -f");
   flags.Add("offset", &offset, "start at this byte of the log");
@@ -227,7 +226,7 @@ int EventList(int argc, char** argv) {
       "The coordinator's append-only event log: experiments created and canceled,\n"
       "trials assigned / running / adopted / restarting (with the cause) / completed /\n"
       "failed, workers registered and lost.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("from", &from, "first event seq");
   flags.Add("experiment", &experiment, "only this experiment's events (0: all)");
   flags.Add("json", &json, "print JSON (one object per line)");
@@ -257,7 +256,7 @@ int WorkerList(int argc, char** argv) {
                    "The workers the coordinator knows: alive (heartbeating), expected (holding\n"
                    "trials, not yet registered with a restarted coordinator) or lost; their\n"
                    "slots, what runs on them, their build.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("json", &json, "print JSON (one object per line)");
   ParseVerbFlags(flags, argc, argv, false);
   auto workers = Connect(address)->ListWorkers();
@@ -297,7 +296,7 @@ int DatasetRegister(int argc, char** argv) {
                    "ingested splits (`maestro data ingest`; each split's manifest is read for\n"
                    "its content hash) and/or a data service serving it (trainers then stream\n"
                    "from the service). Registering a name again replaces it.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("path", &path, "folder of ingested splits (<path>/<split>/manifest.json)");
   flags.Add("service", &service, "maestro-data serving it, host:port");
   flags.Add("served-as", &served_as, "its name on the service (default: NAME)");
@@ -331,36 +330,19 @@ int DatasetRegister(int argc, char** argv) {
     }
   }
   if (!service.empty()) {
-    if (served_as.empty()) served_as = name;
+    // The coordinator asks the service for its splits (and checks them against the folder's).
     dataset["service"] = Json(service);
-    dataset["served_as"] = Json(served_as);
-    auto served = dataloader::ListServedSplits(service);
-    if (!served.ok()) throw Error(served.status());
-    Json::Object from_service;
-    std::string what;
-    for (const std::string& line : *served) {
-      std::istringstream in(line);
-      std::string ds, split, split_name, hash;
-      int64_t count = 0;
-      in >> ds >> split >> split_name >> hash >> count;
-      what += (what.empty() ? "" : ", ") + ds + "/" + split;
-      if (ds != served_as) continue;
-      const Json* local = splits.count(split) ? splits[split].Find("content_hash") : nullptr;
-      if (local != nullptr && local->as_string() != hash) {
-        throw Error(FailedPreconditionError("split " + split + ": the service serves content " +
-                                            hash.substr(0, 12) + ", the folder holds " +
-                                            local->as_string().substr(0, 12)));
-      }
-      from_service[split] = Json(Json::Object{{"content_hash", hash}, {"count", count}});
-    }
-    if (from_service.empty()) {
-      throw Error(NotFoundError("the service at " + service + " does not serve '" + served_as +
-                                "' (it serves: " + (what.empty() ? "nothing" : what) + ")"));
-    }
-    splits = std::move(from_service);
+    dataset["served_as"] = Json(served_as.empty() ? name : served_as);
   }
-  dataset["splits"] = Json(splits);
-  if (Status s = Connect(address)->RegisterDataset(name, Json(dataset)); !s.ok()) throw Error(s);
+  if (!splits.empty()) dataset["splits"] = Json(splits);
+  auto client = Connect(address);
+  if (Status s = client->RegisterDataset(name, Json(dataset)); !s.ok()) throw Error(s);
+  // What the coordinator stored (a service's splits are its answer).
+  auto datasets = client->ListDatasets();
+  if (!datasets.ok()) throw Error(datasets.status());
+  for (const Json& d : *datasets) {
+    if (d.Find("name")->as_string() == name) splits = d.Find("splits")->as_object();
+  }
   std::cout << "registered dataset " << name << " (" << splits.size() << " splits";
   for (const auto& [split, info] : splits) {
     std::cout << ", " << split << ": " << info.Find("count")->as_int() << " samples";
@@ -374,7 +356,7 @@ int DatasetList(int argc, char** argv) {
   bool json = false;
   FlagParser flags("maestro dataset list",
                    "The registered datasets: where they are read from, their splits.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("json", &json, "print JSON (one object per line)");
   ParseVerbFlags(flags, argc, argv, false);
   auto datasets = Connect(address)->ListDatasets();

@@ -52,12 +52,29 @@ inline int64_t ParseId(const std::string& text, const std::string& what) {
   return id;
 }
 
+inline constexpr const char* kCoordinatorHelp = "the coordinator, host:port";
+
+// The credentials of this process's calls to the coordinator (one CLI invocation, one caller).
+inline coordinator::CoordinatorAuth& CoordinatorCredentials() {
+  static coordinator::CoordinatorAuth auth;
+  return auth;
+}
+
+// --coordinator, --ca and --token-file, for every verb that talks to the coordinator.
+inline void AddCoordinatorFlags(FlagParser& flags, std::string* address) {
+  flags.Add("coordinator", address, kCoordinatorHelp);
+  flags.Add("ca", &CoordinatorCredentials().ca_file,
+            "the cluster CA certificate the coordinator's is checked against (default: "
+            "$MAESTRO_CA)");
+  flags.Add("token-file", &CoordinatorCredentials().token_file,
+            "file holding your token (mode 0600; default: $MAESTRO_TOKEN_FILE); a token is "
+            "never given on the command line");
+}
+
 inline std::unique_ptr<coordinator::CoordinatorClient> Connect(const std::string& address) {
-  auto client = coordinator::ConnectCoordinator(address);
+  auto client = coordinator::ConnectCoordinator(address, CoordinatorCredentials());
   if (!client.ok()) throw Error(client.status());
   return std::move(*client);
 }
-
-inline constexpr const char* kCoordinatorHelp = "the coordinator, host:port";
 
 }  // namespace maestro::tools

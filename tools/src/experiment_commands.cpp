@@ -24,7 +24,7 @@ int ExperimentCreate(int argc, char** argv) {
                    "name the offending key), expanded into trials and stored durably. Trials\n"
                    "whose identity an earlier experiment holds are shared, never rerun. A retry\n"
                    "with the same --idempotency-key returns the first result.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("idempotency-key", &key, "key of this request (default: a fresh random one)");
   flags.Add("json", &json, "print JSON");
   const std::string path = Positional(argc, argv);
@@ -57,7 +57,7 @@ int ExperimentList(int argc, char** argv) {
   std::string address = "127.0.0.1:7071";
   bool json = false;
   FlagParser flags("maestro experiment list", "Lists the coordinator's experiments.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("json", &json, "print JSON (one object per line)");
   ParseVerbFlags(flags, argc, argv, false);
   auto experiments = Connect(address)->ListExperiments();
@@ -86,7 +86,7 @@ int ExperimentDescribe(int argc, char** argv) {
   FlagParser flags("maestro experiment describe ID",
                    "One experiment and its trials: state, attempt, worker, live progress (or the\n"
                    "cause of a failure), identity, values.");
-  flags.Add("coordinator", &address, kCoordinatorHelp);
+  AddCoordinatorFlags(flags, &address);
   flags.Add("json", &json, "print JSON");
   const std::string id_text = Positional(argc, argv);
   ParseVerbFlags(flags, argc, argv, !id_text.empty());

@@ -28,5 +28,15 @@ int WorkerList(int argc, char** argv);
 int DatasetRegister(int argc, char** argv);
 // maestro dataset list [--json]
 int DatasetList(int argc, char** argv);
+// maestro cluster init --dir DIR [--host NAME_OR_IP ...] [--admin-expires 90d]
+int ClusterInit(int argc, char** argv);
+// maestro cluster data-token --dir DIR --name NAME --out FILE [--expires 1h]
+int ClusterDataToken(int argc, char** argv);
+// maestro token create --role R [--name N] [--expires 90d] [--out FILE] | list | revoke ID
+int TokenCreate(int argc, char** argv);
+int TokenList(int argc, char** argv);
+int TokenRevoke(int argc, char** argv);
+// maestro worker enroll NAME [--expires 90d] [--out FILE]
+int WorkerEnroll(int argc, char** argv);
 
 }  // namespace maestro::tools

@@ -48,6 +48,18 @@ constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
   dataset register NAME --path DIR | --service ADDR
                 name a dataset for experiment files (its manifests' content hashes)
   dataset list  the registered datasets
+  cluster init --dir DIR [--host NAME_OR_IP ...]
+                a cluster's credentials: its CA, the servers' certificates, the data-token
+                key and the first admin token (printed once)
+  cluster data-token --dir DIR --name NAME --out FILE
+                a data token for running maestro-train against a data service by hand
+  token create --role admin|user|viewer | list | revoke ID
+                bearer tokens of people and tools (admin)
+  worker enroll NAME
+                a worker's own credential: a token for worker id NAME (admin)
+
+Calls to the coordinator use TLS and a token: --ca FILE --token-file FILE on each verb, or
+MAESTRO_CA and MAESTRO_TOKEN_FILE in the environment.
 
 'maestro <noun> <verb> --help' explains each.
 )";
@@ -291,6 +303,14 @@ int main(int argc, char** argv) {
       return maestro::tools::ExperimentResults(argc, argv);
     if (noun == "trial" && verb == "logs") return maestro::tools::TrialLogs(argc, argv);
     if (noun == "worker" && verb == "list") return maestro::tools::WorkerList(argc, argv);
+    if (noun == "worker" && verb == "enroll") return maestro::tools::WorkerEnroll(argc, argv);
+    if (noun == "cluster" && verb == "init") return maestro::tools::ClusterInit(argc, argv);
+    if (noun == "cluster" && verb == "data-token") {
+      return maestro::tools::ClusterDataToken(argc, argv);
+    }
+    if (noun == "token" && verb == "create") return maestro::tools::TokenCreate(argc, argv);
+    if (noun == "token" && verb == "list") return maestro::tools::TokenList(argc, argv);
+    if (noun == "token" && verb == "revoke") return maestro::tools::TokenRevoke(argc, argv);
     if (noun == "event" && verb == "list") return maestro::tools::EventList(argc, argv);
     if (noun == "dataset" && verb == "register") return maestro::tools::DatasetRegister(argc, argv);
     if (noun == "dataset" && verb == "list") return maestro::tools::DatasetList(argc, argv);

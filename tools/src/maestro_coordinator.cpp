@@ -2,7 +2,7 @@
 // stored; trials placed on worker daemons, restarted from their checkpoints when they fail,
 // rescheduled when a worker is lost.
 //
-//   maestro-coordinator --db DIR [--listen 127.0.0.1:7071] [--runs DIR] [--metrics-listen ...]
+//   maestro-coordinator --db DIR --credentials CLUSTER_DIR [--listen 127.0.0.1:7071] [--runs DIR]
 //
 // Runs until SIGTERM or SIGINT. All state is in the RocksDB store under --db: a coordinator
 // killed with SIGKILL and started again on the same folder carries on where it stopped.
@@ -40,6 +40,14 @@ int main(int argc, char** argv) {
   flags.Add("worker-timeout-s", &worker_timeout_s,
             "a worker silent this long is lost: its trials restart elsewhere from checkpoints");
   flags.Add("grace-s", &grace_s, "SIGTERM to SIGKILL when a trainer is stopped (cancel)");
+  flags.Add("credentials", &options.credentials_dir,
+            "the cluster folder of `maestro cluster init` (coordinator.crt/key, ca.crt, "
+            "data-token.key, admin-token.json): TLS, and every call must carry a token");
+  flags.Add("insecure", &options.insecure,
+            "serve plaintext without authentication (only on a loopback --listen address)");
+  double data_token_lifetime_s = 600;
+  flags.Add("data-token-lifetime-s", &data_token_lifetime_s,
+            "lifetime of a trainer's data token (renewed with heartbeats after a third of it)");
   maestro::ParseFlagsOrExit(flags, argc, argv);
   if (options.db_dir.empty()) {
     std::cerr << "maestro-coordinator: --db is required (see --help)\n";
@@ -64,11 +72,20 @@ int main(int argc, char** argv) {
   options.scheduler.heartbeat_interval_ms = heartbeat_ms;
   options.scheduler.worker_timeout_ms = static_cast<int64_t>(worker_timeout_s * 1000);
   options.scheduler.grace_period_ms = static_cast<int64_t>(grace_s * 1000);
+  if (data_token_lifetime_s < 3) {
+    std::cerr << "maestro-coordinator: --data-token-lifetime-s: at least 3\n";
+    return 2;
+  }
+  options.data_token_lifetime_ms = static_cast<int64_t>(data_token_lifetime_s * 1000);
   const sigset_t stop = maestro::BlockStopSignals();  // before the server's threads start
   auto server = maestro::coordinator::CoordinatorServer::Start(options);
   if (!server.ok()) {
     std::cerr << "maestro-coordinator: " << server.status().ToString() << "\n";
     return server.status().code() == maestro::StatusCode::kUnavailable ? 3 : 2;
+  }
+  if (options.insecure) {
+    std::cout << "WARNING: --insecure: plaintext, no authentication; anyone who can reach "
+              << options.listen << " may submit, cancel and register work" << std::endl;
   }
   std::cout << "state in " << options.db_dir << ", runs in " << resolved << "; listening on port "
             << (*server)->port();

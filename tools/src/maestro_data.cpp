@@ -1,6 +1,6 @@
 // maestro-data: the data service of the data path (issue 4).
 //
-//   maestro-data serve --dataset [NAME=]DIR[,...] [--listen 127.0.0.1:PORT] [--metrics-listen ...]
+//   maestro-data serve --dataset [NAME=]DIR[,...] --credentials DIR [--listen 127.0.0.1:PORT] ...
 //   maestro-data list --address HOST:PORT
 //   maestro-data stream (--address HOST:PORT --dataset NAME | --local DIR) --split S ...
 //
@@ -64,6 +64,15 @@ std::vector<std::pair<std::string, std::string>> ParseDatasets(const std::string
   return out;
 }
 
+// --ca and --token-file of the commands that read from a server.
+void AddClientFlags(FlagParser& flags, dl::DataClientOptions& options) {
+  flags.Add("ca", &options.ca_file,
+            "the cluster CA the server's certificate is checked against (default: $MAESTRO_CA)");
+  flags.Add("token-file", &options.token_file,
+            "file holding a data token (`maestro cluster data-token`; default: "
+            "$MAESTRO_DATA_TOKEN_FILE)");
+}
+
 int Serve(int argc, char** argv) {
   dl::DataServerOptions options;
   options.listen = "127.0.0.1:7070";  // a fixed default a trainer's config can name
@@ -84,6 +93,11 @@ int Serve(int argc, char** argv) {
             "Prometheus /metrics address host:port (empty: no /metrics)");
   flags.Add("max-in-flight-bytes", &in_flight,
             "default bound on record bytes sent to a stream and not yet acknowledged");
+  flags.Add("credentials", &options.credentials_dir,
+            "the cluster folder of `maestro cluster init` (data.crt, data.key, data-token.key): "
+            "TLS, and every call must carry a data token signed with the cluster's key");
+  flags.Add("insecure", &options.insecure,
+            "serve plaintext without authentication (only on a loopback --listen address)");
   maestro::ParseFlagsOrExit(flags, argc - 1, argv + 1);
   options.datasets = ParseDatasets(datasets);
   if (options.datasets.empty()) throw Error(InvalidArgumentError("--dataset is required"));
@@ -94,6 +108,10 @@ int Serve(int argc, char** argv) {
 
   auto server = dl::DataServer::Start(options);
   if (!server.ok()) throw Error(server.status());
+  if (options.insecure) {
+    std::cout << "WARNING: --insecure: plaintext, no authentication; anyone who can reach "
+              << options.listen << " reads every dataset" << std::endl;
+  }
   for (const auto& split : (*server)->splits()) {
     std::cout << "serving " << split.dataset << "/" << split.split << " (" << split.name << ", "
               << split.count << " records, " << split.storage << ", content hash "
@@ -112,10 +130,12 @@ int Serve(int argc, char** argv) {
 int List(int argc, char** argv) {
   std::string address;
   FlagParser flags("maestro-data list", "Lists what a maestro-data server serves.");
+  dl::DataClientOptions options;
   flags.Add("address", &address, "the server, host:port");
+  AddClientFlags(flags, options);
   maestro::ParseFlagsOrExit(flags, argc - 1, argv + 1);
   if (address.empty()) throw Error(InvalidArgumentError("--address is required"));
-  auto lines = dl::ListServedSplits(address);
+  auto lines = dl::ListServedSplits(address, options);
   if (!lines.ok()) throw Error(lines.status());
   std::cout << "dataset split name content_hash records\n";
   for (const auto& line : *lines) std::cout << line << "\n";
@@ -163,6 +183,8 @@ int Stream(int argc, char** argv) {
       "local shards (--local ROOT) through the same interface, and prints one JSON line:\n"
       "records, bytes, seconds, MB/s and a sha256 over every (index, value).");
   flags.Add("address", &address, "data service host:port");
+  dl::DataClientOptions options;
+  AddClientFlags(flags, options);
   flags.Add("dataset", &dataset, "dataset name on the service");
   flags.Add("local", &local, "read ROOT/<split> from disk instead of a service");
   flags.Add("split", &split, "split");
@@ -193,7 +215,6 @@ int Stream(int argc, char** argv) {
     if (address.empty() || dataset.empty()) {
       throw Error(InvalidArgumentError("give --address and --dataset, or --local"));
     }
-    dl::DataClientOptions options;
     options.max_in_flight_bytes = in_flight;
     auto connected = dl::ConnectDataService(address, dataset, split, options);
     if (!connected.ok()) throw Error(connected.status());

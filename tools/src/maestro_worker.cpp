@@ -1,7 +1,8 @@
 // maestro-worker: the worker daemon (issue 6). Registers with maestro-coordinator, runs the
 // maestro-train children it is assigned, ships their logs and progress, reports their exits.
 //
-//   maestro-worker --coordinator 127.0.0.1:7071 --work-dir DIR [--id NAME] [--slots N]
+//   maestro-worker --coordinator 127.0.0.1:7071 --ca ca.crt --token-file worker.token
+//                  --work-dir DIR [--id NAME] [--slots N]
 //
 // Runs until SIGTERM or SIGINT: its trainers then checkpoint and stop (preempted), and the
 // coordinator reschedules them without spending their restart budget.
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -54,6 +56,15 @@ int main(int argc, char** argv) {
             "Open MPI's mpirun, which starts the ranks of a trial of several slots");
   flags.Add("metrics-listen", &options.metrics_listen,
             "host:port for Prometheus /metrics (empty: none; port 0: any free port)");
+  if (const char* ca = std::getenv("MAESTRO_CA")) options.ca_file = ca;
+  if (const char* token = std::getenv("MAESTRO_TOKEN_FILE")) options.token_file = token;
+  flags.Add("ca", &options.ca_file,
+            "the cluster CA certificate (`maestro cluster init`): the coordinator must present a "
+            "certificate it signed (default: $MAESTRO_CA; none: plaintext, for a coordinator "
+            "run --insecure)");
+  flags.Add("token-file", &options.token_file,
+            "this worker's token, from `maestro worker enroll ID` (a file of mode 0600; "
+            "default: $MAESTRO_TOKEN_FILE)");
   maestro::ParseFlagsOrExit(flags, argc, argv);
   const sigset_t stop_signals = maestro::BlockStopSignals();  // before any thread starts
   auto daemon = maestro::worker::WorkerDaemon::Create(options);

@@ -1,6 +1,8 @@
 #include "maestro/worker/daemon.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <prometheus/counter.h>
@@ -20,10 +22,12 @@
 
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/grpc_auth.h"
 #include "maestro/shared/grpc_status.h"
 #include "maestro/shared/ids.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/metrics_http.h"
+#include "maestro/shared/security.h"
 #include "maestro/shared/version.h"
 #include "maestro/worker/progress.h"
 #include "maestro/worker/trainer_process.h"
@@ -61,6 +65,7 @@ int64_t FreeLocalPort() {
 struct Child {
   int64_t trial = 0, attempt = 0;
   std::string job, log_path, output_dir;
+  std::string data_token_path;  // the trainer's data token (0600), rewritten when renewed
   int64_t slots = 1;
   std::vector<int64_t> slot_ids;  // which of the worker's slots (a GPU trial's GPUs)
   std::optional<TrainerProcess> process;
@@ -109,6 +114,17 @@ class WorkerDaemon::Impl {
     }
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/logs"));
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/configs"));
+    MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/secrets"));
+    chmod((options_.work_dir + "/secrets").c_str(), 0700);
+    if (!options_.ca_file.empty()) {
+      char resolved[PATH_MAX];
+      if (realpath(options_.ca_file.c_str(), resolved) == nullptr) {
+        return NotFoundError("--ca: " + options_.ca_file + " does not exist");
+      }
+      options_.ca_file = resolved;  // the trainers run in other folders
+    }
+    auth_ = ClientAuth{options_.ca_file, options_.token_file, ""};
+    MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth_));
     if (!options_.metrics_listen.empty()) {
       MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options_.metrics_listen, registry_));
     }
@@ -118,8 +134,7 @@ class WorkerDaemon::Impl {
     arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(),
-                                         arguments);
+    channel_ = grpc::CreateCustomChannel(options_.coordinator, credentials, arguments);
     stub_ = pb::Coordinator::NewStub(channel_);
     return OkStatus();
   }
@@ -152,7 +167,7 @@ class WorkerDaemon::Impl {
       if (!session_.empty() && Clock::now() >= next_heartbeat) {
         Heartbeat(shutting_down);
         next_heartbeat = Clock::now() + std::chrono::milliseconds(heartbeat_ms_);
-        ReportExits();
+        if (!session_.empty()) ReportExits();
       }
       UpdateMetrics();
       if (shutting_down && (children_.empty() || Clock::now() > shutdown_deadline)) {
@@ -194,7 +209,9 @@ class WorkerDaemon::Impl {
     context.set_deadline(Deadline(RpcTimeoutMs()));
     const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
     if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
-        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+        status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
       Say("error: the coordinator refused this worker: " + status.error_message());
       return 2;
     }
@@ -217,7 +234,14 @@ class WorkerDaemon::Impl {
   }
 
   void Unreachable(const grpc::Status& status) {
-    if (reachable_) Say("coordinator unreachable (" + status.error_message() + "); retrying");
+    if (reachable_) {
+      // A server that fails the TLS check looks like one that is down: say which it is.
+      const std::string why = status.error_code() == grpc::StatusCode::UNAVAILABLE
+                                  ? ExplainTlsFailure(options_.coordinator, auth_)
+                                  : "";
+      Say("coordinator unreachable (" + status.error_message() + ")" +
+          (why.empty() ? "" : "; refusing to talk to it: " + why) + "; retrying");
+    }
     reachable_ = false;
   }
 
@@ -356,6 +380,15 @@ class WorkerDaemon::Impl {
     }
     for (const auto& kill : response.kill()) StopAttempt(kill.trial_id(), kill.attempt());
     for (const auto& assignment : response.assignments()) Launch(assignment);
+    for (const auto& renewed : response.data_tokens()) {
+      auto it = children_.find({renewed.trial_id(), renewed.attempt()});
+      if (it == children_.end() || it->second.data_token_path.empty()) continue;
+      if (Status s = security::WriteSecretFile(it->second.data_token_path, renewed.token() + "\n");
+          !s.ok()) {
+        Say("error: cannot renew the data token of trial " + std::to_string(renewed.trial_id()) +
+            ": " + s.ToString());
+      }
+    }
   }
 
   void Launch(const pb::Assignment& a) {
@@ -397,6 +430,15 @@ class WorkerDaemon::Impl {
                          " ===\n";
     std::vector<std::string> env = {"MAESTRO_TRIAL=" + std::to_string(child.trial),
                                     "MAESTRO_ATTEMPT=" + std::to_string(child.attempt)};
+    // The data token travels in a file of its own (never argv, never the environment: both
+    // are readable in /proc); the environment names the file.
+    Status token_written = OkStatus();
+    if (!a.data_token().empty()) {
+      child.data_token_path = options_.work_dir + "/secrets/" + name + ".data-token";
+      token_written = security::WriteSecretFile(child.data_token_path, a.data_token() + "\n");
+      env.push_back("MAESTRO_DATA_TOKEN_FILE=" + child.data_token_path);
+    }
+    if (!options_.ca_file.empty()) env.push_back("MAESTRO_CA=" + options_.ca_file);
     // The torchrun-style environment of each local process: a multi-node gang's nodes get rank
     // 0's address and port from the coordinator; one node's local ranks meet on this machine.
     std::vector<std::vector<std::string>> local_env = {{}};
@@ -432,8 +474,8 @@ class WorkerDaemon::Impl {
       env.insert(env.end(), {"OMPI_MCA_rmaps_base_oversubscribe=1", "OMPI_ALLOW_RUN_AS_ROOT=1",
                              "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"});
     }
-    Status written = dir != nullptr && dir->is_string()
-                         ? OkStatus()
+    Status written = !token_written.ok()                     ? token_written
+                     : dir != nullptr && dir->is_string() ? OkStatus()
                          : InvalidArgumentError("the assignment's config has no run.output_dir");
     if (written.ok()) {
       child.output_dir = dir->as_string();
@@ -535,10 +577,17 @@ class WorkerDaemon::Impl {
       context.set_deadline(Deadline(RpcTimeoutMs()));
       const grpc::Status status = stub_->ReportTrialExit(&context, request, &response);
       if (status.ok() || status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
-          status.error_code() == grpc::StatusCode::NOT_FOUND) {
+          status.error_code() == grpc::StatusCode::NOT_FOUND ||
+          status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
         if (!status.ok()) Say("exit report dropped: " + status.error_message());
+        if (!child.data_token_path.empty()) unlink(child.data_token_path.c_str());
         it = children_.erase(it);
         continue;
+      }
+      if (status.error_code() == grpc::StatusCode::ABORTED) {
+        Say("exit report refused for an old session: registering again, then reporting");
+        session_.clear();
+        return;
       }
       Unreachable(status);
       return;  // retried with the next heartbeat
@@ -574,6 +623,7 @@ class WorkerDaemon::Impl {
   }
 
   WorkerOptions options_;
+  ClientAuth auth_;
   std::ostream* out_ = nullptr;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Coordinator::Stub> stub_;

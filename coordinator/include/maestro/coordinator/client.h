@@ -42,10 +42,25 @@ class CoordinatorClient {
   virtual Result<std::vector<Json>> ListEvents(int64_t from_seq, int64_t experiment) = 0;
   virtual Status RegisterDataset(const std::string& name, const Json& dataset) = 0;
   virtual Result<std::vector<Json>> ListDatasets() = 0;
+  // (the token, shown once; its record). lifetime_ms 0: 90 days, -1: never expires.
+  virtual Result<std::pair<std::string, Json>> CreateToken(const std::string& role,
+                                                           const std::string& name,
+                                                           int64_t lifetime_ms) = 0;
+  virtual Result<std::vector<Json>> ListTokens() = 0;
+  virtual Status RevokeToken(const std::string& id) = 0;
 };
 
-// UNAVAILABLE when `address` cannot be reached within `timeout_ms`.
+// How the CLI reaches the coordinator: TLS verified against `ca_file` and a bearer token from
+// `token_file` (grpc_auth.h's ClientAuth; empty: the environment's MAESTRO_CA and
+// MAESTRO_TOKEN_FILE).
+struct CoordinatorAuth {
+  std::string ca_file, token_file;
+};
+
+// UNAVAILABLE when `address` cannot be reached within `timeout_ms` (saying why when TLS is the
+// reason); NOT_FOUND / INVALID_ARGUMENT for an unreadable CA or token file.
 Result<std::unique_ptr<CoordinatorClient>> ConnectCoordinator(const std::string& address,
+                                                              const CoordinatorAuth& auth = {},
                                                               int64_t timeout_ms = 10000);
 
 }  // namespace maestro::coordinator

@@ -60,6 +60,7 @@ struct WorkerRegistration {
   int64_t protocol_version = 0;
   int64_t slots = 1, cpu_cores = 0, memory_mb = 0;
   std::vector<AttemptRef> running;  // trainers still running from an earlier session
+  std::string actor;                // the credential that registers it (the event log's "by")
 };
 
 struct RegisterOutcome {
@@ -95,6 +96,7 @@ struct HeartbeatOutcome {
   std::vector<TrialAssignment> assignments;
   std::vector<AttemptRef> kill;
   std::vector<LogPiece> log_acks;  // offset: the bytes stored of that attempt; data empty
+  std::vector<AttemptRef> current;  // the worker's current attempts after this beat
 };
 
 struct TrialExit {
@@ -104,6 +106,7 @@ struct TrialExit {
   int signal = 0;
   std::string result_json, cause;
   bool stopped_by_request = false;
+  std::string actor;  // the credential that reports it
 };
 
 struct TrialLogs {
@@ -137,14 +140,17 @@ class Scheduler {
   // `tree`: an experiment file's tree with configs inlined. INVALID_ARGUMENT naming the key for
   // a bad file, an empty grid or resources no registered worker can offer; NOT_FOUND for an
   // unregistered dataset.
-  Result<CreatedExperiment> CreateExperiment(const Json& tree, const std::string& idempotency_key);
+  // `actor`, here and below: the credential making the call, recorded as "by" in the events.
+  Result<CreatedExperiment> CreateExperiment(const Json& tree, const std::string& idempotency_key,
+                                             const std::string& actor = "");
   std::vector<Json> ListExperiments();
   Result<std::pair<Json, std::vector<Json>>> DescribeExperiment(int64_t id);
   // (queued trials canceled, running trials told to stop).
-  Result<std::pair<int64_t, int64_t>> CancelExperiment(int64_t id);
+  Result<std::pair<int64_t, int64_t>> CancelExperiment(int64_t id, const std::string& actor = "");
   Result<TrialLogs> Logs(int64_t trial, int64_t offset, int64_t max_bytes);
   std::vector<Json> ListWorkers();
-  Status RegisterDataset(const std::string& name, const Json& dataset);
+  Status RegisterDataset(const std::string& name, const Json& dataset,
+                         const std::string& actor = "");
   std::vector<Json> ListDatasets();
   std::vector<Json> Events(int64_t from = 0);
 
@@ -153,12 +159,16 @@ class Scheduler {
   // slots.
   Result<RegisterOutcome> RegisterWorker(const WorkerRegistration& registration);
   // `held`: every attempt the worker holds (running, or exit not yet reported); an attempt
-  // assigned by an earlier heartbeat's answer and not held never reached it.
+  // assigned by an earlier heartbeat's answer and not held never reached it. PERMISSION_DENIED,
+  // with nothing changed, when progress or logs name an attempt this session never held (not
+  // assigned to it, not listed at its registration).
   Result<HeartbeatOutcome> Heartbeat(const std::string& worker, const std::string& session,
                                      const std::vector<TrialProgressReport>& progress,
                                      const std::vector<LogPiece>& logs, int64_t free_slots,
                                      const std::vector<AttemptRef>& held);
-  // FAILED_PRECONDITION for a stale attempt (or a worker that does not hold it).
+  // ABORTED for a session that is not the worker's current one (register again, then report);
+  // PERMISSION_DENIED for an attempt this session never held; FAILED_PRECONDITION for a stale
+  // attempt it held (ended, or replaced after the worker was declared lost).
   Status ReportExit(const TrialExit& report);
 
   // Declares workers without a heartbeat for worker_timeout_ms lost (their trials are
@@ -178,6 +188,9 @@ class Scheduler {
     std::vector<TrialAssignment> pending_assignments;  // a gang's other nodes, for the next beat
     int64_t beats = 0;                                 // heartbeats of this session
     std::map<AttemptRef, int64_t> assigned_beat;       // the heartbeat whose answer carried it
+    // Attempts this session was assigned or adopted (its reports are heard), and those it
+    // listed at registration that were not adopted (being killed: logs taken, not stored).
+    std::set<AttemptRef> session_attempts, session_refused;
   };
   struct Running {
     TrialProgressReport progress;

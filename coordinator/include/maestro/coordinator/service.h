@@ -2,7 +2,8 @@
 // over the Scheduler (scheduler.h) and its RocksDB store, with Prometheus /metrics: trials by
 // state, queue wait, restarts by cause, workers alive, slots in use, and each running trial's
 // step, loss, learning rate and images/s (labels experiment and trial; a finished trial's
-// series are removed). Thread-safe; destroying it shuts it down.
+// series are removed), and calls refused for their credential
+// (maestro_coordinator_auth_failures_total{reason}). Thread-safe; destroying it shuts it down.
 #pragma once
 
 #include <memory>
@@ -18,12 +19,21 @@ struct CoordinatorOptions {
   std::string listen = "127.0.0.1:7071";  // host:port; port 0: any free one
   std::string metrics_listen;             // host:port of /metrics; empty: none
   SchedulerOptions scheduler;
+  // The cluster folder (`maestro cluster init`): coordinator.crt/key (TLS), ca.crt (to verify
+  // data services), data-token.key (trainers' data tokens), admin-token.json (the first admin
+  // token, stored at the first start). Every call must then carry a valid token with a role
+  // allowed to make it (coordinator.proto). Empty: plaintext without authentication, only
+  // with `insecure` on a loopback address.
+  std::string credentials_dir;
+  bool insecure = false;
+  int64_t data_token_lifetime_ms = 600000;  // renewed after a third of it, with heartbeats
 };
 
 class CoordinatorServer {
  public:
   // Opens the store and listens. FAILED_PRECONDITION for a store of another schema,
-  // UNAVAILABLE when the store is locked by another coordinator or an address cannot be bound.
+  // UNAVAILABLE when the store is locked by another coordinator or an address cannot be bound,
+  // INVALID_ARGUMENT without credentials (and not `insecure` on loopback).
   static Result<std::unique_ptr<CoordinatorServer>> Start(const CoordinatorOptions& options);
   ~CoordinatorServer();
   CoordinatorServer(const CoordinatorServer&) = delete;

@@ -10,9 +10,12 @@
 //   idem/<key>                the experiment created by a request with this idempotency key
 //   trial/<id>                a trial: {id, experiment, identity, hparams, state, attempt, ...}
 //   ident/<identity>          the trial holding an identity (a finished cell is found here)
-//   event/<20-digit seq>      an event: {seq, kind, experiment, trial, ...}
+//   event/<20-digit seq>      an event: {seq, kind, experiment, trial, ..., by: the name of the
+//                             credential whose call caused it}
 //   worker/<id>               a worker as last registered: {id, build, resources, address}
 //   dataset/<name>            a registered dataset: {name, path, service, served_as, splits}
+//   token/<id>                a bearer token's record (security.h TokenRecord: its SHA-256,
+//                             never the token)
 //   metric/<trial>/<attempt>/<step>   a progress record {step, loss, lr, images_per_s, stage}
 //   log/<trial>/<attempt>/<offset>    a chunk of a trainer's captured output
 // Ids are 12-digit zero-padded decimals (attempts 6, offsets and steps 16) so keys sort
@@ -56,14 +59,18 @@ class Change {
   void PutExperiment(const Json& experiment);
   void PutWorker(const Json& worker);    // by its "id"
   void PutDataset(const Json& dataset);  // by its "name"
+  void PutToken(const Json& token);      // by its "id"
   void AddMetric(int64_t trial, int64_t attempt, int64_t step, const Json& record);
   void AddLog(int64_t trial, int64_t attempt, int64_t offset, std::string data);
   // An event; its "seq" is assigned at commit.
   void AddEvent(Json event);
+  // Who caused the change (a credential's name): recorded as "by" in each of its events.
+  void SetActor(std::string actor) { actor_ = std::move(actor); }
   bool empty() const { return puts_.empty() && events_.empty(); }
 
  private:
   friend class Store;
+  std::string actor_;
   std::vector<std::pair<std::string, std::string>> puts_;
   std::vector<Json> events_;
 };
@@ -106,6 +113,7 @@ class Store {
   std::vector<Json> Trials() const;
   std::vector<Json> Workers() const;
   std::vector<Json> Datasets() const;
+  std::vector<Json> Tokens() const;
   // A trial's progress records, in (attempt, step) order.
   std::vector<Json> Metrics(int64_t trial) const;
   // A trial's log chunks, in (attempt, offset) order.

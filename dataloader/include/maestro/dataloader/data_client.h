@@ -16,6 +16,10 @@ namespace maestro::dataloader {
 struct DataClientOptions {
   int64_t max_in_flight_bytes = 0;  // per stream; 0: the server's default
   int64_t connect_timeout_ms = 10000;
+  // TLS and the data token. Empty: the environment's MAESTRO_CA and MAESTRO_DATA_TOKEN_FILE
+  // (what a worker gives its trainers). No CA at all: plaintext (a server run --insecure).
+  std::string ca_file, token_file;
+  std::string token;  // the token itself instead of a file (the coordinator's own)
 };
 
 // Connects to `address` (host:port) and describes `dataset`/`split`. UNAVAILABLE when the
@@ -28,6 +32,6 @@ Result<std::unique_ptr<RecordStore>> ConnectDataService(const std::string& addre
 
 // What `address` serves, as (dataset, split, name, content hash, count) lines.
 Result<std::vector<std::string>> ListServedSplits(const std::string& address,
-                                                  int64_t connect_timeout_ms = 10000);
+                                                  const DataClientOptions& options = {});
 
 }  // namespace maestro::dataloader

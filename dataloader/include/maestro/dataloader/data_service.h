@@ -22,6 +22,13 @@ struct DataServerOptions {
   int64_t default_in_flight_bytes = 8 << 20;  // when a stream asks for 0
   int64_t chunk_bytes = 1 << 20;              // records per message, by bytes (at least one)
   int64_t max_fetch_indices = 1024;
+  // The cluster folder (`maestro cluster init`): data.crt, data.key and data-token.key. Every
+  // call must then carry a data token signed with that key (the coordinator hands one to each
+  // trainer with its assignment): none, malformed, badly signed or expired is
+  // UNAUTHENTICATED, counted in maestro_data_auth_failures_total{reason}. Empty: plaintext
+  // without authentication, only with `insecure` on a loopback address.
+  std::string credentials_dir;
+  bool insecure = false;
 };
 
 // One served split, as listed at start.
@@ -34,7 +41,8 @@ struct ServedSplit {
 class DataServer {
  public:
   // Opens every dataset's splits and starts serving. NOT_FOUND for a folder without splits,
-  // INVALID_ARGUMENT for a duplicate name, UNAVAILABLE when an address cannot be bound.
+  // INVALID_ARGUMENT for a duplicate name, for no credentials without `insecure`, or for
+  // `insecure` on an address other than loopback; UNAVAILABLE when an address cannot be bound.
   static Result<std::unique_ptr<DataServer>> Start(const DataServerOptions& options);
   ~DataServer();
   DataServer(const DataServer&) = delete;

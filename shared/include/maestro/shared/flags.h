@@ -23,6 +23,8 @@ class FlagParser {
   void Add(const std::string& name, std::string* target, const std::string& help);
   // A bool flag: `--name` sets true, `--name=false` / `--name=true` set either.
   void Add(const std::string& name, bool* target, const std::string& help);
+  // A repeatable flag: each `--name value` appends a value.
+  void Add(const std::string& name, std::vector<std::string>* target, const std::string& help);
 
   // Parses argv[1..]. INVALID_ARGUMENT names an unknown flag, a missing value or a value of
   // the wrong type. `--help` / `-h` stops parsing and sets help_requested().
@@ -33,7 +35,7 @@ class FlagParser {
  private:
   struct Flag {
     std::string name;
-    std::variant<int64_t*, double*, std::string*, bool*> target;
+    std::variant<int64_t*, double*, std::string*, bool*, std::vector<std::string>*> target;
     std::string help;
     std::string default_text;
   };

@@ -21,6 +21,10 @@ enum class StatusCode {
   kDataLoss,            // stored bytes are truncated or corrupt
   kUnavailable,         // a retryable fault (I/O, network)
   kInternal,            // a broken invariant of ours
+  kUnauthenticated,     // the caller proved no identity (no, malformed, unknown or expired credential)
+  kPermissionDenied,    // the caller is known but may not do this (role, another worker's id)
+  kResourceExhausted,   // a request beyond a size limit
+  kAborted,             // a conflict the caller resolves by starting over (a stale session)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -57,6 +61,16 @@ inline Status InternalError(std::string m) { return Status(StatusCode::kInternal
 inline Status FailedPreconditionError(std::string m) {
   return Status(StatusCode::kFailedPrecondition, std::move(m));
 }
+inline Status UnauthenticatedError(std::string m) {
+  return Status(StatusCode::kUnauthenticated, std::move(m));
+}
+inline Status PermissionDeniedError(std::string m) {
+  return Status(StatusCode::kPermissionDenied, std::move(m));
+}
+inline Status ResourceExhaustedError(std::string m) {
+  return Status(StatusCode::kResourceExhausted, std::move(m));
+}
+inline Status AbortedError(std::string m) { return Status(StatusCode::kAborted, std::move(m)); }
 
 // The exception form of a Status, for code paths that cannot return one.
 class Error : public std::runtime_error {

@@ -29,6 +29,9 @@ struct WorkerOptions {
   int64_t memory_mb = 0;              // 0: physical memory
   std::string metrics_listen;         // host:port of /metrics; empty: none
   int64_t max_log_chunk = 256 << 10;  // bytes of one attempt's log per heartbeat
+  // The cluster CA (the coordinator's certificate must verify against it) and this worker's
+  // token file (`maestro worker enroll`). No CA: plaintext, for a coordinator run --insecure.
+  std::string ca_file, token_file;
 };
 
 class WorkerDaemon {

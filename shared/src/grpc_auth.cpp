@@ -1,0 +1,124 @@
+#include "maestro/shared/grpc_auth.h"
+
+#include <arpa/inet.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "maestro/shared/file_util.h"
+#include "maestro/shared/security.h"
+
+namespace maestro {
+namespace {
+
+// Adds the token of a file to every call, reading the file again when it changed.
+class TokenFilePlugin : public grpc::MetadataCredentialsPlugin {
+ public:
+  explicit TokenFilePlugin(std::string path) : path_(std::move(path)) {}
+
+  bool IsBlocking() const override { return true; }
+
+  grpc::Status GetMetadata(grpc::string_ref, grpc::string_ref, const grpc::AuthContext&,
+                           std::multimap<grpc::string, grpc::string>* metadata) override {
+    auto token = Current();
+    if (!token.ok()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, token.status().message());
+    }
+    metadata->insert({"authorization", "Bearer " + *token});
+    return grpc::Status::OK;
+  }
+
+  Result<std::string> Current() {
+    struct stat info {};
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stat(path_.c_str(), &info) == 0 && !token_.empty() &&
+        info.st_mtim.tv_sec == seen_.tv_sec && info.st_mtim.tv_nsec == seen_.tv_nsec &&
+        info.st_ino == inode_) {
+      return token_;
+    }
+    MAESTRO_ASSIGN_OR_RETURN(token_, security::ReadSecretFile(path_));
+    seen_ = info.st_mtim;
+    inode_ = info.st_ino;
+    return token_;
+  }
+
+ private:
+  std::string path_;
+  std::mutex mutex_;
+  std::string token_;
+  timespec seen_{};
+  ino_t inode_ = 0;
+};
+
+}  // namespace
+
+ClientAuth ClientAuthFromEnvironment(const char* token_variable) {
+  ClientAuth auth;
+  if (const char* ca = std::getenv("MAESTRO_CA")) auth.ca_file = ca;
+  if (const char* token = std::getenv(token_variable)) auth.token_file = token;
+  return auth;
+}
+
+Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const ClientAuth& auth) {
+  if (auth.ca_file.empty()) {
+    if (!auth.token_file.empty() || !auth.token.empty()) {
+      return InvalidArgumentError(
+          "a token file without the cluster CA (--ca or MAESTRO_CA): a token is never sent "
+          "over plaintext");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  auto ca = ReadFile(auth.ca_file);
+  if (!ca.ok()) return ca.status().WithContext("the cluster CA (--ca or MAESTRO_CA)");
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = *ca;
+  auto tls = grpc::SslCredentials(options);
+  if (!auth.token.empty()) {
+    return grpc::CompositeChannelCredentials(tls, grpc::AccessTokenCredentials(auth.token));
+  }
+  if (auth.token_file.empty()) return tls;  // the server refuses every call: UNAUTHENTICATED
+  auto plugin = std::make_unique<TokenFilePlugin>(auth.token_file);
+  MAESTRO_RETURN_IF_ERROR(plugin->Current().status().WithContext("the token file"));
+  return grpc::CompositeChannelCredentials(tls,
+                                           grpc::MetadataCredentialsFromPlugin(std::move(plugin)));
+}
+
+Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const std::string& cert_file, const std::string& key_file) {
+  auto cert = ReadFile(cert_file);
+  if (!cert.ok()) return cert.status().WithContext("the server certificate");
+  auto key = security::ReadSecretFile(key_file);
+  if (!key.ok()) return key.status().WithContext("the server key");
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  options.pem_key_cert_pairs.push_back({*key + "\n", *cert});
+  return grpc::SslServerCredentials(options);
+}
+
+std::string BearerToken(const grpc::ServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return "";
+  const std::string value(it->second.data(), it->second.size());
+  if (value.rfind("Bearer ", 0) != 0) return "";
+  return value.substr(7);
+}
+
+std::string ExplainTlsFailure(const std::string& address, const ClientAuth& auth) {
+  if (auth.ca_file.empty()) return "";
+  return security::DiagnoseTls(address, auth.ca_file);
+}
+
+bool IsLoopbackAddress(const std::string& address) {
+  std::string host = address;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (const size_t colon = host.rfind(':'); colon != std::string::npos) {
+    host = host.substr(0, colon);
+  }
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  return inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+}  // namespace maestro
