@@ -407,6 +407,7 @@ Status Scheduler::RegisterDataset(const std::string& name, const Json& dataset,
   Json record = dataset;
   record.as_object()["name"] = Json(name);
   record.as_object()["registered_ms"] = Json(NowMs());
+  record.as_object()["registered_by"] = Json(actor);
   std::lock_guard<std::mutex> lock(mutex_);
   Change change;
   change.SetActor(actor);

@@ -113,7 +113,7 @@ class CoordinatorMetrics {
         auth_failures_(prometheus::BuildCounter()
                            .Name("maestro_coordinator_auth_failures_total")
                            .Help("Calls refused for their caller, by reason (missing, malformed, "
-                                 "unknown, expired, revoked, role, worker_id, attempt, session)")
+                                 "unknown, expired, revoked, role, worker_id, attempt, session, owner)")
                            .Register(*registry_)) {}
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
@@ -288,6 +288,13 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
         !refused.ok()) {
       return refused;
     }
+    if (auto described = scheduler_->DescribeExperiment(request->experiment_id());
+        described.ok() && !OwnedBy(caller, described->first.Find("created_by"))) {
+      return Refuse(*context, "CancelExperiment", "owner", &caller,
+                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 "experiment " + std::to_string(request->experiment_id()) +
+                                     " was created by another user (an admin may cancel it)"));
+    }
     auto canceled = scheduler_->CancelExperiment(request->experiment_id(), caller.Actor());
     if (!canceled.ok()) return ToGrpcStatus(canceled.status());
     response->set_canceled_queued(canceled->first);
@@ -352,6 +359,16 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     }
     if (request->dataset_json().size() > kMaxDatasetBytes) {
       return TooLarge("dataset_json", request->dataset_json().size(), kMaxDatasetBytes);
+    }
+    for (const Json& known : scheduler_->ListDatasets()) {
+      if (known.Find("name")->as_string() == request->name() &&
+          !OwnedBy(caller, known.Find("registered_by"))) {
+        return Refuse(*context, "RegisterDataset", "owner", &caller,
+                      grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                   "dataset '" + request->name() +
+                                       "' was registered by another user (an admin may "
+                                       "replace it)"));
+      }
     }
     auto dataset = Json::Parse(request->dataset_json());
     if (!dataset.ok()) return ToGrpcStatus(dataset.status().WithContext("dataset_json"));
@@ -597,6 +614,14 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
+  // Whether `caller` may change what `by` (a record's "name:token" creator) made: admins may
+  // change anything, users what a credential of their own name made.
+  static bool OwnedBy(const Caller& caller, const Json* by) {
+    if (caller.role == Role::kAdmin) return true;
+    const std::string creator = by != nullptr && by->is_string() ? by->as_string() : "";
+    return creator.substr(0, creator.find(':')) == caller.name;
+  }
+
   // The scheduler's refusals of a worker's call (an attempt it does not hold, a stale session)
   // are counted and logged like the others; other errors pass through.
   grpc::Status RefusedBySchedulerOr(const grpc::ServerContext& context, const char* rpc,
@@ -614,7 +639,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
                       const std::string& reason, const Caller* caller, grpc::Status status) {
     static const std::set<std::string> kReasons = {
         "missing", "malformed", "unknown", "expired", "revoked", "role", "worker_id", "attempt",
-        "session"};
+        "session", "owner"};
     metrics_.CountAuthFailure(kReasons.count(reason) ? reason : "malformed");
     std::lock_guard<std::mutex> lock(log_mutex_);
     const auto now = std::chrono::steady_clock::now();

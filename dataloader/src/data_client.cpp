@@ -18,8 +18,11 @@ namespace {
 
 class RemoteStream : public RecordStream {
  public:
-  RemoteStream(pb::DataService::Stub& stub, const pb::StreamOpen& open, int64_t ack_threshold)
-      : stub_(stub), stream_id_(open.stream_id()), ack_threshold_(ack_threshold) {
+  RemoteStream(pb::DataService::Stub& stub, const pb::StreamOpen& open, int64_t ack_threshold,
+               std::shared_ptr<TokenFile> token)
+      : stub_(stub), stream_id_(open.stream_id()), ack_threshold_(ack_threshold),
+        token_(std::move(token)) {
+    status_ = token_->Attach(context_);
     reader_ = stub_.Stream(&context_, open);
   }
 
@@ -70,6 +73,10 @@ class RemoteStream : public RecordStream {
     pb::AckResponse response;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    if (Status attached = token_->Attach(context); !attached.ok()) {
+      status_ = attached;
+      return status_;
+    }
     grpc::Status status = stub_.Ack(&context, request, &response);
     // NOT_FOUND: the stream ended on the server (limit reached); the records still arrive.
     if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
@@ -89,13 +96,16 @@ class RemoteStream : public RecordStream {
   int next_ = 0;
   int64_t unacked_ = 0;
   bool finished_ = false;
+  std::shared_ptr<TokenFile> token_;
   Status status_;
 };
 
 class RemoteStore : public RecordStore {
  public:
-  RemoteStore(std::shared_ptr<grpc::Channel> channel, pb::SplitInfo info, DataClientOptions options)
-      : channel_(std::move(channel)),
+  RemoteStore(std::shared_ptr<grpc::Channel> channel, pb::SplitInfo info, DataClientOptions options,
+              std::shared_ptr<TokenFile> token)
+      : token_(std::move(token)),
+        channel_(std::move(channel)),
         stub_(pb::DataService::NewStub(channel_)),
         info_(std::move(info)),
         options_(options) {
@@ -112,6 +122,7 @@ class RemoteStore : public RecordStore {
     pb::FetchResponse response;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    MAESTRO_RETURN_IF_ERROR(token_->Attach(context));
     MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(stub_->Fetch(&context, request, &response),
                                            "fetching record " + std::to_string(index)));
     if (response.records_size() != 1) {
@@ -138,10 +149,11 @@ class RemoteStore : public RecordStore {
     const int64_t bound =
         options_.max_in_flight_bytes > 0 ? options_.max_in_flight_bytes : int64_t{8} << 20;
     return std::unique_ptr<RecordStream>(
-        new RemoteStream(*stub_, open, std::max<int64_t>(1, bound / 4)));
+        new RemoteStream(*stub_, open, std::max<int64_t>(1, bound / 4), token_));
   }
 
  private:
+  std::shared_ptr<TokenFile> token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::DataService::Stub> stub_;
   pb::SplitInfo info_;
@@ -149,8 +161,10 @@ class RemoteStore : public RecordStore {
   DatasetIdentity identity_;
 };
 
+// The channel, and the token file its calls carry (read again when the worker renews it).
 Result<std::shared_ptr<grpc::Channel>> Connect(const std::string& address,
-                                               const DataClientOptions& options) {
+                                               const DataClientOptions& options,
+                                               std::shared_ptr<TokenFile>& token) {
   ClientAuth auth = ClientAuthFromEnvironment("MAESTRO_DATA_TOKEN_FILE");
   if (!options.ca_file.empty()) auth.ca_file = options.ca_file;
   if (!options.token_file.empty()) auth.token_file = options.token_file;
@@ -158,6 +172,15 @@ Result<std::shared_ptr<grpc::Channel>> Connect(const std::string& address,
     auth.token = options.token;
     auth.token_file.clear();
   }
+  if (!auth.token_file.empty() && auth.ca_file.empty()) {
+    return InvalidArgumentError("a data token without the cluster CA (MAESTRO_CA): a token is "
+                                "never sent over plaintext");
+  }
+  token = std::make_shared<TokenFile>(auth.token_file);
+  if (!auth.token_file.empty()) {
+    MAESTRO_RETURN_IF_ERROR(token->Current().status().WithContext("the data token file"));
+  }
+  auth.token_file.clear();
   MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth));
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(-1);  // a chunk holds at least one record, however large
@@ -178,7 +201,8 @@ Result<std::unique_ptr<RecordStore>> ConnectDataService(const std::string& addre
                                                         const std::string& dataset,
                                                         const std::string& split,
                                                         const DataClientOptions& options) {
-  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options));
+  std::shared_ptr<TokenFile> token;
+  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options, token));
   auto stub = pb::DataService::NewStub(channel);
   pb::SplitRef ref;
   ref.set_dataset(dataset);
@@ -186,18 +210,21 @@ Result<std::unique_ptr<RecordStore>> ConnectDataService(const std::string& addre
   pb::SplitInfo info;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  MAESTRO_RETURN_IF_ERROR(token->Attach(context));
   MAESTRO_RETURN_IF_ERROR(FromGrpcStatus(stub->DescribeSplit(&context, ref, &info), address));
   return std::unique_ptr<RecordStore>(
-      new RemoteStore(std::move(channel), std::move(info), options));
+      new RemoteStore(std::move(channel), std::move(info), options, std::move(token)));
 }
 
 Result<std::vector<std::string>> ListServedSplits(const std::string& address,
                                                   const DataClientOptions& options) {
-  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options));
+  std::shared_ptr<TokenFile> token;
+  MAESTRO_ASSIGN_OR_RETURN(auto channel, Connect(address, options, token));
   auto stub = pb::DataService::NewStub(channel);
   pb::ListDatasetsResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  MAESTRO_RETURN_IF_ERROR(token->Attach(context));
   MAESTRO_RETURN_IF_ERROR(
       FromGrpcStatus(stub->ListDatasets(&context, pb::ListDatasetsRequest(), &response), address));
   std::vector<std::string> lines;

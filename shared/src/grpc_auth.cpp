@@ -12,45 +12,6 @@
 namespace maestro {
 namespace {
 
-// Adds the token of a file to every call, reading the file again when it changed.
-class TokenFilePlugin : public grpc::MetadataCredentialsPlugin {
- public:
-  explicit TokenFilePlugin(std::string path) : path_(std::move(path)) {}
-
-  bool IsBlocking() const override { return true; }
-
-  grpc::Status GetMetadata(grpc::string_ref, grpc::string_ref, const grpc::AuthContext&,
-                           std::multimap<grpc::string, grpc::string>* metadata) override {
-    auto token = Current();
-    if (!token.ok()) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, token.status().message());
-    }
-    metadata->insert({"authorization", "Bearer " + *token});
-    return grpc::Status::OK;
-  }
-
-  Result<std::string> Current() {
-    struct stat info {};
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stat(path_.c_str(), &info) == 0 && !token_.empty() &&
-        info.st_mtim.tv_sec == seen_.tv_sec && info.st_mtim.tv_nsec == seen_.tv_nsec &&
-        info.st_ino == inode_) {
-      return token_;
-    }
-    MAESTRO_ASSIGN_OR_RETURN(token_, security::ReadSecretFile(path_));
-    seen_ = info.st_mtim;
-    inode_ = info.st_ino;
-    return token_;
-  }
-
- private:
-  std::string path_;
-  std::mutex mutex_;
-  std::string token_;
-  timespec seen_{};
-  ino_t inode_ = 0;
-};
-
 }  // namespace
 
 ClientAuth ClientAuthFromEnvironment(const char* token_variable) {
@@ -74,14 +35,34 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const C
   grpc::SslCredentialsOptions options;
   options.pem_root_certs = *ca;
   auto tls = grpc::SslCredentials(options);
-  if (!auth.token.empty()) {
-    return grpc::CompositeChannelCredentials(tls, grpc::AccessTokenCredentials(auth.token));
+  std::string token = auth.token;
+  if (token.empty() && !auth.token_file.empty()) {
+    // Read once: a program holding a channel for a long time and a token that rotates (a
+    // trainer's data token) attaches it per call instead (TokenFile).
+    MAESTRO_ASSIGN_OR_RETURN(token, security::ReadSecretFile(auth.token_file));
   }
-  if (auth.token_file.empty()) return tls;  // the server refuses every call: UNAUTHENTICATED
-  auto plugin = std::make_unique<TokenFilePlugin>(auth.token_file);
-  MAESTRO_RETURN_IF_ERROR(plugin->Current().status().WithContext("the token file"));
-  return grpc::CompositeChannelCredentials(tls,
-                                           grpc::MetadataCredentialsFromPlugin(std::move(plugin)));
+  if (token.empty()) return tls;  // the server refuses every call: UNAUTHENTICATED
+  return grpc::CompositeChannelCredentials(tls, grpc::AccessTokenCredentials(token));
+}
+
+Result<std::string> TokenFile::Current() {
+  struct stat info {};
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stat(path_.c_str(), &info) == 0 && !token_.empty() && info.st_mtim.tv_sec == seen_.tv_sec &&
+      info.st_mtim.tv_nsec == seen_.tv_nsec && info.st_ino == inode_) {
+    return token_;
+  }
+  MAESTRO_ASSIGN_OR_RETURN(token_, security::ReadSecretFile(path_));
+  seen_ = info.st_mtim;
+  inode_ = info.st_ino;
+  return token_;
+}
+
+Status TokenFile::Attach(grpc::ClientContext& context) {
+  if (path_.empty()) return OkStatus();
+  MAESTRO_ASSIGN_OR_RETURN(std::string token, Current());
+  context.AddMetadata("authorization", "Bearer " + token);
+  return OkStatus();
 }
 
 Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(

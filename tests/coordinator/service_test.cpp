@@ -528,6 +528,11 @@ TEST_F(ServiceTest, APipelineProbesThePretrainingsFinalCheckpoint) {
 namespace maestro::coordinator {
 namespace {
 
+std::string StringOrEmpty(const Json& object, const char* key) {
+  const Json* value = object.Find(key);
+  return value != nullptr && value->is_string() ? value->as_string() : "";
+}
+
 // Every RPC x every kind of caller: the code each gets, and no refusal changes any state.
 TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
   using Call = std::function<grpc::Status(pb::Coordinator::Stub&, grpc::ClientContext*)>;
@@ -693,13 +698,25 @@ TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
 // Audit: a state change names the credential that made it.
 TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
   const std::string alice = NewToken("user", "alice");
+  const std::string mallory = NewToken("user", "mallory");
   ASSERT_TRUE(RegisterDataset("fmnist", "/data").ok());
   pb::CreateExperimentResponse created;
   ASSERT_TRUE(Create("", &created).ok());
+  pb::RegisterDatasetRequest dataset;
+  dataset.set_name("alices");
+  dataset.set_dataset_json(R"({"path": "/a", "splits": {"train": {"content_hash": "x", "count": 1}}})");
+  pb::RegisterDatasetResponse registered;
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::RegisterDataset, dataset, &registered, &alice).ok());
+  // Another user may neither re-point alice's dataset nor cancel the admin's experiment.
+  dataset.set_dataset_json(R"({"path": "/evil", "splits": {"train": {"content_hash": "y", "count": 1}}})");
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::RegisterDataset, dataset, &registered, &mallory).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   pb::CancelExperimentRequest cancel;
   cancel.set_experiment_id(created.experiment_id());
   pb::CancelExperimentResponse canceled;
-  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::CancelExperiment, cancel, &canceled, &alice).ok());
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::CancelExperiment, cancel, &canceled, &mallory).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::CancelExperiment, cancel, &canceled).ok());
   pb::ListEventsRequest request;
   pb::ListEventsResponse response;
   ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::ListEvents, request, &response).ok());
@@ -709,12 +726,15 @@ TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
     ASSERT_TRUE(event.ok());
     const Json* by = event->Find("by");
     ASSERT_NE(by, nullptr) << text;
-    by_kind[event->Find("kind")->as_string()] = by->as_string();
+    by_kind[event->Find("kind")->as_string() + "/" + StringOrEmpty(*event, "dataset")] =
+        by->as_string();
   }
-  EXPECT_EQ(by_kind["token_created"].rfind("admin:", 0), 0u) << by_kind["token_created"];
-  EXPECT_EQ(by_kind["dataset_registered"].rfind("admin:", 0), 0u);
-  EXPECT_EQ(by_kind["experiment_canceled"].rfind("alice:", 0), 0u)
-      << by_kind["experiment_canceled"];
+  EXPECT_EQ(by_kind["token_created/"].rfind("admin:", 0), 0u) << by_kind["token_created/"];
+  EXPECT_EQ(by_kind["dataset_registered/fmnist"].rfind("admin:", 0), 0u);
+  EXPECT_EQ(by_kind["dataset_registered/alices"].rfind("alice:", 0), 0u)
+      << by_kind["dataset_registered/alices"];
+  EXPECT_EQ(by_kind["experiment_created/"].rfind("admin:", 0), 0u);
+  EXPECT_EQ(by_kind["experiment_canceled/"].rfind("admin:", 0), 0u);
 }
 
 // Sizes beyond the documented limits: RESOURCE_EXHAUSTED, nothing stored.

@@ -439,6 +439,7 @@ class WorkerDaemon::Impl {
       env.push_back("MAESTRO_DATA_TOKEN_FILE=" + child.data_token_path);
     }
     if (!options_.ca_file.empty()) env.push_back("MAESTRO_CA=" + options_.ca_file);
+    env.push_back("MAESTRO_TOKEN_FILE=");  // the worker's own credential is not the trainer's
     // The torchrun-style environment of each local process: a multi-node gang's nodes get rank
     // 0's address and port from the coordinator; one node's local ranks meet on this machine.
     std::vector<std::vector<std::string>> local_env = {{}};

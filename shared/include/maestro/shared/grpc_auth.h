@@ -5,9 +5,14 @@
 
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/client_context.h>
 #include <grpcpp/server_context.h>
 
+#include <sys/types.h>
+
+#include <ctime>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "maestro/shared/status.h"
@@ -17,8 +22,8 @@ namespace maestro {
 // How a client reaches a server. `ca_file` empty: plaintext (only servers started with
 // --insecure on loopback accept it). Otherwise TLS with the server's certificate verified
 // against `ca_file` alone (the cluster CA; the system's roots are not trusted), and every call
-// carries `authorization: Bearer <token>`, the token read from `token_file` (read again when
-// the file changes, so a rotated token is used from the next call on).
+// carries `authorization: Bearer <token>`, the token read from `token_file` when the channel is
+// made (or given as `token`).
 struct ClientAuth {
   std::string ca_file;
   std::string token_file;
@@ -37,6 +42,23 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const C
 // callers prove who they are with tokens).
 Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const std::string& cert_file, const std::string& key_file);
+
+// A token file read again when it changes (a trainer's data token, renewed by its worker while
+// the run goes on), attached to each call. Thread-safe.
+class TokenFile {
+ public:
+  explicit TokenFile(std::string path = "") : path_(std::move(path)) {}
+  Result<std::string> Current();
+  // Adds `authorization: Bearer <token>` to `context` (nothing without a path).
+  Status Attach(grpc::ClientContext& context);
+
+ private:
+  std::string path_;
+  std::mutex mutex_;
+  std::string token_;
+  timespec seen_{};
+  ino_t inode_ = 0;
+};
 
 // The bearer token of a call ("" when it carries none).
 std::string BearerToken(const grpc::ServerContext& context);
