@@ -180,7 +180,7 @@ Result<std::unique_ptr<CoordinatorClient>> ConnectCoordinator(const std::string&
   ClientAuth auth = ClientAuthFromEnvironment();
   if (!given.ca_file.empty()) auth.ca_file = given.ca_file;
   if (!given.token_file.empty()) auth.token_file = given.token_file;
-  MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth));
+  MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth, address));
   auto channel = grpc::CreateChannel(address, credentials);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::milliseconds(timeout_ms))) {

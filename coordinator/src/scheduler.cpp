@@ -269,6 +269,13 @@ std::vector<Json> Scheduler::ListExperiments() {
   return out;
 }
 
+Result<std::string> Scheduler::ExperimentCreator(int64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = experiments_.find(id);
+  if (it == experiments_.end()) return NotFoundError("no experiment " + std::to_string(id));
+  return StringOr(it->second, "created_by");
+}
+
 Result<std::pair<Json, std::vector<Json>>> Scheduler::DescribeExperiment(int64_t id) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = experiments_.find(id);
@@ -710,19 +717,15 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
   }
   Worker& worker = found->second;
   // Everything named must be this session's before anything changes.
-  auto foreign = [&](int64_t trial, int64_t attempt) {
-    const AttemptRef ref{trial, attempt};
-    return worker.session_attempts.count(ref) == 0 && worker.session_refused.count(ref) == 0;
-  };
   for (const auto& p : progress) {
-    if (foreign(p.trial, p.attempt)) {
+    if (!worker.Heard({p.trial, p.attempt})) {
       return PermissionDeniedError("progress of trial " + std::to_string(p.trial) + " attempt " +
                                    std::to_string(p.attempt) + ": worker '" + worker_id +
                                    "' does not hold that attempt");
     }
   }
   for (const auto& piece : logs) {
-    if (foreign(piece.trial, piece.attempt)) {
+    if (!worker.Heard({piece.trial, piece.attempt})) {
       return PermissionDeniedError("log of trial " + std::to_string(piece.trial) + " attempt " +
                                    std::to_string(piece.attempt) + ": worker '" + worker_id +
                                    "' does not hold that attempt");
@@ -904,9 +907,7 @@ Status Scheduler::ReportExit(const TrialExit& report) {
     return AbortedError("worker '" + report.worker +
                         "': the session is not current (register again, then report)");
   }
-  const AttemptRef reported{report.trial, report.attempt};
-  if (reporter->second.session_attempts.count(reported) == 0 &&
-      reporter->second.session_refused.count(reported) == 0) {
+  if (!reporter->second.Heard({report.trial, report.attempt})) {
     return PermissionDeniedError("trial " + std::to_string(report.trial) + " attempt " +
                                  std::to_string(report.attempt) + ": worker '" + report.worker +
                                  "' does not hold that attempt");

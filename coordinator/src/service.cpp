@@ -8,7 +8,6 @@
 #include <prometheus/registry.h>
 
 #include <condition_variable>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -288,8 +287,8 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
         !refused.ok()) {
       return refused;
     }
-    if (auto described = scheduler_->DescribeExperiment(request->experiment_id());
-        described.ok() && !OwnedBy(caller, described->first.Find("created_by"))) {
+    if (auto creator = scheduler_->ExperimentCreator(request->experiment_id());
+        creator.ok() && !OwnedBy(caller, *creator)) {
       return Refuse(*context, "CancelExperiment", "owner", &caller,
                     grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                                  "experiment " + std::to_string(request->experiment_id()) +
@@ -361,8 +360,9 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
       return TooLarge("dataset_json", request->dataset_json().size(), kMaxDatasetBytes);
     }
     for (const Json& known : scheduler_->ListDatasets()) {
+      const Json* by = known.Find("registered_by");
       if (known.Find("name")->as_string() == request->name() &&
-          !OwnedBy(caller, known.Find("registered_by"))) {
+          !OwnedBy(caller, by != nullptr && by->is_string() ? by->as_string() : "")) {
         return Refuse(*context, "RegisterDataset", "owner", &caller,
                       grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                                    "dataset '" + request->name() +
@@ -616,10 +616,8 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
 
   // Whether `caller` may change what `by` (a record's "name:token" creator) made: admins may
   // change anything, users what a credential of their own name made.
-  static bool OwnedBy(const Caller& caller, const Json* by) {
-    if (caller.role == Role::kAdmin) return true;
-    const std::string creator = by != nullptr && by->is_string() ? by->as_string() : "";
-    return creator.substr(0, creator.find(':')) == caller.name;
+  static bool OwnedBy(const Caller& caller, const std::string& creator) {
+    return caller.role == Role::kAdmin || creator.substr(0, creator.find(':')) == caller.name;
   }
 
   // The scheduler's refusals of a worker's call (an attempt it does not hold, a stale session)
@@ -641,26 +639,11 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
         "missing", "malformed", "unknown", "expired", "revoked", "role", "worker_id", "attempt",
         "session", "owner"};
     metrics_.CountAuthFailure(kReasons.count(reason) ? reason : "malformed");
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    const auto now = std::chrono::steady_clock::now();
-    if (now - log_window_ > std::chrono::seconds(1)) {
-      if (log_suppressed_ > 0) {
-        std::cerr << "maestro-coordinator: " << log_suppressed_ << " more refusals not logged"
-                  << std::endl;
-      }
-      log_window_ = now;
-      log_lines_ = 0;
-      log_suppressed_ = 0;
-    }
-    if (++log_lines_ > 10) {
-      ++log_suppressed_;
-      return status;
-    }
-    std::cerr << "maestro-coordinator: refused " << rpc << " from " << context.peer()
-              << (caller != nullptr ? " (credential '" + caller->name + "' " + caller->token_id +
-                                          ", " + security::RoleName(caller->role) + ")"
-                                    : std::string(" (no valid credential)"))
-              << ": " << status.error_message() << std::endl;
+    refusals_.Write(context, rpc,
+                    caller != nullptr ? "credential '" + caller->name + "' " + caller->token_id +
+                                            ", " + security::RoleName(caller->role)
+                                      : std::string("no valid credential"),
+                    status.error_message());
     return status;
   }
 
@@ -772,9 +755,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
   std::string data_token_key_;
   std::mutex data_tokens_mutex_;
   std::map<std::string, std::map<AttemptRef, int64_t>> data_tokens_issued_;  // by worker
-  std::mutex log_mutex_;
-  std::chrono::steady_clock::time_point log_window_{};
-  int64_t log_lines_ = 0, log_suppressed_ = 0;
+  RefusalLog refusals_{"maestro-coordinator"};
   CoordinatorMetrics metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;

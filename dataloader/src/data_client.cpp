@@ -181,7 +181,7 @@ Result<std::shared_ptr<grpc::Channel>> Connect(const std::string& address,
     MAESTRO_RETURN_IF_ERROR(token->Current().status().WithContext("the data token file"));
   }
   auth.token_file.clear();
-  MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth));
+  MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth, address));
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(-1);  // a chunk holds at least one record, however large
   auto channel = grpc::CreateCustomChannel(address, credentials, arguments);

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <iostream>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -318,24 +317,7 @@ class DataServer::Impl final : public pb::DataService::Service {
   grpc::Status Refuse(const grpc::ServerContext& context, const char* rpc,
                       const std::string& reason, grpc::Status status) {
     auth_failures_.Add({{"reason", reason}}).Increment();
-    {
-      std::lock_guard<std::mutex> lock(log_mutex_);
-      const auto now = Clock::now();
-      if (now - log_window_ > std::chrono::seconds(1)) {
-        if (log_suppressed_ > 0) {
-          std::cerr << "maestro-data: " << log_suppressed_ << " more refusals not logged\n";
-        }
-        log_window_ = now;
-        log_lines_ = 0;
-        log_suppressed_ = 0;
-      }
-      if (++log_lines_ <= 10) {
-        std::cerr << "maestro-data: refused " << rpc << " from " << context.peer() << " ("
-                  << reason << "): " << status.error_message() << std::endl;
-      } else {
-        ++log_suppressed_;
-      }
-    }
+    refusals_.Write(context, rpc, reason, status.error_message());
     return status;
   }
 
@@ -452,9 +434,7 @@ class DataServer::Impl final : public pb::DataService::Service {
   prometheus::Family<prometheus::Counter>& auth_failures_;
   prometheus::Histogram& read_latency_;
   std::string token_key_;  // empty: --insecure
-  std::mutex log_mutex_;
-  Clock::time_point log_window_{};
-  int64_t log_lines_ = 0, log_suppressed_ = 0;
+  RefusalLog refusals_{"maestro-data"};
   std::unique_ptr<prometheus::Exposer> exposer_;
 
   std::mutex streams_mutex_;

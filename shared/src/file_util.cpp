@@ -63,10 +63,12 @@ Result<std::string> ReadFile(const std::string& path) {
   return data;
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view data) {
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode) {
   std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
-    FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ::unlink(tmp.c_str());  // a crashed writer's leftover
+    FileDescriptor fd(
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode)));
     if (fd.get() < 0) return ErrnoStatus("cannot create", tmp);
     size_t done = 0;
     while (done < data.size()) {

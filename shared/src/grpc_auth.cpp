@@ -4,15 +4,13 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <mutex>
 
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/security.h"
 
 namespace maestro {
-namespace {
-
-}  // namespace
 
 ClientAuth ClientAuthFromEnvironment(const char* token_variable) {
   ClientAuth auth;
@@ -21,12 +19,19 @@ ClientAuth ClientAuthFromEnvironment(const char* token_variable) {
   return auth;
 }
 
-Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const ClientAuth& auth) {
+Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const ClientAuth& auth, const std::string& address) {
   if (auth.ca_file.empty()) {
     if (!auth.token_file.empty() || !auth.token.empty()) {
       return InvalidArgumentError(
           "a token file without the cluster CA (--ca or MAESTRO_CA): a token is never sent "
           "over plaintext");
+    }
+    // Plaintext only reaches servers run --insecure, which listen on loopback alone: anything
+    // else answering in plaintext is not ours.
+    if (!IsLoopbackAddress(address)) {
+      return InvalidArgumentError("no cluster CA (--ca or MAESTRO_CA) to check " + address +
+                                  " against: plaintext is spoken only to loopback addresses");
     }
     return grpc::InsecureChannelCredentials();
   }
@@ -74,6 +79,26 @@ Result<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   options.pem_key_cert_pairs.push_back({*key + "\n", *cert});
   return grpc::SslServerCredentials(options);
+}
+
+void RefusalLog::Write(const grpc::ServerContext& context, const std::string& rpc,
+                       const std::string& who, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - window_ > std::chrono::seconds(1)) {
+    if (suppressed_ > 0) {
+      std::cerr << program_ << ": " << suppressed_ << " more refusals not logged" << std::endl;
+    }
+    window_ = now;
+    lines_ = 0;
+    suppressed_ = 0;
+  }
+  if (++lines_ > 10) {
+    ++suppressed_;
+    return;
+  }
+  std::cerr << program_ << ": refused " << rpc << " from " << context.peer() << " (" << who
+            << "): " << message << std::endl;
 }
 
 std::string BearerToken(const grpc::ServerContext& context) {

@@ -191,22 +191,18 @@ bool SplitHostPort(const std::string& address, std::string& host, std::string& p
   return !host.empty() && !port.empty();
 }
 
-// A connected TCP socket within `timeout_ms`, or -1 with `why` set.
-int ConnectWithTimeout(const std::string& host, const std::string& port, int64_t timeout_ms,
-                       std::string& why) {
+// A connected TCP socket within `timeout_ms`, or -1.
+int ConnectWithTimeout(const std::string& host, const std::string& port, int64_t timeout_ms) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    why = "cannot resolve " + host + ": " + gai_strerror(rc);
-    return -1;
-  }
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return -1;
   int fd = -1;
-  why = "no address";
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
     fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
-    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EINPROGRESS) {
+    const int connected = connect(fd, a->ai_addr, a->ai_addrlen);
+    if (connected != 0 && errno == EINPROGRESS) {
       pollfd p{fd, POLLOUT, 0};
       if (poll(&p, 1, static_cast<int>(timeout_ms)) == 1) {
         int error = 0;
@@ -216,11 +212,10 @@ int ConnectWithTimeout(const std::string& host, const std::string& port, int64_t
       } else {
         errno = ETIMEDOUT;
       }
-    } else {
+    } else if (connected == 0) {
       errno = 0;
-    }
+    }  // else: refused at once
     if (errno == 0) break;
-    why = std::strerror(errno);
     close(fd);
     fd = -1;
   }
@@ -449,26 +444,7 @@ Result<std::string> ReadSecretFile(const std::string& path) {
 }
 
 Status WriteSecretFile(const std::string& path, std::string_view content) {
-  const std::string temp = path + ".tmp-" + RandomHex(4);
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return UnavailableError("cannot create " + temp + ": " + std::strerror(errno));
-  size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = write(fd, content.data() + written, content.size() - written);
-    if (n <= 0) {
-      close(fd);
-      unlink(temp.c_str());
-      return UnavailableError("cannot write " + temp + ": " + std::strerror(errno));
-    }
-    written += static_cast<size_t>(n);
-  }
-  const bool synced = fsync(fd) == 0;
-  close(fd);
-  if (!synced || rename(temp.c_str(), path.c_str()) != 0) {
-    unlink(temp.c_str());
-    return UnavailableError("cannot write " + path + ": " + std::strerror(errno));
-  }
-  return OkStatus();
+  return WriteFileAtomic(path, content, 0600);
 }
 
 Result<int64_t> ParseDurationMs(std::string_view text) {
@@ -503,9 +479,8 @@ std::string DiagnoseTls(const std::string& address, const std::string& ca_file,
     return OpenSslError("cannot load the cluster CA " + ca_file);
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);  // judged below, to say why
-  std::string why;
-  const int fd = ConnectWithTimeout(host, port, timeout_ms, why);
-  if (fd < 0) return "cannot connect to " + address + ": " + why;
+  const int fd = ConnectWithTimeout(host, port, timeout_ms);
+  if (fd < 0) return "";  // nothing answers there: TLS is not the reason
   SslPtr ssl(SSL_new(ctx.get()));
   SSL_set_fd(ssl.get(), fd);
   static const unsigned char kAlpn[] = {2, 'h', '2'};

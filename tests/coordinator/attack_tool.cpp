@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   flags.Add("attempt", &attempt, "attempt");
   flags.Add("checkpoint", &checkpoint, "exit: the checkpoint the forged result names");
   maestro::ParseFlagsOrExit(flags, argc - 1, argv + 1);
-  auto credentials = maestro::MakeChannelCredentials({ca, token_file, ""});
+  auto credentials = maestro::MakeChannelCredentials({ca, token_file, ""}, address);
   if (!credentials.ok()) {
     std::cerr << credentials.status().ToString() << "\n";
     return 2;

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "maestro/coordinator/client.h"
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
 #include "maestro/shared/file_util.h"
@@ -735,6 +736,36 @@ TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
       << by_kind["dataset_registered/alices"];
   EXPECT_EQ(by_kind["experiment_created/"].rfind("admin:", 0), 0u);
   EXPECT_EQ(by_kind["experiment_canceled/"].rfind("admin:", 0), 0u);
+}
+
+// Without credentials the coordinator starts only when told to be insecure, and only on
+// loopback; it then serves plaintext callers. A client without the CA speaks plaintext to
+// loopback addresses only.
+TEST_F(ServiceTest, NoCredentialsNeedInsecureOnLoopback) {
+  server_.reset();
+  CoordinatorOptions options;
+  options.db_dir = dir_ + "/insecure-db";
+  options.listen = "127.0.0.1:0";
+  options.scheduler.runs_dir = dir_ + "/runs";
+  auto refused = CoordinatorServer::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("--credentials"), std::string::npos);
+  options.insecure = true;
+  options.listen = "0.0.0.0:0";
+  refused = CoordinatorServer::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("loopback"), std::string::npos);
+  options.listen = "127.0.0.1:0";
+  auto insecure = CoordinatorServer::Start(options);
+  ASSERT_TRUE(insecure.ok()) << insecure.status().ToString();
+  auto client = ConnectCoordinator("127.0.0.1:" + std::to_string((*insecure)->port()));
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  EXPECT_TRUE((*client)->ListExperiments().ok());
+  auto remote = ConnectCoordinator("example.invalid:7071");
+  ASSERT_FALSE(remote.ok());
+  EXPECT_EQ(remote.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(remote.status().message().find("loopback"), std::string::npos)
+      << remote.status().ToString();
 }
 
 // Sizes beyond the documented limits: RESOURCE_EXHAUSTED, nothing stored.

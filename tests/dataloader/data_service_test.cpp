@@ -500,7 +500,31 @@ TEST_F(DataServiceTest, NoCredentialsNeedInsecureOnLoopback) {
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("loopback"), std::string::npos);
   options.listen = "127.0.0.1:0";
-  EXPECT_TRUE(DataServer::Start(options).ok());
+  auto insecure = DataServer::Start(options);
+  ASSERT_TRUE(insecure.ok()) << insecure.status().ToString();
+  // It serves plaintext callers, without a token.
+  auto stub = pb::DataService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string((*insecure)->port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  pb::ListDatasetsResponse listed;
+  EXPECT_TRUE(stub->ListDatasets(&context, pb::ListDatasetsRequest(), &listed).ok());
+  EXPECT_EQ(listed.splits_size(), 1);
+  // A client without the cluster CA speaks plaintext to loopback only (nothing is sent).
+  DataClientOptions plaintext;
+  plaintext.ca_file = "";
+  const char* ca = std::getenv("MAESTRO_CA");
+  const std::string saved_ca = ca != nullptr ? ca : "";
+  const char* token = std::getenv("MAESTRO_DATA_TOKEN_FILE");
+  const std::string saved_token = token != nullptr ? token : "";
+  unsetenv("MAESTRO_CA");
+  unsetenv("MAESTRO_DATA_TOKEN_FILE");
+  auto remote = ListServedSplits("example.invalid:7070", plaintext);
+  setenv("MAESTRO_CA", saved_ca.c_str(), 1);
+  setenv("MAESTRO_DATA_TOKEN_FILE", saved_token.c_str(), 1);
+  ASSERT_FALSE(remote.ok());
+  EXPECT_EQ(remote.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(remote.status().message().find("loopback"), std::string::npos)
+      << remote.status().ToString();
 }
 
 }  // namespace

@@ -124,7 +124,7 @@ class WorkerDaemon::Impl {
       options_.ca_file = resolved;  // the trainers run in other folders
     }
     auth_ = ClientAuth{options_.ca_file, options_.token_file, ""};
-    MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth_));
+    MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth_, options_.coordinator));
     if (!options_.metrics_listen.empty()) {
       MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options_.metrics_listen, registry_));
     }
@@ -206,7 +206,7 @@ class WorkerDaemon::Impl {
     }
     pb::RegisterWorkerResponse response;
     grpc::ClientContext context;
-    context.set_deadline(Deadline(RpcTimeoutMs()));
+    PrepareCall(context);
     const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
     if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
         status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
@@ -236,13 +236,22 @@ class WorkerDaemon::Impl {
   void Unreachable(const grpc::Status& status) {
     if (reachable_) {
       // A server that fails the TLS check looks like one that is down: say which it is.
-      const std::string why = status.error_code() == grpc::StatusCode::UNAVAILABLE
-                                  ? ExplainTlsFailure(options_.coordinator, auth_)
-                                  : "";
+      const bool no_connection = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                                 status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+      const std::string why = no_connection ? ExplainTlsFailure(options_.coordinator, auth_) : "";
       Say("coordinator unreachable (" + status.error_message() + ")" +
           (why.empty() ? "" : "; refusing to talk to it: " + why) + "; retrying");
     }
     reachable_ = false;
+  }
+
+  // Every call to the coordinator: bounded by RpcTimeoutMs, and waiting for the channel to be
+  // ready within it. A fail-fast call on a channel in TRANSIENT_FAILURE returns at once without
+  // driving the reconnection, and a TLS channel then never completes its handshake with a
+  // coordinator that came back (seen with gRPC 1.51: the worker never re-registered).
+  void PrepareCall(grpc::ClientContext& context) const {
+    context.set_deadline(Deadline(RpcTimeoutMs()));
+    context.set_wait_for_ready(true);
   }
 
   // A call to the coordinator waits at most a quarter of the lease: a coordinator that hangs
@@ -357,7 +366,7 @@ class WorkerDaemon::Impl {
     request.set_free_slots(shutting_down ? 0 : options_.slots - used);
     pb::HeartbeatResponse response;
     grpc::ClientContext context;
-    context.set_deadline(Deadline(RpcTimeoutMs()));
+    PrepareCall(context);
     const grpc::Status status = stub_->Heartbeat(&context, request, &response);
     if (!status.ok()) {
       ++heartbeat_failures_;
@@ -575,7 +584,7 @@ class WorkerDaemon::Impl {
       }
       pb::ReportTrialExitResponse response;
       grpc::ClientContext context;
-      context.set_deadline(Deadline(RpcTimeoutMs()));
+      PrepareCall(context);
       const grpc::Status status = stub_->ReportTrialExit(&context, request, &response);
       if (status.ok() || status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
           status.error_code() == grpc::StatusCode::NOT_FOUND ||

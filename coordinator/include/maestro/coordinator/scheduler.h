@@ -145,6 +145,8 @@ class Scheduler {
                                              const std::string& actor = "");
   std::vector<Json> ListExperiments();
   Result<std::pair<Json, std::vector<Json>>> DescribeExperiment(int64_t id);
+  // The actor that created it ("" before actors were recorded). NOT_FOUND for an unknown id.
+  Result<std::string> ExperimentCreator(int64_t id);
   // (queued trials canceled, running trials told to stop).
   Result<std::pair<int64_t, int64_t>> CancelExperiment(int64_t id, const std::string& actor = "");
   Result<TrialLogs> Logs(int64_t trial, int64_t offset, int64_t max_bytes);
@@ -191,6 +193,10 @@ class Scheduler {
     // Attempts this session was assigned or adopted (its reports are heard), and those it
     // listed at registration that were not adopted (being killed: logs taken, not stored).
     std::set<AttemptRef> session_attempts, session_refused;
+    // Whether this session may report on `ref` (one of the two sets above).
+    bool Heard(const AttemptRef& ref) const {
+      return session_attempts.count(ref) > 0 || session_refused.count(ref) > 0;
+    }
   };
   struct Running {
     TrialProgressReport progress;

@@ -14,8 +14,10 @@ namespace maestro {
 Result<std::string> ReadFile(const std::string& path);
 
 // Writes `data` to `path` so that a crash leaves either the old file or the new one, never a
-// mix: writes "<path>.tmp-<pid>", fsyncs it, renames it over `path`, fsyncs the directory.
-Status WriteFileAtomic(const std::string& path, std::string_view data);
+// mix: writes "<path>.tmp-<pid>" (created afresh with `mode`, so a stale temporary file of
+// another mode, or one someone holds open, never receives the bytes), fsyncs it, renames it
+// over `path`, fsyncs the directory.
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
 
 // POSIX forms of the std::filesystem operations we need. The torch wheel's libtorch.so exports
 // its own copies of several std::filesystem symbols (remove_all among them), which win symbol

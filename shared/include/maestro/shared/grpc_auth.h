@@ -10,6 +10,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -34,9 +36,11 @@ struct ClientAuth {
 // (MAESTRO_TOKEN_FILE for people and workers, MAESTRO_DATA_TOKEN_FILE for trainers).
 ClientAuth ClientAuthFromEnvironment(const char* token_variable = "MAESTRO_TOKEN_FILE");
 
-// NOT_FOUND / INVALID_ARGUMENT when the CA or the token file cannot be read (a token file
-// readable by others is refused).
-Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const ClientAuth& auth);
+// Credentials for a channel to `address`. NOT_FOUND / INVALID_ARGUMENT when the CA or the
+// token file cannot be read (a token file readable by others is refused); INVALID_ARGUMENT for
+// plaintext (no CA) to an address other than loopback.
+Result<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const ClientAuth& auth, const std::string& address);
 
 // A server's TLS credentials from its certificate and key files (no client certificates:
 // callers prove who they are with tokens).
@@ -58,6 +62,23 @@ class TokenFile {
   std::string token_;
   timespec seen_{};
   ino_t inode_ = 0;
+};
+
+// The servers' log of refused calls, bounded so that a flood of hostile calls cannot flood the
+// log: at most 10 lines a second, the rest counted and their number written once the second
+// is over. Thread-safe.
+class RefusalLog {
+ public:
+  explicit RefusalLog(std::string program) : program_(std::move(program)) {}
+  // "<program>: refused <rpc> from <peer> (<who>): <message>" on stderr.
+  void Write(const grpc::ServerContext& context, const std::string& rpc, const std::string& who,
+             const std::string& message);
+
+ private:
+  std::string program_;
+  std::mutex mutex_;
+  std::chrono::steady_clock::time_point window_{};
+  int64_t lines_ = 0, suppressed_ = 0;
 };
 
 // The bearer token of a call ("" when it carries none).

@@ -94,15 +94,16 @@ Result<std::string> InitCluster(const ClusterInit& init);
 // INVALID_ARGUMENT when empty or when others than its owner may read it (a secret in a
 // world-readable file is no longer one).
 Result<std::string> ReadSecretFile(const std::string& path);
-// Writes a file with mode 0600 from its creation on (never briefly readable by others), via a
-// temporary name and rename. An existing file is replaced.
+// WriteFileAtomic with mode 0600 from the file's creation on (never briefly readable by
+// others). An existing file is replaced.
 Status WriteSecretFile(const std::string& path, std::string_view content);
 
 // "90d", "12h", "30m", "45s", "never" (0) as milliseconds; INVALID_ARGUMENT otherwise.
 Result<int64_t> ParseDurationMs(std::string_view text);
 
 // Why a TLS connection to `address` (host:port) with `ca_file` as the only trusted root fails,
-// in a sentence for a person; "" when the server verifies. Bounded by `timeout_ms`.
+// in a sentence for a person; "" when the server verifies, or when nothing accepts a connection
+// there (TLS is then not the reason). Bounded by `timeout_ms`.
 std::string DiagnoseTls(const std::string& address, const std::string& ca_file,
                         int64_t timeout_ms = 3000);
 
