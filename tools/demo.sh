@@ -45,6 +45,11 @@ done
 # the maestro CLI below uses, through MAESTRO_TOKEN_FILE).
 "$bin/maestro" cluster init --dir "$out/cluster" > /dev/null
 export MAESTRO_CA="$out/cluster/ca.crt" MAESTRO_TOKEN_FILE="$out/cluster/admin.token"
+# `maestro viz recon` reads its images from the data service as the trainers did: with a data
+# token of its own.
+"$bin/maestro" cluster data-token --dir "$out/cluster" --name demo --expires 2h \
+  --out "$out/cluster/demo.data-token" > /dev/null
+export MAESTRO_DATA_TOKEN_FILE="$out/cluster/demo.data-token"
 echo "demo: cluster credentials in $out/cluster (CA ca.crt, admin token admin.token, mode 0600)"
 
 # 3. The data service, the coordinator and two workers, on free ports.
