@@ -24,6 +24,7 @@ DEBIAN_PACKAGES=(
   dataset-fashion-mnist
   plasma-workspace-wallpapers  # test photographs (the data path's image-folder tests, benchmarks)
   prometheus  # a real Prometheus server scrapes the processes' /metrics in the tests
+  iproute2  # network namespaces: the multi-host test puts each host on a network stack of its own
   python3-venv
 )
 

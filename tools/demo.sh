@@ -50,7 +50,9 @@ export MAESTRO_CA="$out/cluster/ca.crt" MAESTRO_TOKEN_FILE="$out/cluster/admin.t
 "$bin/maestro" cluster data-token --dir "$out/cluster" --name demo --expires 2h \
   --out "$out/cluster/demo.data-token" > /dev/null
 export MAESTRO_DATA_TOKEN_FILE="$out/cluster/demo.data-token"
-echo "demo: cluster credentials in $out/cluster (CA ca.crt, admin token admin.token, mode 0600)"
+echo "demo: secured as on a cluster: every call over TLS (CA $out/cluster/ca.crt) with a token" \
+  "(yours: $out/cluster/admin.token, mode 0600, through MAESTRO_CA and MAESTRO_TOKEN_FILE);" \
+  "datasets only under $out/data, trials write only under $out/runs (docs/security.md)"
 
 # 3. The data service, the coordinator and two workers, on free ports.
 "$bin/maestro-data" serve --dataset "fmnist=$out/data/fmnist" --listen 127.0.0.1:0 \
@@ -59,8 +61,9 @@ pids+=($!)
 line=$(wait_for_line "$out/data-service.log" "listening on port" $!)
 data_port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' <<< "$line")
 
-"$bin/maestro-coordinator" --db "$out/coordinator" --runs "$out/runs" --listen 127.0.0.1:0 \
-  --metrics-listen 127.0.0.1:0 --credentials "$out/cluster" > "$out/coordinator.log" 2>&1 &
+"$bin/maestro-coordinator" --db "$out/coordinator" --runs "$out/runs" --data-root "$out/data" \
+  --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --credentials "$out/cluster" \
+  > "$out/coordinator.log" 2>&1 &
 pids+=($!)
 line=$(wait_for_line "$out/coordinator.log" "listening on port" $!)
 port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' <<< "$line")
@@ -72,7 +75,8 @@ echo "demo: data service on 127.0.0.1:$data_port, coordinator on $coordinator" \
 for w in w1 w2; do
   "$bin/maestro" worker enroll "$w" --out "$out/cluster/$w.token" --coordinator "$coordinator"
   "$bin/maestro-worker" --coordinator "$coordinator" --id "$w" --slots 1 \
-    --token-file "$out/cluster/$w.token" --work-dir "$out/workers/$w" > "$out/workers/$w.log" 2>&1 &
+    --token-file "$out/cluster/$w.token" --work-dir "$out/workers/$w" --runs-root "$out/runs" \
+    --data-root "$out/data" > "$out/workers/$w.log" 2>&1 &
   pids+=($!)
 done
 

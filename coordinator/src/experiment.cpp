@@ -16,7 +16,22 @@ Status Bad(const std::string& key, const std::string& message) {
   return InvalidArgumentError(key + ": " + message);
 }
 
-// A trainer config given inline (a mapping) or as a path relative to the experiment file.
+// A trainer config inline: the coordinator opens no file a request names (a path there would
+// make it read its own host's files, answer whether one exists, and depend at every restart on
+// a file outside its state).
+Result<Json> InlineTrainerConfig(const Json& value, const std::string& key) {
+  if (value.is_object()) return value;
+  if (value.is_string()) {
+    return Bad(key, "'" + value.as_string() +
+                        "' names a file, and the coordinator reads no file a request names: "
+                        "send the config's content (`maestro experiment create FILE` reads the "
+                        "files FILE names and sends them inline)");
+  }
+  return Bad(key, "must be a mapping (a trainer config)");
+}
+
+// The client's side: a trainer config given inline (a mapping) or as a path relative to the
+// experiment file, read here.
 Result<Json> ReadTrainerConfig(const Json& value, const std::string& key,
                                const std::string& base_dir) {
   if (value.is_object()) return value;
@@ -127,7 +142,7 @@ bool TrialsUseCuda(const ExperimentSpec& spec) {
 
 }  // namespace
 
-Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base_dir) {
+Result<ExperimentSpec> ParseExperiment(const Json& tree) {
   if (!tree.is_object()) return InvalidArgumentError("an experiment file is a mapping");
   ExperimentSpec spec;
   ConfigReader root(&tree, "");
@@ -181,8 +196,7 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
 
   spec.config = Json(Json::Object{});
   if (has_config) {
-    MAESTRO_ASSIGN_OR_RETURN(spec.config,
-                             ReadTrainerConfig(*tree.Find("config"), "config", base_dir));
+    MAESTRO_ASSIGN_OR_RETURN(spec.config, InlineTrainerConfig(*tree.Find("config"), "config"));
   }
   if (has_hparams) {
     const Json& hparams = *tree.Find("hyperparameters");
@@ -205,8 +219,7 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
         if (field == "kind" && value.is_string()) {
           eval.kind = value.as_string();
         } else if (field == "config") {
-          MAESTRO_ASSIGN_OR_RETURN(eval.config,
-                                   ReadTrainerConfig(value, key + ".config", base_dir));
+          MAESTRO_ASSIGN_OR_RETURN(eval.config, InlineTrainerConfig(value, key + ".config"));
         } else {
           return Bad(key + "." + field, "unknown key (kind, config)");
         }
@@ -234,15 +247,16 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base
 
 Result<Json> LoadExperimentInlined(const std::string& path) {
   MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadConfigFile(path));
+  if (!tree.is_object()) return InvalidArgumentError("an experiment file is a mapping");
   const std::string base_dir = DirName(path);
-  MAESTRO_RETURN_IF_ERROR(ParseExperiment(tree, base_dir).status());
-  if (const Json* config = tree.Find("config")) {
-    MAESTRO_ASSIGN_OR_RETURN(tree.as_object()["config"],
-                             ReadTrainerConfig(*config, "config", base_dir));
-  }
   auto& fields = tree.as_object();
-  if (auto evaluations = fields.find("evaluations"); evaluations != fields.end()) {
+  if (auto config = fields.find("config"); config != fields.end()) {
+    MAESTRO_ASSIGN_OR_RETURN(config->second, ReadTrainerConfig(config->second, "config", base_dir));
+  }
+  if (auto evaluations = fields.find("evaluations");
+      evaluations != fields.end() && evaluations->second.is_array()) {
     for (auto& item : evaluations->second.as_array()) {
+      if (!item.is_object()) continue;  // ParseExperiment says what is wrong
       auto& item_fields = item.as_object();
       if (auto config = item_fields.find("config"); config != item_fields.end()) {
         MAESTRO_ASSIGN_OR_RETURN(config->second,
@@ -250,12 +264,13 @@ Result<Json> LoadExperimentInlined(const std::string& path) {
       }
     }
   }
+  MAESTRO_RETURN_IF_ERROR(ParseExperiment(tree).status());
   return tree;
 }
 
 Result<ExperimentSpec> LoadExperiment(const std::string& path) {
-  MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadConfigFile(path));
-  return ParseExperiment(tree, DirName(path));
+  MAESTRO_ASSIGN_OR_RETURN(Json tree, LoadExperimentInlined(path));
+  return ParseExperiment(tree);
 }
 
 }  // namespace maestro::coordinator

@@ -68,14 +68,17 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Open(std::unique_ptr<Store> store,
 }
 
 Status Scheduler::Load() {
+  std::map<int64_t, std::string> refused;
   for (Json& experiment : store_->Experiments()) {
     const int64_t id = experiment.Find("id")->as_int();
-    auto spec = ParseExperiment(*experiment.Find("spec"), "");
-    if (!spec.ok()) {
-      return DataLossError("stored experiment " + std::to_string(id) +
-                           " no longer parses: " + spec.status().message());
+    auto spec = ParseExperiment(*experiment.Find("spec"));
+    if (spec.ok()) {
+      specs_.emplace(id, std::move(*spec));
+    } else if (StringOr(experiment, "state") != "canceled") {
+      // Stored by an older coordinator (which read config paths on its own host): never read
+      // now, and never a reason not to start.
+      refused[id] = spec.status().message();
     }
-    specs_.emplace(id, std::move(*spec));
     experiments_.emplace(id, std::move(experiment));
   }
   for (Json& dataset : store_->Datasets()) {
@@ -110,7 +113,42 @@ Status Scheduler::Load() {
     worker.cpu_cores = IntOr(stored, "cpu_cores", 0);
     worker.memory_mb = IntOr(stored, "memory_mb", 0);
   }
+  for (const auto& [id, why] : refused) RefuseStoredExperiment(id, why);
   return OkStatus();
+}
+
+void Scheduler::RefuseStoredExperiment(int64_t id, const std::string& why) {
+  const std::string message = "refused at load: " + why +
+                              "; its unfinished trials are canceled (submit the experiment "
+                              "again: `maestro experiment create FILE` sends its configs inline)";
+  std::cerr << "maestro-coordinator: experiment " << id << " " << message << std::endl;
+  Json& experiment = experiments_.at(id);
+  experiment.as_object()["state"] = Json("canceled");
+  experiment.as_object()["refused"] = Json(message);
+  Change change;
+  change.SetActor("coordinator");
+  change.PutExperiment(experiment);
+  change.AddEvent(Json(Json::Object{{"kind", "experiment_refused"},
+                                    {"experiment", id},
+                                    {"message", message},
+                                    {"time_ms", NowMs()}}));
+  for (const Json& t : experiment.Find("trials")->as_array()) {
+    auto it = trials_.find(t.as_int());
+    if (it == trials_.end() || it->second.Find("experiment")->as_int() != id) continue;
+    Json& trial = it->second;
+    const std::string state = trial.Find("state")->as_string();
+    if (state != "queued" && !IsActive(state)) continue;
+    // An active one's trainer is stopped when its worker lists it again (no longer current).
+    running_.erase(t.as_int());
+    for (auto& [worker_id, worker] : workers_) {
+      worker.running.erase({t.as_int(), IntOr(trial, "attempt", 0)});
+    }
+    trial.as_object()["state"] = Json("canceled");
+    change.PutTrial(trial);
+    change.AddEvent(Event("trial_canceled", trial,
+                          {{"cause", "experiment " + std::to_string(id) + " " + message}}));
+  }
+  CommitOrLog(std::move(change));
 }
 
 const ExperimentSpec* Scheduler::SpecOf(const Json& trial) const {
@@ -143,10 +181,99 @@ void Scheduler::CommitOrLog(Change change) {
 // ---------------------------------------------------------------------------------------------
 // Users
 
+namespace {
+
+// Trainer config keys the coordinator sets for every trial: where its data comes from (the
+// registered dataset) and where it writes (under the runs folder). A hyperparameter over one
+// of them is refused; a base config's value is replaced.
+const char* const kPlacedKeys[] = {"data.source",  "data.path",      "data.service",
+                                   "data.dataset", "run.output_dir", "checkpoint.dir"};
+
+const Json* FindDotted(const Json& tree, const std::string& dotted) {
+  const Json* node = &tree;
+  size_t start = 0;
+  while (node != nullptr) {
+    const size_t dot = dotted.find('.', start);
+    node = node->is_object() ? node->Find(dotted.substr(start, dot - start)) : nullptr;
+    if (dot == std::string::npos) return node;
+    start = dot + 1;
+  }
+  return nullptr;
+}
+
+void EraseDotted(Json& tree, const std::string& dotted) {
+  Json* node = &tree;
+  size_t start = 0;
+  while (node->is_object()) {
+    const size_t dot = dotted.find('.', start);
+    auto& fields = node->as_object();
+    auto it = fields.find(dotted.substr(start, dot - start));
+    if (it == fields.end()) return;
+    if (dot == std::string::npos) {
+      fields.erase(it);
+      return;
+    }
+    node = &it->second;
+    start = dot + 1;
+  }
+}
+
+}  // namespace
+
+Status Scheduler::CheckTrialInputs(const ExperimentSpec& spec) const {
+  const std::string no_service =
+      ": a trial config cannot name a data service: every trial reads the experiment's "
+      "registered dataset ('" +
+      spec.dataset + "')";
+  if (FindDotted(spec.config, "data.service") != nullptr) {
+    return InvalidArgumentError("config.data.service" + no_service);
+  }
+  for (size_t i = 0; i < spec.evaluations.size(); ++i) {
+    if (FindDotted(spec.evaluations[i].config, "data.service") != nullptr) {
+      return InvalidArgumentError("evaluations[" + std::to_string(i) + "].config.data.service" +
+                                  no_service);
+    }
+  }
+  PathRoots weights = options_.data_roots;
+  auto runs = PathRoots::Make({options_.runs_dir}, "--runs", false);
+  if (runs.ok()) weights.Add(*runs);
+  auto check_weights = [&](const std::string& key, const Json& value) -> Status {
+    if (!value.is_string()) return InvalidArgumentError(key + ": a path is required");
+    if (value.as_string() == "none") return OkStatus();
+    return weights.Check(key, value.as_string(), false);
+  };
+  for (const auto& h : spec.hyperparameters) {
+    for (const char* placed : kPlacedKeys) {
+      if (h.key == placed) {
+        return InvalidArgumentError("hyperparameters." + h.key +
+                                    ": set by the coordinator for every trial (the registered "
+                                    "dataset, the runs folder); it cannot be searched");
+      }
+    }
+    if (h.key == "classify.pretrained") {
+      if (h.type == "const") {
+        MAESTRO_RETURN_IF_ERROR(check_weights("hyperparameters.classify.pretrained", h.val));
+      } else {
+        for (const Json& v : h.vals) {
+          MAESTRO_RETURN_IF_ERROR(check_weights("hyperparameters.classify.pretrained", v));
+        }
+      }
+    }
+  }
+  // A pipeline's evaluations probe its own pretraining's checkpoint (set per trial).
+  if (spec.kind != "pipeline") {
+    if (const Json* pretrained = FindDotted(spec.config, "classify.pretrained")) {
+      MAESTRO_RETURN_IF_ERROR(check_weights("config.classify.pretrained", *pretrained));
+    }
+  }
+  return OkStatus();
+}
+
 Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
                                                       const std::string& idempotency_key,
                                                       const std::string& actor) {
-  MAESTRO_ASSIGN_OR_RETURN(ExperimentSpec spec, ParseExperiment(tree, ""));
+  MAESTRO_ASSIGN_OR_RETURN(ExperimentSpec spec, ParseExperiment(tree));
+  MAESTRO_RETURN_IF_ERROR(CheckTrialInputs(spec));
   std::lock_guard<std::mutex> lock(mutex_);
   if (!datasets_.count(spec.dataset)) {
     std::string known;
@@ -407,6 +534,7 @@ Status Scheduler::RegisterDataset(const std::string& name, const Json& dataset,
   if (!path.empty() && path.front() != '/') {
     return InvalidArgumentError("path: '" + path + "' is not absolute (workers run elsewhere)");
   }
+  if (!path.empty()) MAESTRO_RETURN_IF_ERROR(options_.data_roots.Check("path", path, false));
   const Json* splits = dataset.Find("splits");
   if (splits == nullptr || !splits->is_object() || splits->as_object().empty()) {
     return InvalidArgumentError("splits: a dataset lists its splits with their content hashes");
@@ -605,6 +733,7 @@ Result<TrialAssignment> Scheduler::BuildAssignment(const Json& trial,
     MAESTRO_RETURN_IF_ERROR(SetConfigValue(config, "classify.pretrained", *checkpoint));
   }
   const Json& dataset = datasets_.at(spec.dataset);
+  for (const char* placed : kPlacedKeys) EraseDotted(config, placed);
   MAESTRO_RETURN_IF_ERROR(SetConfigValue(config, "data.source", Json("shards")));
   const std::string path = StringOr(dataset, "path"), service = StringOr(dataset, "service");
   if (!path.empty()) MAESTRO_RETURN_IF_ERROR(SetConfigValue(config, "data.path", Json(path)));

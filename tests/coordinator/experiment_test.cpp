@@ -21,7 +21,7 @@ namespace {
 ExperimentSpec Parse(const std::string& yaml) {
   auto tree = ParseConfigText(yaml, "test");
   EXPECT_TRUE(tree.ok()) << tree.status().ToString();
-  auto spec = ParseExperiment(*tree, "");
+  auto spec = ParseExperiment(*tree);
   EXPECT_TRUE(spec.ok()) << spec.status().ToString();
   return spec.ok() ? *spec : ExperimentSpec{};
 }
@@ -29,7 +29,7 @@ ExperimentSpec Parse(const std::string& yaml) {
 Status ParseError(const std::string& yaml) {
   auto tree = ParseConfigText(yaml, "test");
   if (!tree.ok()) return tree.status();
-  auto spec = ParseExperiment(*tree, "");
+  auto spec = ParseExperiment(*tree);
   if (!spec.ok()) return spec.status();
   auto search = MakeSearchMethod(*spec);
   if (!search.ok()) return search.status();
@@ -184,6 +184,33 @@ TEST(ExperimentTest, ABaseConfigPathIsReadRelativeToTheExperimentFile) {
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("config"), std::string::npos);
   ASSERT_EQ(::system(("rm -rf " + dir).c_str()), 0);
+}
+
+TEST(ExperimentTest, TheCoordinatorsParserOpensNoFileARequestNames) {
+  // What the coordinator parses: a config path is refused with the same answer whether the
+  // file exists, is unreadable or is missing (no existence oracle), and nothing of it is quoted.
+  for (const std::string path : {"/etc/shadow", "/etc/hostname", "/nonexistent/x.yaml"}) {
+    Json tree(
+        Json::Object{{"name", "f"}, {"kind", "pretrain"}, {"dataset", "fmnist"}, {"config", path}});
+    auto spec = ParseExperiment(tree);
+    ASSERT_EQ(spec.status().code(), StatusCode::kInvalidArgument) << path;
+    EXPECT_EQ(spec.status().message(),
+              "config: '" + path +
+                  "' names a file, and the coordinator reads no file a request names: send the "
+                  "config's content (`maestro experiment create FILE` reads the files FILE names "
+                  "and sends them inline)");
+  }
+  Json pipeline(Json::Object{
+      {"name", "p"},
+      {"kind", "pipeline"},
+      {"dataset", "fmnist"},
+      {"evaluations",
+       Json(Json::Array{Json(Json::Object{{"kind", "linprobe"}, {"config", "/etc/passwd"}})})}});
+  auto spec = ParseExperiment(pipeline);
+  EXPECT_EQ(spec.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(spec.status().message().rfind("evaluations[0].config: '/etc/passwd' names a file", 0),
+            0u)
+      << spec.status().message();
 }
 
 TEST(ExperimentTest, BadFilesNameTheOffendingKey) {

@@ -15,6 +15,7 @@
 
 #include "maestro/coordinator/client.h"
 #include "maestro/coordinator/experiment.h"
+#include "maestro/coordinator/store.h"
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/json.h"
@@ -53,6 +54,9 @@ class ServiceTest : public ::testing::Test {
     options.db_dir = dir_ + "/db";
     options.listen = "127.0.0.1:0";
     options.scheduler.runs_dir = dir_ + "/runs";
+    auto roots = PathRoots::Make({dir_, "/data", "/a"}, "--data-root", false);
+    ASSERT_TRUE(roots.ok());
+    options.scheduler.data_roots = *roots;
     options.scheduler.heartbeat_interval_ms = 100;
     options.scheduler.worker_timeout_ms = worker_timeout_ms;
     options.scheduler.grace_period_ms = 1000;
@@ -268,6 +272,139 @@ TEST_F(ServiceTest, BadRequestsAreAnsweredWithTheProblemNamed) {
   EXPECT_TRUE(Heartbeat("w9", "nope").reregister());
   EXPECT_EQ(Exit("w1", 99, 1, 0).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(Register("w2", &registered).ok());  // still serving
+}
+
+TEST_F(ServiceTest, NoFileARequestNamesIsOpenedAndNoPathLeavesTheRoots) {
+  ASSERT_TRUE(RegisterDataset("fmnist", dir_).ok());
+  auto create_json = [&](const std::string& json) {
+    pb::CreateExperimentRequest request;
+    request.set_experiment_json(json);
+    pb::CreateExperimentResponse response;
+    return Rpc(&pb::Coordinator::Stub::CreateExperiment, request, &response);
+  };
+  // A config path: the same refusal for a file that exists and one that does not (no
+  // existence oracle), and nothing of the file in it.
+  auto hostname = ReadFile("/etc/hostname");
+  ASSERT_TRUE(hostname.ok());
+  for (const std::string path : {"/etc/hostname", "/etc/shadow", "/nonexistent/x.yaml"}) {
+    grpc::Status s = create_json(R"({"name": "t", "kind": "pretrain", "dataset": "fmnist", )"
+                                 R"("config": ")" +
+                                 path + R"("})");
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+    EXPECT_EQ(s.error_message(),
+              "config: '" + path +
+                  "' names a file, and the coordinator reads no file a request "
+                  "names: send the config's content (`maestro experiment create FILE` reads the "
+                  "files FILE names and sends them inline)");
+  }
+  // Datasets outside --data-root, or written to dodge it.
+  grpc::Status s = RegisterDataset("etc", "/etc");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(s.error_message().find("path: '/etc' is outside --data-root"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(RegisterDataset("dodge", "/data/../etc").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(RegisterDataset("prefix", "/database").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  pb::ListDatasetsRequest list;
+  pb::ListDatasetsResponse listed;
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::ListDatasets, list, &listed).ok());
+  EXPECT_EQ(listed.datasets_json_size(), 1);  // fmnist only
+  // A trial config naming its own data service, in the config, an evaluation or a
+  // hyperparameter; searching where trials write; weights from outside the roots.
+  s = create_json(R"({"name": "t", "kind": "pretrain", "dataset": "fmnist", )"
+                  R"("config": {"data": {"service": "10.9.9.9:7000"}}})");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("config.data.service: a trial config cannot name a data "
+                                   "service"),
+            std::string::npos)
+      << s.error_message();
+  s = create_json(R"({"name": "t", "kind": "pipeline", "dataset": "fmnist", "config": {}, )"
+                  R"("evaluations": [{"kind": "linprobe", "config": )"
+                  R"({"data": {"service": "10.9.9.9:7000"}}}]})");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("evaluations[0].config.data.service"), std::string::npos)
+      << s.error_message();
+  for (const std::string key : {"data.service", "data.path", "run.output_dir", "checkpoint.dir"}) {
+    s = create_json(R"({"name": "t", "kind": "pretrain", "dataset": "fmnist", "config": {}, )"
+                    R"("hyperparameters": {")" +
+                    key + R"(": ["/tmp/x", "/tmp/y"]}})");
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << key;
+    EXPECT_NE(s.error_message().find("set by the coordinator"), std::string::npos)
+        << s.error_message();
+  }
+  s = create_json(R"({"name": "t", "kind": "finetune", "dataset": "fmnist", )"
+                  R"("config": {"classify": {"pretrained": "/root/.ssh"}}})");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(s.error_message().find("config.classify.pretrained: '/root/.ssh' is outside"),
+            std::string::npos)
+      << s.error_message();
+  s = create_json(R"({"name": "t", "kind": "finetune", "dataset": "fmnist", "config": {}, )"
+                  R"("hyperparameters": {"classify.pretrained": ["none", "/etc"]}})");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // A base config's own data and output paths are replaced in the assignment.
+  s = create_json(R"({"name": "u", "kind": "pretrain", "dataset": "fmnist", )"
+                  R"("config": {"data": {"path": "/etc", "source": "fashion-mnist"}, )"
+                  R"("run": {"output_dir": "/tmp/elsewhere"}, "checkpoint": {"dir": "/tmp/c"}}})");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  pb::RegisterWorkerResponse w1;
+  ASSERT_TRUE(Register("w1", &w1).ok());
+  pb::HeartbeatResponse beat = Heartbeat("w1", w1.session_id());
+  ASSERT_EQ(beat.assignments_size(), 1);
+  auto config = Json::Parse(beat.assignments(0).config_json());
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->Find("data")->Find("path")->as_string(), dir_);
+  EXPECT_EQ(config->Find("data")->Find("source")->as_string(), "shards");
+  EXPECT_EQ(config->Find("run")->Find("output_dir")->as_string().rfind(dir_ + "/runs/", 0), 0u);
+  EXPECT_EQ(config->Find("checkpoint")->Find("dir")->as_string().rfind(dir_ + "/runs/", 0), 0u);
+  // Weights inside: a data root, or an earlier experiment's checkpoints under the runs folder.
+  s = create_json(R"({"name": "t", "kind": "finetune", "dataset": "fmnist", )"
+                  R"("config": {"classify": {"num_classes": 10, "pretrained": ")" +
+                  dir_ + R"(/runs/trial-1/pretrain/checkpoints"}}})");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+TEST_F(ServiceTest, AStoredExperimentNamingAFileIsRefusedAtLoadAndTheCoordinatorStarts) {
+  // What an older coordinator stored for a request whose config was a path: the path only.
+  ASSERT_TRUE(RegisterDataset("fmnist", dir_).ok());
+  pb::CreateExperimentResponse created;
+  ASSERT_TRUE(Create("", &created).ok());
+  pb::CreateExperimentResponse kept;
+  ASSERT_TRUE(Create("hyperparameters: {optim.epochs: 2}\n", &kept).ok());
+  server_.reset();
+  {
+    auto store = Store::Open(dir_ + "/db");
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (Json experiment : (*store)->Experiments()) {
+      if (experiment.Find("id")->as_int() != created.experiment_id()) continue;
+      Json spec = *experiment.Find("spec");
+      spec.as_object()["config"] = Json(dir_ + "/deleted.yaml");
+      experiment.as_object()["spec"] = spec;
+      Change change;
+      change.PutExperiment(experiment);
+      ASSERT_TRUE((*store)->Commit(std::move(change)).ok());
+    }
+  }
+  Start(10000);
+  Json trial = Trial(created.experiment_id());
+  EXPECT_EQ(trial.Find("state")->as_string(), "canceled");
+  pb::DescribeExperimentRequest describe;
+  describe.set_experiment_id(created.experiment_id());
+  pb::DescribeExperimentResponse described;
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::DescribeExperiment, describe, &described).ok());
+  auto experiment = Json::Parse(described.experiment_json());
+  ASSERT_TRUE(experiment.ok());
+  EXPECT_NE(experiment->Find("refused")->as_string().find("deleted.yaml' names a file"),
+            std::string::npos);
+  // The other experiment runs on.
+  pb::RegisterWorkerResponse w1;
+  ASSERT_TRUE(Register("w1", &w1).ok());
+  pb::HeartbeatResponse beat = Heartbeat("w1", w1.session_id());
+  ASSERT_EQ(beat.assignments_size(), 1);
+  EXPECT_EQ(beat.assignments(0).trial_id(), kept.trial_ids(0));
+  // Started again, it reads the refusal back from its store.
+  Start(10000);
+  EXPECT_EQ(Trial(created.experiment_id()).Find("state")->as_string(), "canceled");
 }
 
 TEST_F(ServiceTest, StaleAttemptsAreRefusedAndReRegisteredTrainersAdopted) {
@@ -709,7 +846,7 @@ TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
   pb::RegisterDatasetResponse registered;
   ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::RegisterDataset, dataset, &registered, &alice).ok());
   // Another user may neither re-point alice's dataset nor cancel the admin's experiment.
-  dataset.set_dataset_json(R"({"path": "/evil", "splits": {"train": {"content_hash": "y", "count": 1}}})");
+  dataset.set_dataset_json(R"({"path": "/a/evil", "splits": {"train": {"content_hash": "y", "count": 1}}})");
   EXPECT_EQ(Rpc(&pb::Coordinator::Stub::RegisterDataset, dataset, &registered, &mallory).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   pb::CancelExperimentRequest cancel;

@@ -27,7 +27,8 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "experi
 def start(coordinator, db, credentials, port=0):
     runs = os.path.join(os.path.dirname(db), "runs")
     proc, m = start_listening([coordinator, "--db", db, "--runs", runs, "--listen", f"127.0.0.1:{port}",
-                               *credentials.server_args()], r"listening on port (\d+)")
+                               "--data-root", os.path.dirname(db), *credentials.server_args()],
+                              r"listening on port (\d+)")
     return proc, int(m.group(1))
 
 

@@ -54,6 +54,7 @@ def main():
     credentials = Credentials(args.maestro, args.dir)
     coordinator, _ = start_listening([args.coordinator, "--db", os.path.join(args.dir, "db"), "--runs",
                                       os.path.join(args.dir, "runs"), "--listen", address,
+                                      "--data-root", args.dir,
                                       "--heartbeat-ms", "300", "--worker-timeout-s", "20",
                                       *credentials.server_args()],
                                      r"listening on port (\d+)")
@@ -61,6 +62,7 @@ def main():
     work = os.path.join(args.dir, "w1")
     worker = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w1", "--slots", "2",
                                "--address", "127.0.0.1", "--work-dir", work,
+                               "--runs-root", os.path.join(args.dir, "runs"), "--data-root", args.dir,
                                *credentials.worker_args(address, "w1")],
                               stdout=open(os.path.join(args.dir, "w1.log"), "w"), stderr=subprocess.STDOUT)
     second = None
@@ -170,6 +172,7 @@ def main():
         second_work = os.path.join(args.dir, "w2")
         second = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w2", "--slots", "2",
                                    "--address", "127.0.0.1", "--work-dir", second_work,
+                                   "--runs-root", os.path.join(args.dir, "runs"), "--data-root", args.dir,
                                    *credentials.worker_args(address, "w2")],
                                   stdout=open(os.path.join(args.dir, "w2.log"), "w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 30

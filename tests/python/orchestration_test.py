@@ -61,6 +61,7 @@ class Cluster:
     def start_coordinator(self):
         self.coordinator, m = start_listening(
             [self.args.coordinator, "--db", self.db, "--runs", self.runs, "--listen", self.address,
+             "--data-root", self.dir,
              "--metrics-listen", "127.0.0.1:0", "--heartbeat-ms", "300", "--worker-timeout-s", "20",
              "--grace-s", "10", *self.credentials.server_args()],
             r"listening on port (\d+), metrics on port (\d+)")
@@ -70,7 +71,8 @@ class Cluster:
     def start_worker(self, name, train_binary=None):
         log = open(os.path.join(self.dir, f"{name}.log"), "a")
         command = [self.args.worker, "--coordinator", self.address, "--id", name, "--slots", "1",
-                   "--work-dir", os.path.join(self.dir, name),
+                   "--work-dir", os.path.join(self.dir, name), "--runs-root", self.runs,
+                   "--data-root", self.dir,
                    *self.credentials.worker_args(self.address, name)]
         if train_binary:
             command += ["--train-binary", train_binary]

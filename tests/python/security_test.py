@@ -51,7 +51,7 @@ def main():
     address = f"127.0.0.1:{free_port()}"
     coordinator, m = start_listening(
         [args.coordinator, "--db", os.path.join(args.dir, "db"), "--runs", os.path.join(args.dir, "runs"),
-         "--listen", address, "--metrics-listen", "127.0.0.1:0", "--heartbeat-ms", "300",
+         "--listen", address, "--metrics-listen", "127.0.0.1:0", "--heartbeat-ms", "300", "--data-root", args.dir,
          *credentials.server_args()], r"listening on port (\d+), metrics on port (\d+)")
     metrics_port = int(m.group(2))
     coordinator_log = []
@@ -77,7 +77,8 @@ def main():
         w2 = credentials.enroll(address, "w2")  # enrolled, but its daemon never runs
         work = os.path.join(args.dir, "w1")
         worker = subprocess.Popen([args.worker, "--coordinator", address, "--id", "w1", "--slots", "1",
-                                   "--work-dir", work, *credentials.worker_args(address, "w1")],
+                                   "--work-dir", work, "--runs-root", os.path.join(args.dir, "runs"),
+                                   "--data-root", args.dir, *credentials.worker_args(address, "w1")],
                                   stdout=open(os.path.join(args.dir, "w1.log"), "w"), stderr=subprocess.STDOUT)
         processes.append(worker)
         cli("dataset", "register", "fmnist", "--path", shards, token=owner)
@@ -133,7 +134,7 @@ def main():
         r = cli("experiment", "cancel", str(experiment), token=mallory, check_ok=False)
         check.expect(r.returncode != 0 and "PERMISSION_DENIED" in r.stderr,
                      f"another user's cancel is refused: {r.stderr.strip()[-90:]}")
-        r = cli("dataset", "register", "fmnist", "--path", "/tmp", token=mallory, check_ok=False)
+        r = cli("dataset", "register", "fmnist", "--path", shards, token=mallory, check_ok=False)
         check.expect(r.returncode != 0 and ("PERMISSION_DENIED" in r.stderr or "NOT_FOUND" in r.stderr),
                      f"re-pointing another user's dataset is refused: {r.stderr.strip()[-90:]}")
         evil = os.path.join(args.dir, "evil")
@@ -218,7 +219,8 @@ def main():
         processes.append(impostor)
         fooled_work = os.path.join(args.dir, "fooled")
         fooled = subprocess.Popen([args.worker, "--coordinator", impostor_address, "--id", "w1", "--slots", "1",
-                                   "--work-dir", fooled_work, *credentials.worker_args(address, "w1")],
+                                   "--work-dir", fooled_work, "--runs-root", os.path.join(args.dir, "runs"),
+                                   *credentials.worker_args(address, "w1")],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         processes.append(fooled)
         time.sleep(4)

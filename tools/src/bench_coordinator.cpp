@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
     // token check (a hash and a map lookup) is not part of it.
     options.insecure = true;
     options.scheduler.runs_dir = db + "/runs";
+    auto roots = maestro::PathRoots::Make({"/bench"}, "--data-root", false);
+    if (!roots.ok()) throw maestro::Error(roots.status());
+    options.scheduler.data_roots = *roots;
     options.scheduler.heartbeat_interval_ms = static_cast<int64_t>(1000 / rate);
     options.scheduler.worker_timeout_ms = 60000;
     auto server = maestro::coordinator::CoordinatorServer::Start(options);

@@ -34,8 +34,14 @@ int main(int argc, char** argv) {
   flags.Add("runs", &runs,
             "where trials write (trial-<id>/<stage>/: checkpoints, metrics, result.json); "
             "workers must see the same path (a shared file system across machines)");
+  std::vector<std::string> data_roots;
+  flags.Add("data-root", &data_roots,
+            "a folder registered datasets (`path`) and pretrained weights (classify.pretrained) "
+            "may lie under, as workers see it; compared as written, symlinks are the workers' "
+            "to resolve (none: only datasets served by maestro-data can be registered)");
   flags.Add("metrics-listen", &options.metrics_listen,
-            "host:port for Prometheus /metrics (empty: none; port 0: any free port)");
+            "host:port for Prometheus /metrics, a loopback address only (empty: none; port 0: "
+            "any free port)");
   flags.Add("heartbeat-ms", &heartbeat_ms, "heartbeat interval told to workers");
   flags.Add("worker-timeout-s", &worker_timeout_s,
             "a worker silent this long is lost: its trials restart elsewhere from checkpoints");
@@ -69,6 +75,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.scheduler.runs_dir = resolved;
+  auto roots = maestro::PathRoots::Make(data_roots, "--data-root", false);
+  if (!roots.ok()) {
+    std::cerr << "maestro-coordinator: " << roots.status().message() << "\n";
+    return 2;
+  }
+  options.scheduler.data_roots = *roots;
   options.scheduler.heartbeat_interval_ms = heartbeat_ms;
   options.scheduler.worker_timeout_ms = static_cast<int64_t>(worker_timeout_s * 1000);
   options.scheduler.grace_period_ms = static_cast<int64_t>(grace_s * 1000);
@@ -87,7 +99,8 @@ int main(int argc, char** argv) {
     std::cout << "WARNING: --insecure: plaintext, no authentication; anyone who can reach "
               << options.listen << " may submit, cancel and register work" << std::endl;
   }
-  std::cout << "state in " << options.db_dir << ", runs in " << resolved << "; listening on port "
+  std::cout << "state in " << options.db_dir << ", runs in " << resolved << ", data roots "
+            << options.scheduler.data_roots.Describe() << "; listening on port "
             << (*server)->port();
   if ((*server)->metrics_port() != 0)
     std::cout << ", metrics on port " << (*server)->metrics_port();

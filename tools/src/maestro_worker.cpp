@@ -54,8 +54,16 @@ int main(int argc, char** argv) {
   flags.Add("train-binary", &options.train_binary, "the maestro-train program to run");
   flags.Add("mpirun", &options.mpirun,
             "Open MPI's mpirun, which starts the ranks of a trial of several slots");
+  flags.Add("runs-root", &options.runs_root,
+            "required: the folder trainers may write under (the coordinator's --runs folder or "
+            "a folder above it); an assignment whose output or checkpoint folder leaves it, "
+            "symlinks resolved, is refused");
+  flags.Add("data-root", &options.data_roots,
+            "a folder trainers may read datasets and pretrained weights from (besides "
+            "--runs-root); an assignment reading elsewhere is refused");
   flags.Add("metrics-listen", &options.metrics_listen,
-            "host:port for Prometheus /metrics (empty: none; port 0: any free port)");
+            "host:port for Prometheus /metrics, a loopback address only (empty: none; port 0: "
+            "any free port)");
   if (const char* ca = std::getenv("MAESTRO_CA")) options.ca_file = ca;
   if (const char* token = std::getenv("MAESTRO_TOKEN_FILE")) options.token_file = token;
   flags.Add("ca", &options.ca_file,

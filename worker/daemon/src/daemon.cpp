@@ -27,6 +27,7 @@
 #include "maestro/shared/ids.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/metrics_http.h"
+#include "maestro/shared/path_roots.h"
 #include "maestro/shared/security.h"
 #include "maestro/shared/version.h"
 #include "maestro/worker/progress.h"
@@ -99,6 +100,27 @@ class WorkerDaemon::Impl {
                            " is not an executable file (--train-binary)");
     }
     if (options_.work_dir.empty()) return InvalidArgumentError("--work-dir is required");
+    if (options_.runs_root.empty()) {
+      return InvalidArgumentError(
+          "--runs-root is required: the folder trainers may write under (the coordinator's "
+          "--runs folder, or a folder above it)");
+    }
+    MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.runs_root).WithContext("--runs-root"));
+    // Relative roots are the current folder's (the flags' reader's expectation).
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) != nullptr) {
+      if (options_.runs_root.front() != '/') {
+        options_.runs_root = std::string(cwd) + "/" + options_.runs_root;
+      }
+      for (std::string& root : options_.data_roots) {
+        if (!root.empty() && root.front() != '/') root = std::string(cwd) + "/" + root;
+      }
+    }
+    MAESTRO_ASSIGN_OR_RETURN(write_roots_,
+                             PathRoots::Make({options_.runs_root}, "--runs-root", true));
+    MAESTRO_ASSIGN_OR_RETURN(read_roots_,
+                             PathRoots::Make(options_.data_roots, "--data-root", true));
+    read_roots_.Add(write_roots_);
     if (options_.mpirun.find('/') == std::string::npos) {  // execve needs a path
       const char* path = std::getenv("PATH");
       const std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
@@ -400,6 +422,32 @@ class WorkerDaemon::Impl {
     }
   }
 
+  // The paths of an assignment's config against this worker's roots, symlinks resolved:
+  // where its trainer writes (under --runs-root) and what it reads (under --data-root or
+  // --runs-root). A coordinator, compromised or misconfigured, cannot make it write elsewhere.
+  Status ConfinePaths(const Json& config) const {
+    auto string_at = [&](const char* section, const char* key) -> const Json* {
+      const Json* s = config.Find(section);
+      const Json* v = s != nullptr && s->is_object() ? s->Find(key) : nullptr;
+      return v;
+    };
+    for (auto [section, key] : {std::pair{"run", "output_dir"}, {"checkpoint", "dir"}}) {
+      const std::string name = std::string(section) + "." + key;
+      const Json* v = string_at(section, key);
+      if (v == nullptr) continue;
+      if (!v->is_string()) return InvalidArgumentError(name + ": not a path");
+      MAESTRO_RETURN_IF_ERROR(write_roots_.Check(name, v->as_string(), true));
+    }
+    for (auto [section, key] : {std::pair{"data", "path"}, {"classify", "pretrained"}}) {
+      const std::string name = std::string(section) + "." + key;
+      const Json* v = string_at(section, key);
+      if (v == nullptr || (v->is_string() && v->as_string() == "none")) continue;
+      if (!v->is_string()) return InvalidArgumentError(name + ": not a path");
+      MAESTRO_RETURN_IF_ERROR(read_roots_.Check(name, v->as_string(), true));
+    }
+    return OkStatus();
+  }
+
   void Launch(const pb::Assignment& a) {
     Child child;
     child.trial = a.trial_id();
@@ -487,6 +535,11 @@ class WorkerDaemon::Impl {
     Status written = !token_written.ok()                     ? token_written
                      : dir != nullptr && dir->is_string() ? OkStatus()
                          : InvalidArgumentError("the assignment's config has no run.output_dir");
+    bool refused = false;
+    if (written.ok()) {
+      written = ConfinePaths(*config);
+      refused = !written.ok();
+    }
     if (written.ok()) {
       child.output_dir = dir->as_string();
       env.push_back("MAESTRO_ATTEMPT_FENCE=" + child.output_dir + "/ATTEMPT");
@@ -508,7 +561,15 @@ class WorkerDaemon::Impl {
         written = process.status();
       }
     }
-    if (!written.ok()) {
+    if (refused) {
+      refusals_counter_.Increment();
+      child.exit = ProcessExit{4, 0};
+      child.exited_at = Clock::now();
+      child.last_error = "error: worker " + options_.id +
+                         " refused the assignment (nothing was created): " + written.ToString();
+      Say("trial " + std::to_string(child.trial) + " attempt " + std::to_string(child.attempt) +
+          ": refused: " + written.ToString());
+    } else if (!written.ok()) {
       child.exit = ProcessExit{4, 0};
       child.exited_at = Clock::now();
       child.last_error = "error: the worker could not start the trainer: " + written.ToString();
@@ -637,6 +698,7 @@ class WorkerDaemon::Impl {
   std::ostream* out_ = nullptr;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Coordinator::Stub> stub_;
+  PathRoots write_roots_, read_roots_;  // --runs-root; --data-root and --runs-root (resolved)
   std::string session_;
   int64_t heartbeat_ms_ = 1000;
   int64_t grace_ms_ = 30000;
@@ -667,6 +729,12 @@ class WorkerDaemon::Impl {
       prometheus::BuildCounter()
           .Name("maestro_worker_heartbeat_failures_total")
           .Help("Heartbeats the coordinator did not answer")
+          .Register(*registry_)
+          .Add({});
+  prometheus::Counter& refusals_counter_ =
+      prometheus::BuildCounter()
+          .Name("maestro_worker_assignments_refused_total")
+          .Help("Assignments refused because a path left this worker's roots")
           .Register(*registry_)
           .Add({});
   prometheus::Family<prometheus::Gauge>& loss_family_ =

@@ -77,15 +77,16 @@ struct ExperimentSpec {
   std::string train_job() const { return kind == "pipeline" ? "pretrain" : kind; }
 };
 
-// Parses an experiment tree (ParseConfigText of the file). `base_dir` resolves relative config
-// paths. INVALID_ARGUMENT naming the offending key (unknown keys included) for a bad file;
-// NOT_FOUND for a config path that does not exist.
-Result<ExperimentSpec> ParseExperiment(const Json& tree, const std::string& base_dir);
-// Reads and parses a file.
-Result<ExperimentSpec> LoadExperiment(const std::string& path);
-// The file's tree with `config` and every evaluation's `config` read and inlined as mappings:
-// what a client sends to the coordinator (which has no access to the client's files). Checked
-// with ParseExperiment first; its errors as LoadExperiment's.
+// Parses an experiment tree whose trainer configs are inline mappings (what the coordinator
+// receives and stores). Opens no file: a config given as a path is INVALID_ARGUMENT (the
+// client reads it, LoadExperimentInlined). INVALID_ARGUMENT names the offending key (unknown
+// keys included).
+Result<ExperimentSpec> ParseExperiment(const Json& tree);
+// The client's side. The file's tree with `config` and every evaluation's `config` read
+// (relative to the file's folder) and inlined as mappings: what a client sends to the
+// coordinator. Checked with ParseExperiment; NOT_FOUND for a file that does not exist.
 Result<Json> LoadExperimentInlined(const std::string& path);
+// LoadExperimentInlined, parsed.
+Result<ExperimentSpec> LoadExperiment(const std::string& path);
 
 }  // namespace maestro::coordinator

@@ -32,6 +32,7 @@
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/store.h"
 #include "maestro/shared/json.h"
+#include "maestro/shared/path_roots.h"
 #include "maestro/shared/status.h"
 #include "maestro/shared/version.h"
 
@@ -39,6 +40,10 @@ namespace maestro::coordinator {
 
 struct SchedulerOptions {
   std::string runs_dir;                  // absolute: trials write under <runs_dir>/trial-<id>/
+  // Where datasets (`path`) and pretrained weights (classify.pretrained) may lie: checked
+  // lexically (the coordinator opens none of them). Pretrained weights may lie under
+  // runs_dir too (an earlier experiment's checkpoints). Empty: no path dataset is accepted.
+  PathRoots data_roots;
   int64_t heartbeat_interval_ms = 1000;  // told to workers
   int64_t worker_timeout_ms = 10000;     // no heartbeat for this long: the worker is lost
   int64_t grace_period_ms = 30000;       // SIGTERM -> SIGKILL when a trainer is stopped
@@ -206,6 +211,11 @@ class Scheduler {
 
   Scheduler(std::unique_ptr<Store> store, SchedulerOptions options);
   Status Load();
+  // Cancels, at load, an experiment stored by an older coordinator that this one refuses
+  // (a trainer config stored as a file path): its unfinished trials end, with `why`.
+  void RefuseStoredExperiment(int64_t id, const std::string& why);
+  // The experiment's paths and keys a request may not choose (see CreateExperiment).
+  Status CheckTrialInputs(const ExperimentSpec& spec) const;
   // The parsed spec of the experiment that owns `trial` (its "experiment").
   const ExperimentSpec* SpecOf(const Json& trial) const;
   std::vector<std::string> StageNames(const ExperimentSpec& spec) const;

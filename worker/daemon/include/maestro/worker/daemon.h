@@ -12,6 +12,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "maestro/shared/status.h"
 
@@ -32,6 +33,12 @@ struct WorkerOptions {
   // The cluster CA (the coordinator's certificate must verify against it) and this worker's
   // token file (`maestro worker enroll`). No CA: plaintext, for a coordinator run --insecure.
   std::string ca_file, token_file;
+  // Where this worker lets trainers write (run.output_dir, checkpoint.dir: the coordinator's
+  // runs folder or a parent of it) and read (data.path, classify.pretrained: these and the
+  // runs root). An assignment whose paths leave them, symlinks resolved, is refused and the
+  // refusal reported; nothing is created outside. runs_root is required.
+  std::string runs_root;
+  std::vector<std::string> data_roots;
 };
 
 class WorkerDaemon {
