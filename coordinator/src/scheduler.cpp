@@ -50,6 +50,19 @@ Json ResultSummary(const Json& result) {
   return Json(std::move(out));
 }
 
+// Whether a stored experiment names its trainer config (or an evaluation's) by a file path.
+bool NamesConfigFile(const Json& spec) {
+  const Json* config = spec.Find("config");
+  if (config != nullptr && config->is_string()) return true;
+  const Json* evaluations = spec.Find("evaluations");
+  if (evaluations == nullptr || !evaluations->is_array()) return false;
+  for (const Json& item : evaluations->as_array()) {
+    const Json* c = item.is_object() ? item.Find("config") : nullptr;
+    if (c != nullptr && c->is_string()) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Scheduler::Scheduler(std::unique_ptr<Store> store, SchedulerOptions options)
@@ -71,13 +84,17 @@ Status Scheduler::Load() {
   std::map<int64_t, std::string> refused;
   for (Json& experiment : store_->Experiments()) {
     const int64_t id = experiment.Find("id")->as_int();
-    auto spec = ParseExperiment(*experiment.Find("spec"));
+    const Json& stored = *experiment.Find("spec");
+    auto spec = ParseExperiment(stored);
     if (spec.ok()) {
       specs_.emplace(id, std::move(*spec));
-    } else if (StringOr(experiment, "state") != "canceled") {
-      // Stored by an older coordinator (which read config paths on its own host): never read
+    } else if (NamesConfigFile(stored)) {
+      // Stored by an older coordinator, which read config paths on its own host: never read
       // now, and never a reason not to start.
-      refused[id] = spec.status().message();
+      if (StringOr(experiment, "state") != "canceled") refused[id] = spec.status().message();
+    } else {
+      return DataLossError("stored experiment " + std::to_string(id) +
+                           " no longer parses: " + spec.status().message());
     }
     experiments_.emplace(id, std::move(experiment));
   }

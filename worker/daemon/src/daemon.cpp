@@ -489,8 +489,11 @@ class WorkerDaemon::Impl {
                                     "MAESTRO_ATTEMPT=" + std::to_string(child.attempt)};
     // The data token travels in a file of its own (never argv, never the environment: both
     // are readable in /proc); the environment names the file.
+    // Paths outside this worker's roots: refused before anything is written.
+    const Status confined = config.ok() ? ConfinePaths(*config) : OkStatus();
+    const bool refused = !confined.ok();
     Status token_written = OkStatus();
-    if (!a.data_token().empty()) {
+    if (!a.data_token().empty() && !refused) {
       child.data_token_path = options_.work_dir + "/secrets/" + name + ".data-token";
       token_written = security::WriteSecretFile(child.data_token_path, a.data_token() + "\n");
       env.push_back("MAESTRO_DATA_TOKEN_FILE=" + child.data_token_path);
@@ -532,14 +535,10 @@ class WorkerDaemon::Impl {
       env.insert(env.end(), {"OMPI_MCA_rmaps_base_oversubscribe=1", "OMPI_ALLOW_RUN_AS_ROOT=1",
                              "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"});
     }
-    Status written = !token_written.ok()                     ? token_written
+    Status written = refused                                 ? confined
+                     : !token_written.ok()                   ? token_written
                      : dir != nullptr && dir->is_string() ? OkStatus()
                          : InvalidArgumentError("the assignment's config has no run.output_dir");
-    bool refused = false;
-    if (written.ok()) {
-      written = ConfinePaths(*config);
-      refused = !written.ok();
-    }
     if (written.ok()) {
       child.output_dir = dir->as_string();
       env.push_back("MAESTRO_ATTEMPT_FENCE=" + child.output_dir + "/ATTEMPT");
