@@ -75,7 +75,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.scheduler.runs_dir = resolved;
-  auto roots = maestro::PathRoots::Make(data_roots, "--data-root", false);
+  char cwd[PATH_MAX];
+  std::vector<std::string> root_forms;
+  for (std::string root : data_roots) {  // relative: the current folder's
+    if (!root.empty() && root.front() != '/' && getcwd(cwd, sizeof(cwd)) != nullptr) {
+      root = std::string(cwd) + "/" + root;
+    }
+    root_forms.push_back(root);
+    // Where this machine sees it, its symlinks resolved, too (`maestro dataset register`
+    // sends resolved paths).
+    char resolved_root[PATH_MAX];
+    if (realpath(root.c_str(), resolved_root) != nullptr) root_forms.push_back(resolved_root);
+  }
+  auto roots = maestro::PathRoots::Make(root_forms, "--data-root", false);
   if (!roots.ok()) {
     std::cerr << "maestro-coordinator: " << roots.status().message() << "\n";
     return 2;
