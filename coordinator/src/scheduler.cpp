@@ -291,6 +291,18 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
                                                       const std::string& actor) {
   MAESTRO_ASSIGN_OR_RETURN(ExperimentSpec spec, ParseExperiment(tree));
   MAESTRO_RETURN_IF_ERROR(CheckTrialInputs(spec));
+  // The trials and their identities (each trial's config checked against the trainer's
+  // schema) are made before the lock: heartbeats never wait for a large grid.
+  MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<SearchMethod> search, MakeSearchMethod(spec));
+  std::vector<NewTrial> trials;
+  for (const auto& trial : search->Start()) {
+    auto identity = TrialIdentity(spec, trial.hparams);
+    if (!identity.ok()) {
+      return identity.status().WithContext("trial " + std::to_string(trial.ordinal));
+    }
+    trials.push_back({*identity, trial.hparams});
+  }
+  if (trials.empty()) return InvalidArgumentError("hyperparameters: the experiment has no trials");
   std::lock_guard<std::mutex> lock(mutex_);
   if (!datasets_.count(spec.dataset)) {
     std::string known;
@@ -330,16 +342,6 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
           ": no trial could ever run");
     }
   }
-  MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<SearchMethod> search, MakeSearchMethod(spec));
-  std::vector<NewTrial> trials;
-  for (const auto& trial : search->Start()) {
-    auto identity = TrialIdentity(spec, trial.hparams);
-    if (!identity.ok()) {
-      return identity.status().WithContext("trial " + std::to_string(trial.ordinal));
-    }
-    trials.push_back({*identity, trial.hparams});
-  }
-  if (trials.empty()) return InvalidArgumentError("hyperparameters: the experiment has no trials");
   Json record(Json::Object{{"name", spec.name},
                            {"kind", spec.kind},
                            {"dataset", spec.dataset},

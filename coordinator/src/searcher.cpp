@@ -97,17 +97,37 @@ Result<std::string> ResultHashOf(const Json& tree, const std::string& job,
 Result<std::unique_ptr<SearchMethod>> MakeSearchMethod(const ExperimentSpec& spec,
                                                        int64_t max_trials) {
   if (spec.searcher.name == "random") {
+    if (spec.searcher.max_trials > max_trials) {
+      return InvalidArgumentError(
+          "searcher.max_trials: " + std::to_string(spec.searcher.max_trials) + " is above " +
+          std::to_string(max_trials) + " trials per experiment");
+    }
     return std::unique_ptr<SearchMethod>(new RandomSearch(spec));
   }
-  std::vector<std::vector<Json>> axes;
+  // The grid's size from the counts alone, before any value is made: a count of 1e9 costs
+  // nothing to refuse.
   int64_t cells = 1;
+  for (const auto& h : spec.hyperparameters) {
+    int64_t n = 1;
+    if (h.type == "categorical") {
+      n = static_cast<int64_t>(h.vals.size());
+    } else if (h.type != "const") {
+      n = h.count;
+      if (h.type == "int" && h.maxval - h.minval + 1 < static_cast<double>(n)) {
+        n = static_cast<int64_t>(h.maxval - h.minval + 1);  // equal rounded values merge
+      }
+    }
+    if (n > max_trials || (n > 0 && cells > max_trials / n)) {
+      return InvalidArgumentError("hyperparameters." + h.key + ": the grid would have more than " +
+                                  std::to_string(max_trials) + " cells");
+    }
+    cells *= std::max<int64_t>(n, 1);
+  }
+  std::vector<std::vector<Json>> axes;
+  cells = 1;
   for (const auto& h : spec.hyperparameters) {
     MAESTRO_ASSIGN_OR_RETURN(std::vector<Json> values, GridValues(h));
     cells *= static_cast<int64_t>(values.size());
-    if (cells > max_trials) {
-      return InvalidArgumentError("hyperparameters: the grid has more than " +
-                                  std::to_string(max_trials) + " cells");
-    }
     axes.push_back(std::move(values));
   }
   std::vector<TrialRequest> trials;

@@ -3,7 +3,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdio>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 #include "maestro/data/v1/data_service.grpc.pb.h"
 #include "maestro/shared/grpc_auth.h"
@@ -20,15 +23,17 @@ class RemoteStream : public RecordStream {
  public:
   RemoteStream(pb::DataService::Stub& stub, const pb::StreamOpen& open, int64_t ack_threshold,
                std::shared_ptr<TokenFile> token)
-      : stub_(stub), stream_id_(open.stream_id()), ack_threshold_(ack_threshold),
+      : stub_(stub),
+        open_(open),
+        stream_id_(open.stream_id()),
+        ack_threshold_(ack_threshold),
         token_(std::move(token)) {
-    status_ = token_->Attach(context_);
-    reader_ = stub_.Stream(&context_, open);
+    Start();
   }
 
   ~RemoteStream() override {
     if (finished_) return;
-    context_.TryCancel();
+    context_->TryCancel();
     pb::RecordChunk drain;
     while (reader_->Read(&drain)) {
     }
@@ -44,13 +49,21 @@ class RemoteStream : public RecordStream {
       MAESTRO_RETURN_IF_ERROR(SendAck());
       chunk_.Clear();
       next_ = 0;
-      if (!reader_->Read(&chunk_)) {
+      while (!reader_->Read(&chunk_)) {
         grpc::Status status = reader_->Finish();
         finished_ = true;
         if (status.ok()) return false;
+        // A busy service refuses the stream before its first record: wait and open it again
+        // (the records and their order do not depend on when the stream starts).
+        if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && !received_ &&
+            WaitForService(status)) {
+          Start();
+          continue;
+        }
         status_ = FromGrpcStatus(status, "data stream");
         return status_;
       }
+      received_ = true;
     }
     pb::Record* record = chunk_.mutable_records(next_++);
     out.epoch = record->epoch();
@@ -62,9 +75,38 @@ class RemoteStream : public RecordStream {
     return true;
   }
 
-  void Cancel() override { context_.TryCancel(); }
+  void Cancel() override { context_->TryCancel(); }
 
  private:
+  void Start() {
+    context_ = std::make_unique<grpc::ClientContext>();
+    finished_ = false;
+    status_ = token_->Attach(*context_);
+    reader_ = stub_.Stream(context_.get(), open_);
+  }
+
+  // Backoff from 0.2 s to 10 s with jitter, for at most kMaxWait in all; false when that is
+  // spent (the stream's error is then the refusal).
+  bool WaitForService(const grpc::Status& status) {
+    constexpr auto kMaxWait = std::chrono::minutes(30);
+    const auto now = std::chrono::steady_clock::now();
+    if (waits_ == 0) {
+      first_refusal_ = now;
+      std::fprintf(stderr, "data service busy (%s): waiting to open stream %s\n",
+                   status.error_message().c_str(), stream_id_.c_str());
+    }
+    if (now - first_refusal_ > kMaxWait) return false;
+    const double base = std::min(10.0, 0.2 * static_cast<double>(1 << std::min(waits_, 6)));
+    // Spread over [0.5, 1.5) of the base, differently per stream, so refused ranks do not
+    // come back all at once.
+    const size_t spread =
+        (std::hash<std::string>{}(stream_id_) + static_cast<size_t>(waits_) * 7919) % 1000;
+    const double jitter = 0.5 + static_cast<double>(spread) / 1000.0;
+    ++waits_;
+    std::this_thread::sleep_for(std::chrono::duration<double>(base * jitter));
+    return true;
+  }
+
   Status SendAck() {
     if (unacked_ == 0 || finished_) return OkStatus();
     pb::AckRequest request;
@@ -88,9 +130,13 @@ class RemoteStream : public RecordStream {
   }
 
   pb::DataService::Stub& stub_;
+  pb::StreamOpen open_;
   std::string stream_id_;
   int64_t ack_threshold_;
-  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  bool received_ = false;  // a record came: the stream was served
+  int waits_ = 0;
+  std::chrono::steady_clock::time_point first_refusal_;
   std::unique_ptr<grpc::ClientReader<pb::RecordChunk>> reader_;
   pb::RecordChunk chunk_;
   int next_ = 0;

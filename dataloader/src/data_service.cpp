@@ -40,6 +40,7 @@ struct Split {
 // Flow-control state of one open stream, shared with Ack.
 struct Credit {
   std::string subject;  // the data token's subject that opened it: only it may acknowledge
+  std::string client;   // whose share it counts in (the subject, or the peer without tokens)
   std::mutex mutex;
   std::condition_variable acked_changed;
   int64_t acked = 0;
@@ -73,8 +74,15 @@ class DataServer::Impl final : public pb::DataService::Service {
                      .Add({})),
         rejected_family_(prometheus::BuildCounter()
                              .Name("maestro_data_requests_rejected_total")
-                             .Help("Requests answered with an error, by status code")
+                             .Help("Requests refused or failed, by status code name (normal "
+                                   "stream ends and client cancellations are not counted here)")
                              .Register(*registry_)),
+        ended_family_(prometheus::BuildCounter()
+                          .Name("maestro_data_streams_ended_total")
+                          .Help("Streams ended, by outcome: completed, cancelled (by the "
+                                "client), idle (no acknowledgement for "
+                                "--stream-idle-timeout-s), error")
+                          .Register(*registry_)),
         auth_failures_(prometheus::BuildCounter()
                            .Name("maestro_data_auth_failures_total")
                            .Help("Calls refused for their credential, by reason (missing, "
@@ -147,6 +155,18 @@ class DataServer::Impl final : public pb::DataService::Service {
     // silently instead of failing.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(64 << 10);  // requests are small: RESOURCE_EXHAUSTED beyond
+    // Every stream holds a thread of the synchronous server while it lasts: bounded by
+    // max_streams (checked per call) plus room for the unary calls.
+    if (options_.max_streams <= 0) return InvalidArgumentError("--max-streams: at least 1");
+    if (options_.max_streams_per_client <= 0) {
+      options_.max_streams_per_client = std::max<int64_t>(1, options_.max_streams / 4);
+    }
+    if (!(options_.stream_idle_timeout_s > 0)) {
+      return InvalidArgumentError("--stream-idle-timeout-s: must be positive");
+    }
+    grpc::ResourceQuota quota("maestro-data");
+    quota.SetMaxThreads(static_cast<int>(options_.max_streams + 32));
+    builder.SetResourceQuota(quota);
     builder.AddListeningPort(options_.listen, credentials, &port_);
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();
@@ -219,7 +239,9 @@ class DataServer::Impl final : public pb::DataService::Service {
       std::lock_guard<std::mutex> lock(streams_mutex_);
       auto it = open_streams_.find(request->stream_id());
       if (it == open_streams_.end()) {
-        return Reject(NotFoundError("no open stream " + request->stream_id()));
+        // The stream ended on the server (its limit reached, or the client cancelled it): a
+        // normal end, not counted as a rejection.
+        return ToGrpcStatus(NotFoundError("no open stream " + request->stream_id()));
       }
       credit = it->second;
     }
@@ -263,11 +285,26 @@ class DataServer::Impl final : public pb::DataService::Service {
                                                           : options_.default_in_flight_bytes;
     auto credit = std::make_shared<Credit>();
     credit->subject = subject;
+    credit->client = subject.empty() ? PeerHost(context->peer()) : subject;
     {
       std::lock_guard<std::mutex> lock(streams_mutex_);
-      if (!open_streams_.emplace(open->stream_id(), credit).second) {
+      if (open_streams_.count(open->stream_id()) > 0) {
         return Reject(InvalidArgumentError("stream_id " + open->stream_id() + " is in use"));
       }
+      if (static_cast<int64_t>(open_streams_.size()) >= options_.max_streams) {
+        return Reject(ResourceExhaustedError(
+            "the data service serves " + std::to_string(options_.max_streams) +
+            " streams at once (--max-streams), all in use: retry later"));
+      }
+      int64_t held = 0;
+      for (const auto& [id, other] : open_streams_) held += other->client == credit->client;
+      if (held >= options_.max_streams_per_client) {
+        return Reject(ResourceExhaustedError(credit->client + " holds " + std::to_string(held) +
+                                             " streams, its share of " +
+                                             std::to_string(options_.max_streams_per_client) +
+                                             " (--max-streams-per-client): retry when one ends"));
+      }
+      open_streams_.emplace(open->stream_id(), credit);
     }
     clients_.Increment();
     streams_.Increment();
@@ -283,7 +320,12 @@ class DataServer::Impl final : public pb::DataService::Service {
     // per-thread arenas. Returning it when the server goes idle keeps a long-running service
     // at its baseline after bursts of clients.
     if (last) malloc_trim(0);
-    if (!status.ok()) Rejected(status.error_code());
+    const char* outcome = status.ok()                                                  ? "completed"
+                          : status.error_code() == grpc::StatusCode::CANCELLED         ? "cancelled"
+                          : status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? "idle"
+                                                                                       : "error";
+    ended_family_.Add({{"outcome", outcome}}).Increment();
+    if (std::string(outcome) == "error") Rejected(status.error_code());
     return status;
   }
 
@@ -335,6 +377,8 @@ class DataServer::Impl final : public pb::DataService::Service {
       return ok;
     };
     StreamedRecord record;
+    const auto idle_limit = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(options_.stream_idle_timeout_s));
     for (;;) {
       const auto started = Clock::now();
       auto more = stream.Next(record);
@@ -342,12 +386,25 @@ class DataServer::Impl final : public pb::DataService::Service {
       if (!more.ok()) return ToGrpcStatus(more.status());
       if (!*more) break;
       const auto size = static_cast<int64_t>(record.value.size());
-      // Wait until the record fits the bound (or nothing is outstanding).
+      // Wait until the record fits the bound (or nothing is outstanding); a client silent for
+      // the idle timeout loses its stream (and the thread it holds).
+      auto waiting_since = Clock::now();
+      int64_t acked_then = -1;
       for (;;) {
         {
           std::unique_lock<std::mutex> lock(credit.mutex);
           const int64_t outstanding = reserved - credit.acked;
           if (outstanding + size <= bound || outstanding <= 0) break;
+          if (credit.acked != acked_then) {
+            acked_then = credit.acked;
+            waiting_since = Clock::now();
+          } else if (Clock::now() - waiting_since > idle_limit) {
+            return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                "no acknowledgement for " +
+                                    std::to_string(options_.stream_idle_timeout_s) +
+                                    " s (--stream-idle-timeout-s): stream closed; reopen it "
+                                    "from its cursor");
+          }
           if (chunk.records_size() == 0) {
             credit.acked_changed.wait_for(lock, std::chrono::milliseconds(100));
           }
@@ -412,7 +469,13 @@ class DataServer::Impl final : public pb::DataService::Service {
   }
 
   void Rejected(grpc::StatusCode code) {
-    rejected_family_.Add({{"code", std::to_string(static_cast<int>(code))}}).Increment();
+    rejected_family_.Add({{"code", GrpcCodeName(code)}}).Increment();
+  }
+
+  // "ipv4:10.0.0.3:51234" -> "ipv4:10.0.0.3": one client however many connections it opens.
+  static std::string PeerHost(const std::string& peer) {
+    const size_t colon = peer.rfind(':');
+    return colon == std::string::npos || colon < 5 ? peer : peer.substr(0, colon);
   }
 
   grpc::Status Reject(const Status& status) {
@@ -431,6 +494,7 @@ class DataServer::Impl final : public pb::DataService::Service {
   prometheus::Gauge& clients_;
   prometheus::Counter& streams_;
   prometheus::Family<prometheus::Counter>& rejected_family_;
+  prometheus::Family<prometheus::Counter>& ended_family_;
   prometheus::Family<prometheus::Counter>& auth_failures_;
   prometheus::Histogram& read_latency_;
   std::string token_key_;  // empty: --insecure

@@ -46,8 +46,12 @@ std::string Find(const std::string& dir, const std::string& stem) {
 
 }  // namespace
 
-Result<std::unique_ptr<Dataset>> OpenFashionMnist(const std::string& dir,
-                                                  const std::string& split) {
+Result<std::unique_ptr<Dataset>> OpenFashionMnist(const std::string& dir, const std::string& split,
+                                                  int64_t num_classes) {
+  if (num_classes < 1 || num_classes > 256) {
+    return InvalidArgumentError("num_classes " + std::to_string(num_classes) +
+                                " is outside [1, 256] (IDX labels are bytes)");
+  }
   std::string prefix;
   if (split == "train")
     prefix = "train";
@@ -60,8 +64,13 @@ Result<std::unique_ptr<Dataset>> OpenFashionMnist(const std::string& dir,
   if (images.dims.size() != 3 || labels.dims.size() != 1 || images.dims[0] != labels.dims[0]) {
     return DataLossError(dir + ": image and label files of split '" + split + "' do not agree");
   }
-  int64_t num_classes = 0;
-  for (uint8_t label : labels.data) num_classes = std::max<int64_t>(num_classes, label + 1);
+  for (size_t i = 0; i < labels.data.size(); ++i) {
+    if (labels.data[i] >= num_classes) {
+      return DataLossError(dir + ": label " + std::to_string(labels.data[i]) + " of image " +
+                           std::to_string(i) + " of split '" + split + "' is not below the " +
+                           std::to_string(num_classes) + " classes");
+    }
+  }
   Sha256 hasher;
   hasher.Update(
       std::string_view(reinterpret_cast<const char*>(images.data.data()), images.data.size()));

@@ -222,8 +222,11 @@ Result<std::unique_ptr<RecordSource>> OpenImageFolder(const std::string& split_d
     MAESTRO_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(class_dir));
     std::sort(names.begin(), names.end());
     for (const auto& name : names) {
-      if (!name.starts_with(".") && !IsDirectory(class_dir + "/" + name))
-        files.emplace_back(class_dir + "/" + name, label);
+      const std::string file = class_dir + "/" + name;
+      if (name.starts_with(".") || IsDirectory(file)) continue;
+      // A FIFO would block the reader for ever, a device read without end.
+      MAESTRO_RETURN_IF_ERROR(CheckRegularFile(file));
+      files.emplace_back(file, label);
     }
   }
   if (classes.empty()) {

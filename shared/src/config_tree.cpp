@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <regex>
 
 #include "maestro/shared/file_util.h"
 
@@ -14,13 +13,54 @@
 namespace maestro {
 namespace {
 
-const std::regex& IntPattern() {
-  static const std::regex pattern(R"([-+]?[0-9]+)");
-  return pattern;
+// Plain scalars are typed by hand-written scanners (std::regex recursed once per character: a
+// long digit string overflowed the stack).
+size_t Digits(std::string_view s, size_t i) {
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  return i;
 }
-const std::regex& FloatPattern() {
-  static const std::regex pattern(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  return pattern;
+
+// [-+]?[0-9]+
+bool IsIntText(std::string_view s) {
+  const size_t start = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  return s.size() > start && Digits(s, start) == s.size();
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsFloatText(std::string_view s) {
+  size_t i = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  const size_t whole = Digits(s, i);
+  if (whole > i) {
+    i = whole;
+    if (i < s.size() && s[i] == '.') i = Digits(s, i + 1);
+  } else {
+    if (i >= s.size() || s[i] != '.') return false;
+    const size_t fraction = Digits(s, i + 1);
+    if (fraction == i + 1) return false;
+    i = fraction;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    const size_t exponent = Digits(s, i);
+    if (exponent == i) return false;
+    i = exponent;
+  }
+  return i == s.size();
+}
+
+// Budgets of one config tree: YAML aliases share nodes, so a small file can describe a tree of
+// billions ("billion laughs"); expanding it is refused past these.
+constexpr int64_t kMaxConfigNodes = 200000;
+constexpr int kMaxConfigDepth = 64;
+
+// ParseConfigText; `syntax_error` tells a text that is not YAML (or JSON) from one refused
+// for its content.
+Result<Json> ParseText(std::string_view text, const std::string& source, bool* syntax_error);
+
+std::string Shorten(std::string_view s) {
+  if (s.size() <= 24) return std::string(s);
+  return std::string(s.substr(0, 16)) + "... (" + std::to_string(s.size()) + " characters)";
 }
 
 std::string TypeName(const Json& value) {
@@ -34,18 +74,31 @@ std::string TypeName(const Json& value) {
 }
 
 #ifdef MAESTRO_HAVE_YAML_CPP
-Json FromYaml(const YAML::Node& node) {
+// `nodes` counts the tree's nodes as they are made (aliases expanded).
+Json FromYaml(const YAML::Node& node, int64_t& nodes, int depth) {
+  if (++nodes > kMaxConfigNodes) {
+    throw Error(InvalidArgumentError("the config expands to more than " +
+                                     std::to_string(kMaxConfigNodes) +
+                                     " values (YAML aliases are expanded; at most that many)"));
+  }
+  if (depth > kMaxConfigDepth) {
+    throw Error(InvalidArgumentError("the config nests deeper than " +
+                                     std::to_string(kMaxConfigDepth) + " levels"));
+  }
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return Json();
-    case YAML::NodeType::Scalar:
+    case YAML::NodeType::Scalar: {
       // Quoted scalars carry the "!" tag and stay strings.
       if (node.Tag() == "!") return Json(node.Scalar());
-      return ParseConfigScalar(node.Scalar());
+      auto value = ParseConfigScalar(node.Scalar());
+      if (!value.ok()) throw Error(value.status());
+      return *value;
+    }
     case YAML::NodeType::Sequence: {
       Json::Array array;
-      for (const auto& item : node) array.push_back(FromYaml(item));
+      for (const auto& item : node) array.push_back(FromYaml(item, nodes, depth + 1));
       return Json(std::move(array));
     }
     case YAML::NodeType::Map: {
@@ -53,7 +106,7 @@ Json FromYaml(const YAML::Node& node) {
       for (const auto& item : node) {
         std::string key = item.first.Scalar();
         if (object.count(key)) throw Error(InvalidArgumentError("duplicate key '" + key + "'"));
-        object.emplace(std::move(key), FromYaml(item.second));
+        object.emplace(std::move(key), FromYaml(item.second, nodes, depth + 1));
       }
       return Json(std::move(object));
     }
@@ -64,20 +117,34 @@ Json FromYaml(const YAML::Node& node) {
 
 }  // namespace
 
-Json ParseConfigScalar(std::string_view text) {
+Result<Json> ParseConfigScalar(std::string_view text) {
   std::string s(text);
   if (s.empty() || s == "null" || s == "~" || s == "Null" || s == "NULL") return Json();
   if (s == "true" || s == "True" || s == "TRUE") return Json(true);
   if (s == "false" || s == "False" || s == "FALSE") return Json(false);
-  if (std::regex_match(s, IntPattern())) {
-    errno = 0;
-    long long v = std::strtoll(s.c_str(), nullptr, 10);
-    if (errno != ERANGE) return Json(static_cast<int64_t>(v));
+  const bool is_int = IsIntText(s);
+  if (is_int || IsFloatText(s)) {
+    if (s.size() > kMaxNumberChars) {
+      return InvalidArgumentError("the number " + Shorten(s) + " is longer than " +
+                                  std::to_string(kMaxNumberChars) + " characters");
+    }
+    if (is_int) {
+      errno = 0;
+      long long v = std::strtoll(s.c_str(), nullptr, 10);
+      if (errno != ERANGE) return Json(static_cast<int64_t>(v));
+    }
+    const double v = std::strtod(s.c_str(), nullptr);
+    if (!std::isfinite(v)) {
+      return InvalidArgumentError("the number " + Shorten(s) + " is out of a double's range");
+    }
+    return Json(v);
   }
-  if (std::regex_match(s, FloatPattern())) return Json(std::strtod(s.c_str(), nullptr));
   if ((s.front() == '[' && s.back() == ']') || (s.front() == '{' && s.back() == '}')) {
-    auto flow = ParseConfigText(s, "value");
+    bool syntax_error = false;
+    auto flow = ParseText(s, "value", &syntax_error);
     if (flow.ok()) return *flow;
+    // Not flow syntax: a plain string. A budget or a number refused inside it: the error.
+    if (!syntax_error) return flow.status();
   }
   if (s.size() >= 2 &&
       ((s.front() == '"' && s.back() == '"') || (s.front() == '\'' && s.back() == '\''))) {
@@ -87,6 +154,13 @@ Json ParseConfigScalar(std::string_view text) {
 }
 
 Result<Json> ParseConfigText(std::string_view text, const std::string& source) {
+  bool syntax_error = false;
+  return ParseText(text, source, &syntax_error);
+}
+
+namespace {
+
+Result<Json> ParseText(std::string_view text, const std::string& source, bool* syntax_error) {
   // A JSON document (what the coordinator writes for its trainers) reads as JSON exactly: its
   // strings stay strings and its numbers keep their type.
   const size_t first = text.find_first_not_of(" \t\r\n");
@@ -97,10 +171,12 @@ Result<Json> ParseConfigText(std::string_view text, const std::string& source) {
 #ifdef MAESTRO_HAVE_YAML_CPP
   try {
     YAML::Node root = YAML::Load(std::string(text));
-    Json tree = FromYaml(root);
+    int64_t nodes = 0;
+    Json tree = FromYaml(root, nodes, 0);
     if (tree.is_null()) return Json(Json::Object{});  // an empty file
     return tree;
   } catch (const YAML::Exception& e) {
+    *syntax_error = true;
     return InvalidArgumentError(source + ": " + e.what());
   } catch (const Error& e) {
     return e.status().WithContext(source);
@@ -108,12 +184,15 @@ Result<Json> ParseConfigText(std::string_view text, const std::string& source) {
 #else
   auto tree = Json::Parse(text);
   if (!tree.ok()) {
+    *syntax_error = true;
     return InvalidArgumentError(source + ": " + tree.status().message() +
                                 " (this build has no YAML library: write the config as JSON)");
   }
   return tree;
 #endif
 }
+
+}  // namespace
 
 Result<Json> LoadConfigFile(const std::string& path) {
   MAESTRO_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
@@ -125,9 +204,10 @@ Status ApplyConfigOverride(Json& tree, std::string_view assignment) {
   if (eq == std::string_view::npos || eq == 0) {
     return InvalidArgumentError("override '" + std::string(assignment) + "' is not key=value");
   }
-  return SetConfigValue(tree, assignment.substr(0, eq),
-                        ParseConfigScalar(assignment.substr(eq + 1)))
-      .WithContext("override");
+  auto value = ParseConfigScalar(assignment.substr(eq + 1));
+  if (!value.ok())
+    return value.status().WithContext("override " + std::string(assignment.substr(0, eq)));
+  return SetConfigValue(tree, assignment.substr(0, eq), std::move(*value)).WithContext("override");
 }
 
 Status SetConfigValue(Json& tree, std::string_view dotted, Json value) {

@@ -175,6 +175,19 @@ Result<std::vector<std::string>> ListDirectory(const std::string& path) {
   return names;
 }
 
+Status CheckRegularFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat", path);
+  if (S_ISREG(st.st_mode)) return OkStatus();
+  const char* what = S_ISFIFO(st.st_mode)   ? "a FIFO"
+                     : S_ISCHR(st.st_mode)  ? "a character device"
+                     : S_ISBLK(st.st_mode)  ? "a block device"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                     : S_ISDIR(st.st_mode)  ? "a folder"
+                                            : "not a regular file";
+  return InvalidArgumentError(path + " is " + what + ": only regular files are read");
+}
+
 Result<int64_t> FileSize(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("cannot stat", path);

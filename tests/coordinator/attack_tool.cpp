@@ -14,6 +14,7 @@
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
 #include "maestro/shared/grpc_auth.h"
+#include "maestro/shared/grpc_status.h"
 #include "maestro/shared/status.h"
 #include "maestro/shared/version.h"
 
@@ -100,11 +101,6 @@ int main(int argc, char** argv) {
     std::cerr << "unknown attack " << attack << "\n";
     return 2;
   }
-  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-                                 "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
-  std::cout << kNames[status.error_code()] << " " << status.error_message() << std::endl;
+  std::cout << maestro::GrpcCodeName(status.error_code()) << " " << status.error_message() << std::endl;
   return 0;
 }

@@ -270,7 +270,7 @@ TEST(ExperimentTest, AHugeGridIsRefusedNotExpanded) {
       "  a.z: {type: int, minval: 0, maxval: 999, count: 1000}\n";
   auto search = MakeSearchMethod(Parse(yaml));
   ASSERT_FALSE(search.ok());
-  EXPECT_NE(search.status().message().find("more than 1000000 cells"), std::string::npos);
+  EXPECT_NE(search.status().message().find("more than 100000 cells"), std::string::npos);
 }
 
 }  // namespace

@@ -527,5 +527,122 @@ TEST_F(DataServiceTest, NoCredentialsNeedInsecureOnLoopback) {
       << remote.status().ToString();
 }
 
+// Threads of this process now (the in-process server's included).
+int64_t ThreadCount() {
+  auto tasks = ListDirectory("/proc/self/task");
+  return tasks.ok() ? static_cast<int64_t>(tasks->size()) : -1;
+}
+
+// Streams are served from a bounded pool with a per-client share; idle streams end; a client
+// refused for a busy service waits and is served; the metrics tell completions, cancellations,
+// idle ends and rejections apart, with code names.
+TEST_F(DataServiceTest, StreamsComeFromABoundedPoolWithAShareEachAndIdleOnesEnd) {
+  DataServerOptions options;
+  options.datasets = {{"varied", *root_ + "/varied"}};
+  options.metrics_listen = "127.0.0.1:0";
+  options.credentials_dir = *root_ + "/cluster";
+  options.chunk_bytes = 4 << 10;
+  options.max_streams = 8;
+  options.max_streams_per_client = 3;
+  options.stream_idle_timeout_s = 1.5;
+  auto started = DataServer::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<DataServer> server = std::move(*started);
+  const std::string address = "127.0.0.1:" + std::to_string(server->port());
+  auto channel_for = [&](const std::string& subject) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = *ReadFile(*root_ + "/cluster/ca.crt");
+    return grpc::CreateChannel(address, grpc::CompositeChannelCredentials(
+                                            grpc::SslCredentials(tls),
+                                            grpc::AccessTokenCredentials(Token(600000, subject))));
+  };
+  // A stalled stream: its first chunk read, nothing acknowledged.
+  struct Held {
+    std::unique_ptr<pb::DataService::Stub> stub;
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::ClientReader<pb::RecordChunk>> reader;
+    bool served = false;
+  };
+  int next_id = 0;
+  auto open = [&](const std::string& subject) {
+    Held held;
+    held.stub = pb::DataService::NewStub(channel_for(subject));
+    held.context = std::make_unique<grpc::ClientContext>();
+    pb::StreamOpen request;
+    request.mutable_ref()->set_dataset("varied");
+    request.mutable_ref()->set_split("train");
+    request.set_global_batch(40);
+    request.set_world_size(1);
+    request.set_max_in_flight_bytes(8000);
+    request.set_stream_id("held-" + std::to_string(next_id++));
+    held.reader = held.stub->Stream(held.context.get(), request);
+    pb::RecordChunk chunk;
+    held.served = held.reader->Read(&chunk);
+    return held;
+  };
+  auto refusal = [](Held& held) {
+    pb::RecordChunk chunk;
+    while (held.reader->Read(&chunk)) {
+    }
+    return held.reader->Finish();
+  };
+  const int64_t threads_before = ThreadCount();
+  std::vector<Held> held;
+  for (int i = 0; i < 3; ++i) held.push_back(open("client-a"));
+  for (const auto& h : held) EXPECT_TRUE(h.served);
+  Held fourth = open("client-a");  // over client-a's share
+  ASSERT_FALSE(fourth.served);
+  grpc::Status s = refusal(fourth);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("client-a holds 3 streams, its share of 3"), std::string::npos)
+      << s.error_message();
+  for (int i = 0; i < 3; ++i) held.push_back(open("client-b"));
+  for (int i = 0; i < 2; ++i) held.push_back(open("client-c"));
+  for (const auto& h : held) EXPECT_TRUE(h.served);
+  // The pool is full: 300 more attempts from 100 clients are refused, and hold no thread.
+  int refused = 0;
+  for (int i = 0; i < 300; ++i) {
+    Held extra = open("client-x" + std::to_string(i % 100));
+    if (!extra.served && refusal(extra).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++refused;
+    }
+  }
+  EXPECT_EQ(refused, 300);
+  EXPECT_LE(ThreadCount(), threads_before + 8 + 40) << "threads: " << threads_before << " before";
+
+  // A trainer's client refused for a busy service waits and retries; it is served once the
+  // idle streams end (1.5 s without an acknowledgement).
+  auto waiting = ConnectDataService(address, "varied", "train", DataClientOptions());
+  ASSERT_TRUE(waiting.ok()) << waiting.status().ToString();
+  auto records = Stream(**waiting, StreamSpec{0, 40, 0, 1, 0, 0, 200});
+  EXPECT_EQ(records.size(), 200u);
+  for (auto& h : held) {
+    grpc::Status ended = refusal(h);
+    EXPECT_EQ(ended.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << ended.error_message();
+    EXPECT_NE(ended.error_message().find("--stream-idle-timeout-s"), std::string::npos);
+  }
+  // A client that cancels its stream.
+  Held cancelled = open("client-a");
+  ASSERT_TRUE(cancelled.served);
+  cancelled.context->TryCancel();
+  (void)refusal(cancelled);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+
+  const std::string metrics = HttpGetMetrics(server->metrics_port());
+  EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"idle\"}"), 8)
+      << metrics;
+  EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"completed\"}"), 1);
+  EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"cancelled\"}"), 1);
+  // The fourth of client-a, the 300, and at least one of the waiting client's tries.
+  EXPECT_GE(
+      MetricValue(metrics, "maestro_data_requests_rejected_total{code=\"RESOURCE_EXHAUSTED\"}"),
+      302);
+  // Neither the completed stream's last acknowledgement (NOT_FOUND) nor the cancellation is a
+  // rejection.
+  EXPECT_EQ(MetricValue(metrics, "maestro_data_requests_rejected_total{code=\"NOT_FOUND\"}"), -1);
+  EXPECT_EQ(MetricValue(metrics, "maestro_data_requests_rejected_total{code=\"CANCELLED\"}"), -1);
+  EXPECT_EQ(metrics.find("code=\"8\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace maestro::dataloader

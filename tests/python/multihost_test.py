@@ -28,7 +28,6 @@ Exit status 0 when everything holds.
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -36,10 +35,9 @@ import sys
 import threading
 import time
 
-from run_util import Checker, Credentials, start_listening
+from run_util import Checker, Credentials, ingest_fmnist, start_listening
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-FMNIST = "/usr/share/datasets/fashion-mnist"
 SUBNET = "10.231.0"
 HOSTS = {"ctl": 2, "w1": 3, "w2": 4, "atk": 5}
 
@@ -128,8 +126,7 @@ def main():
     os.makedirs(outside)
     try:
         shards = os.path.join(data_root, "fmnist")
-        subprocess.run([args.maestro, "data", "ingest", "--format", "idx", "--src", FMNIST, "--out", shards,
-                        "--split", "train", "--shards", "2"], check=True, capture_output=True, timeout=300)
+        ingest_fmnist(args.maestro, shards)
         credentials = Credentials(args.maestro, args.dir, hosts=[addr("ctl")])
         env = dict(os.environ)
 

@@ -58,19 +58,19 @@ class Cluster:
         self.workers = {}
         self.credentials = Credentials(args.maestro, self.dir)
 
-    def start_coordinator(self):
+    def start_coordinator(self, worker_timeout_s=20, heartbeat_ms=300):
         self.coordinator, m = start_listening(
             [self.args.coordinator, "--db", self.db, "--runs", self.runs, "--listen", self.address,
-             "--data-root", self.dir,
-             "--metrics-listen", "127.0.0.1:0", "--heartbeat-ms", "300", "--worker-timeout-s", "20",
+             "--data-root", self.dir, "--metrics-listen", "127.0.0.1:0", "--heartbeat-ms", str(heartbeat_ms),
+             "--worker-timeout-s", str(worker_timeout_s),
              "--grace-s", "10", *self.credentials.server_args()],
             r"listening on port (\d+), metrics on port (\d+)")
         self.metrics_port = int(m.group(2))
         threading.Thread(target=self.coordinator.stdout.read, daemon=True).start()
 
-    def start_worker(self, name, train_binary=None):
+    def start_worker(self, name, train_binary=None, slots=1):
         log = open(os.path.join(self.dir, f"{name}.log"), "a")
-        command = [self.args.worker, "--coordinator", self.address, "--id", name, "--slots", "1",
+        command = [self.args.worker, "--coordinator", self.address, "--id", name, "--slots", str(slots),
                    "--work-dir", os.path.join(self.dir, name), "--runs-root", self.runs,
                    "--data-root", self.dir,
                    *self.credentials.worker_args(self.address, name)]

@@ -18,6 +18,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def ingest_fmnist(maestro, out, split="train", shards=2):
+    """Debian's Fashion-MNIST split ingested into RocksDB shards under `out` (`maestro data
+    ingest`); returns `out`."""
+    subprocess.run([maestro, "data", "ingest", "--format", "idx", "--src", "/usr/share/datasets/fashion-mnist",
+                    "--out", out, "--split", split, "--shards", str(shards)], check=True, capture_output=True,
+                   timeout=300)
+    return out
+
+
 def checkpoint_path(out_dir, step):
     return os.path.join(out_dir, "checkpoints", f"step-{step:012d}")
 

@@ -229,7 +229,7 @@ def main():
         check.expect("does not verify against the cluster CA" in said and "registered" not in said,
                      f"a worker refuses a coordinator whose certificate another CA signed, saying why: "
                      f"{said.strip().splitlines()[0][-160:] if said.strip() else '(nothing)'}")
-        check.expect(sorted(os.listdir(fooled_work)) == ["configs", "logs", "secrets"]
+        check.expect(sorted(os.listdir(fooled_work)) == ["configs", "lease", "logs", "secrets"]
                      and not os.listdir(os.path.join(fooled_work, "logs"))
                      and not os.path.exists(os.path.join(impostor_dir, "runs", "trial-1")),
                      "it created nothing for the impostor")

@@ -39,6 +39,10 @@ int DataIngest(int argc, char** argv) {
             "imagefolder: original (the files' bytes unchanged) or reencode (short side shrunk "
             "to --short-side, baseline 4:2:0 RGB JPEG at --quality: 2-3x fewer bytes)");
   flags.Add("short-side", &folder.short_side, "reencode: the short side's length in pixels");
+  int64_t num_classes = 10;
+  flags.Add("num-classes", &num_classes,
+            "idx: the number of classes (IDX files declare none; a label at or above it is an "
+            "error)");
   flags.Add("quality", &quality, "reencode: JPEG quality");
   ParseFlagsOrExit(flags, argc - 2, argv + 2);
   if (out.empty()) throw Error(InvalidArgumentError("--out is required"));
@@ -55,7 +59,7 @@ int DataIngest(int argc, char** argv) {
   std::unique_ptr<dataloader::RecordSource> records;
   std::string name;
   if (format == "idx") {
-    auto opened = dataloader::OpenFashionMnist(src, split);
+    auto opened = dataloader::OpenFashionMnist(src, split, num_classes);
     if (!opened.ok()) throw Error(opened.status());
     idx = std::move(*opened);
     records = dataloader::RawRecords(*idx);

@@ -90,7 +90,16 @@ int Serve(int argc, char** argv) {
             "gRPC address host:port (0.0.0.0:PORT for other machines; port 0: any free port, "
             "printed at start)");
   flags.Add("metrics-listen", &options.metrics_listen,
-            "Prometheus /metrics address host:port (empty: no /metrics)");
+            "Prometheus /metrics address host:port, a loopback address only (empty: no "
+            "/metrics)");
+  flags.Add("max-streams", &options.max_streams,
+            "streams served at once (each holds a thread); beyond: RESOURCE_EXHAUSTED, and "
+            "trainers wait and retry");
+  flags.Add("max-streams-per-client", &options.max_streams_per_client,
+            "streams one client (a data token's subject) may hold at once (0: a quarter of "
+            "--max-streams)");
+  flags.Add("stream-idle-timeout-s", &options.stream_idle_timeout_s,
+            "a stream whose client acknowledges nothing for this long is closed");
   flags.Add("max-in-flight-bytes", &in_flight,
             "default bound on record bytes sent to a stream and not yet acknowledged");
   flags.Add("credentials", &options.credentials_dir,

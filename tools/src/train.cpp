@@ -6,12 +6,18 @@
 // Exit statuses: worker/engine/include/maestro/engine/exit_status.h (docs/training.md).
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "maestro/engine/config.h"
@@ -44,6 +50,52 @@ classify.eval_split after every epoch and write result.json when done.
 Exit status: 0 completed, 2 permanent failure (bad config or data, non-finite loss),
 3 preempted (SIGTERM/SIGINT: checkpoint written), 4 retryable failure.
 )";
+
+// A trainer started by a worker daemon stops itself when that daemon stops renewing its lease
+// (frozen, killed, cut off): the coordinator declares such a worker lost after its worker
+// timeout and starts the trial elsewhere, so this process must be gone by then, whether it is
+// the worker's child or an mpirun rank. The worker touches MAESTRO_LEASE_FILE at every answer
+// from the coordinator; past half of MAESTRO_LEASE_TIMEOUT_MS without a touch this process
+// sends itself SIGTERM (a checkpoint, exit 3), past 90% it exits at once.
+void StartLeaseWatchdog() {
+  const char* file = std::getenv("MAESTRO_LEASE_FILE");
+  const char* timeout = std::getenv("MAESTRO_LEASE_TIMEOUT_MS");
+  if (file == nullptr || *file == '\0' || timeout == nullptr) return;
+  const int64_t timeout_ms = std::atoll(timeout);
+  if (timeout_ms <= 0) return;
+  std::thread([path = std::string(file), timeout_ms] {
+    bool asked = false;
+    while (true) {
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min<int64_t>(200, timeout_ms / 20)));
+      struct stat info {};
+      int64_t age_ms = 0;
+      if (stat(path.c_str(), &info) == 0) {
+        timespec now{};
+        clock_gettime(CLOCK_REALTIME, &now);
+        age_ms = (now.tv_sec - info.st_mtim.tv_sec) * 1000 +
+                 (now.tv_nsec - info.st_mtim.tv_nsec) / 1000000;
+      } else {
+        age_ms = timeout_ms;  // the lease is gone: so is the worker's claim on this trial
+      }
+      if (age_ms >= timeout_ms * 9 / 10) {
+        std::fprintf(stderr,
+                     "maestro-train: the worker's lease is %lld ms old (its timeout %lld ms): "
+                     "exiting now, before the trial starts elsewhere\n",
+                     static_cast<long long>(age_ms), static_cast<long long>(timeout_ms));
+        std::_Exit(maestro::engine::kExitPreempted);
+      }
+      if (age_ms >= timeout_ms / 2 && !asked) {
+        asked = true;
+        std::fprintf(stderr,
+                     "maestro-train: the worker daemon has not renewed its lease for %lld ms: "
+                     "stopping at a checkpoint\n",
+                     static_cast<long long>(age_ms));
+        kill(getpid(), SIGTERM);
+      }
+    }
+  }).detach();
+}
 
 }  // namespace
 
@@ -104,5 +156,6 @@ int main(int argc, char** argv) {
     if (getppid() == 1) return maestro::engine::kExitRetryableFailure;
   }
   maestro::engine::TuneHostAllocatorForTraining();
+  StartLeaseWatchdog();
   return maestro::engine::RunTraining(*config, options, std::cout);
 }

@@ -1,15 +1,16 @@
 #include "maestro/worker/daemon.h"
 
 #include <arpa/inet.h>
-#include <limits.h>
-#include <sys/stat.h>
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -137,6 +138,10 @@ class WorkerDaemon::Impl {
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/logs"));
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/configs"));
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/secrets"));
+    lease_file_ = options_.work_dir + "/lease";
+    MAESTRO_RETURN_IF_ERROR(WriteFileAtomic(lease_file_,
+                                            "renewed at every answer of the "
+                                            "coordinator; trainers check it\n"));
     chmod((options_.work_dir + "/secrets").c_str(), 0700);
     if (!options_.ca_file.empty()) {
       char resolved[PATH_MAX];
@@ -155,7 +160,7 @@ class WorkerDaemon::Impl {
     grpc::ChannelArguments arguments;
     arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 300);
     channel_ = grpc::CreateCustomChannel(options_.coordinator, credentials, arguments);
     stub_ = pb::Coordinator::NewStub(channel_);
     return OkStatus();
@@ -188,7 +193,10 @@ class WorkerDaemon::Impl {
       }
       if (!session_.empty() && Clock::now() >= next_heartbeat) {
         Heartbeat(shutting_down);
-        next_heartbeat = Clock::now() + std::chrono::milliseconds(heartbeat_ms_);
+        // After a failure, try again at once: the call itself waits (up to its deadline) for
+        // the channel to connect, so a coordinator back from a restart is heard from within
+        // its reconnection backoff, well inside the lease.
+        next_heartbeat = Clock::now() + std::chrono::milliseconds(reachable_ ? heartbeat_ms_ : 0);
         if (!session_.empty()) ReportExits();
       }
       UpdateMetrics();
@@ -239,11 +247,12 @@ class WorkerDaemon::Impl {
     }
     if (!status.ok()) {
       Unreachable(status);
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
       return 0;
     }
     reachable_ = true;
     last_contact_ = Clock::now();
+    RenewLease();
     lease_stopped_ = false;
     session_ = response.session_id();
     heartbeat_ms_ = std::max<int64_t>(50, response.heartbeat_interval_ms());
@@ -266,6 +275,10 @@ class WorkerDaemon::Impl {
     }
     reachable_ = false;
   }
+
+  // The lease file's time is now: this worker's trainers run on (StartLeaseWatchdog in
+  // maestro-train stops them once it is older than half the coordinator's worker timeout).
+  void RenewLease() { utimensat(AT_FDCWD, lease_file_.c_str(), nullptr, 0); }
 
   // Every call to the coordinator: bounded by RpcTimeoutMs, and waiting for the channel to be
   // ready within it. A fail-fast call on a channel in TRANSIENT_FAILURE returns at once without
@@ -395,9 +408,16 @@ class WorkerDaemon::Impl {
       Unreachable(status);
       return;
     }
-    if (!reachable_) Say("coordinator reachable again");
+    if (!reachable_) {
+      Say("coordinator reachable again, " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_contact_)
+                  .count()) +
+          " ms after its last answer");
+    }
     reachable_ = true;
     last_contact_ = Clock::now();
+    RenewLease();
     lease_stopped_ = false;
     if (response.reregister()) {
       Say("the coordinator does not know this session (it restarted, or declared this worker "
@@ -500,6 +520,8 @@ class WorkerDaemon::Impl {
     }
     if (!options_.ca_file.empty()) env.push_back("MAESTRO_CA=" + options_.ca_file);
     env.push_back("MAESTRO_TOKEN_FILE=");  // the worker's own credential is not the trainer's
+    env.push_back("MAESTRO_LEASE_FILE=" + lease_file_);
+    env.push_back("MAESTRO_LEASE_TIMEOUT_MS=" + std::to_string(lease_ms_));
     // The torchrun-style environment of each local process: a multi-node gang's nodes get rank
     // 0's address and port from the coordinator; one node's local ranks meet on this machine.
     std::vector<std::vector<std::string>> local_env = {{}};
@@ -697,6 +719,7 @@ class WorkerDaemon::Impl {
   std::ostream* out_ = nullptr;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Coordinator::Stub> stub_;
+  std::string lease_file_;
   PathRoots write_roots_, read_roots_;  // --runs-root; --data-root and --runs-root (resolved)
   std::string session_;
   int64_t heartbeat_ms_ = 1000;

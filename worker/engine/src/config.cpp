@@ -339,7 +339,25 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
         c.data.crop_scale_max <= 1)) {
     d.Fail("crop_scale_min", "need 0 < crop_scale_min <= crop_scale_max <= 1");
   }
-  if (c.data.num_workers <= 0) d.Fail("num_workers", "must be positive");
+  if (c.data.num_workers <= 0 || c.data.num_workers > kMaxDataWorkers) {
+    d.Fail("num_workers", std::to_string(c.data.num_workers) + " is outside [1, " +
+                              std::to_string(kMaxDataWorkers) + "]");
+  }
+  if (c.run.threads < 0 || c.run.threads > kMaxThreads) {
+    r.Fail("threads", std::to_string(c.run.threads) + " is outside [0, " +
+                          std::to_string(kMaxThreads) + "] (0: LibTorch's default)");
+  }
+  if (c.optim.batch_size > kMaxBatchSize) {
+    o.Fail("batch_size",
+           std::to_string(c.optim.batch_size) + " is above " + std::to_string(kMaxBatchSize));
+  }
+  if (c.optim.accum_iter > kMaxAccumIter) {
+    o.Fail("accum_iter",
+           std::to_string(c.optim.accum_iter) + " is above " + std::to_string(kMaxAccumIter));
+  }
+  if (c.optim.epochs > kMaxEpochs) {
+    o.Fail("epochs", std::to_string(c.optim.epochs) + " is above " + std::to_string(kMaxEpochs));
+  }
   if (!c.data.service.empty() && c.data.source != "shards") {
     d.Fail("service", "streams shard datasets: set data.source: shards");
   }
@@ -358,7 +376,36 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
   if (c.dist.timeout_s <= 0) ds.Fail("timeout_s", "must be positive");
   MAESTRO_RETURN_IF_ERROR(root.Finish());
   MAESTRO_RETURN_IF_ERROR(c.model.Validate());
+  const double activations = ActivationBytesPerRank(c);
+  if (activations > kMaxActivationBytes) {
+    return InvalidArgumentError(
+        "optim.batch_size: about " + std::to_string(static_cast<int64_t>(activations / (1 << 30))) +
+        " GiB of activations per rank for batch_size " + std::to_string(c.optim.batch_size) +
+        " at this model size, above the " +
+        std::to_string(static_cast<int64_t>(kMaxActivationBytes / (1 << 30))) +
+        " GiB any one GPU or machine here holds");
+  }
   return c;
+}
+
+double ActivationBytesPerRank(const TrainConfig& c) {
+  const auto& m = c.model;
+  // Per layer and sample, a transformer block keeps about s*d*(34 + 5*a*s/d) bytes of 16-bit
+  // activations (Korthikanti et al. 2022); fp32 doubles it.
+  auto layer = [](double tokens, double width, double heads) {
+    return tokens * width * (34.0 + 5.0 * heads * tokens / width) * 2.0;
+  };
+  const double patches = static_cast<double>(m.num_patches());
+  const double visible = c.is_classification() ? patches + 1 : patches * (1 - m.mask_ratio) + 1;
+  double per_sample =
+      static_cast<double>(m.depth) *
+      layer(visible, static_cast<double>(m.embed_dim), static_cast<double>(m.num_heads));
+  if (!c.is_classification()) {
+    per_sample += static_cast<double>(m.decoder_depth) *
+                  layer(patches + 1, static_cast<double>(m.decoder_embed_dim),
+                        static_cast<double>(m.decoder_num_heads));
+  }
+  return per_sample * static_cast<double>(c.optim.batch_size);
 }
 
 Result<TrainConfig> LoadTrainConfig(const std::string& path,

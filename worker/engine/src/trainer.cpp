@@ -240,6 +240,16 @@ class Trainer {
       for (const auto& line : skipped)
         out_ << "warning: skipping corrupt checkpoint " << line << "\n";
       found = *latest;
+      if (!found && !skipped.empty()) {
+        // Checkpoints were written and none is valid: starting fresh would silently throw the
+        // run away (and a retry finds the same). The operator decides.
+        std::string each;
+        for (const auto& line : skipped) each += "\n  " + line;
+        return Failure{kExitPermanentFailure,
+                       "resume auto: " + std::to_string(skipped.size()) + " checkpoint(s) in " +
+                           storage_->uri() + " and none is valid:" + each +
+                           "\n(remove them to start fresh, or --resume a copy you trust)"};
+      }
       if (!found)
         out_ << "resume auto: no checkpoint in " << storage_->uri() << ", starting fresh\n";
     } else if (!options_.resume.empty()) {

@@ -25,6 +25,20 @@ Result<MaskSampling> ParseMaskSampling(std::string_view name) {
 Status MaeOptions::Validate() const {
   auto bad = [](const std::string& what) { return InvalidArgumentError("model: " + what); };
   if (patch_size <= 0 || img_size <= 0) return bad("img_size and patch_size must be positive");
+  // Sizes no machine trains (and whose products would overflow): refused before anything is
+  // allocated, a config error rather than an out-of-memory crash.
+  auto at_most = [&](const char* key, int64_t value, int64_t limit) -> Status {
+    if (value <= limit) return OkStatus();
+    return bad(std::string(key) + " " + std::to_string(value) + " is above " +
+               std::to_string(limit));
+  };
+  MAESTRO_RETURN_IF_ERROR(at_most("img_size", img_size, kMaxImgSize));
+  MAESTRO_RETURN_IF_ERROR(at_most("in_chans", in_chans, kMaxChannels));
+  MAESTRO_RETURN_IF_ERROR(at_most("embed_dim", embed_dim, kMaxWidth));
+  MAESTRO_RETURN_IF_ERROR(at_most("decoder_embed_dim", decoder_embed_dim, kMaxWidth));
+  MAESTRO_RETURN_IF_ERROR(at_most("depth", depth, kMaxDepth));
+  MAESTRO_RETURN_IF_ERROR(at_most("decoder_depth", decoder_depth, kMaxDepth));
+  if (!(mlp_ratio <= kMaxMlpRatio)) return bad("mlp_ratio must be at most 64");
   if (img_size % patch_size != 0) {
     return bad("img_size " + std::to_string(img_size) + " is not a multiple of patch_size " +
                std::to_string(patch_size));
@@ -48,8 +62,28 @@ Status MaeOptions::Validate() const {
   if (!(mask_ratio >= 0.0 && mask_ratio < 1.0)) {
     return bad("mask_ratio " + std::to_string(mask_ratio) + " is outside [0, 1)");
   }
+  MAESTRO_RETURN_IF_ERROR(
+      at_most("the patch count (img_size / patch_size)^2", num_patches(), kMaxPatches));
+  const double state = TrainingStateBytes();
+  if (state > kMaxTrainingStateBytes) {
+    return bad("about " + std::to_string(static_cast<int64_t>(state / (1 << 30))) +
+               " GiB of weights, gradients and AdamW moments (fp32), above the " +
+               std::to_string(static_cast<int64_t>(kMaxTrainingStateBytes / (1 << 30))) +
+               " GiB any one GPU or machine here holds");
+  }
   return OkStatus();
 }
+
+double MaeOptions::ParameterCount() const {
+  const double d = static_cast<double>(embed_dim), dd = static_cast<double>(decoder_embed_dim);
+  // A block: qkv + projection (4 d^2) and the MLP (2 r d^2); the embeddings and the heads.
+  const double block = (4.0 + 2.0 * mlp_ratio) * d * d,
+               decoder_block = (4.0 + 2.0 * mlp_ratio) * dd * dd;
+  return static_cast<double>(depth) * block + static_cast<double>(decoder_depth) * decoder_block +
+         static_cast<double>(patch_dim()) * (d + dd) + d * dd;
+}
+
+double MaeOptions::TrainingStateBytes() const { return ParameterCount() * 16.0; }
 
 namespace {
 

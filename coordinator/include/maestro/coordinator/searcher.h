@@ -27,6 +27,10 @@ struct TrialEvent {
   Json metrics;  // kMetrics: {step, loss, ...}; kEnded: {status, ...}
 };
 
+// Trials one experiment may have: far above any ablation grid, and small enough that making
+// and checking them all takes seconds (the coordinator's scale benchmark runs 10,000).
+inline constexpr int64_t kMaxTrialsPerExperiment = 100000;
+
 class SearchMethod {
  public:
   virtual ~SearchMethod() = default;
@@ -38,11 +42,11 @@ class SearchMethod {
 
 // Grid: the cartesian product of the hyperparameters' values, keys in sorted order, the last
 // key varying fastest. INVALID_ARGUMENT (naming the key) for a range without `count`, an empty
-// categorical, or more than `max_trials` cells (a guard against typos: 1,000,000).
-// Random: max_trials draws; trial i's values depend only on (seed, i, key), so raising
-// max_trials keeps the earlier trials.
-Result<std::unique_ptr<SearchMethod>> MakeSearchMethod(const ExperimentSpec& spec,
-                                                       int64_t max_trials = 1000000);
+// categorical, or more than `max_trials` cells, computed from the counts before any value is
+// made. Random: max_trials draws (at most `max_trials`); trial i's values depend only on
+// (seed, i, key), so raising max_trials keeps the earlier trials.
+Result<std::unique_ptr<SearchMethod>> MakeSearchMethod(
+    const ExperimentSpec& spec, int64_t max_trials = kMaxTrialsPerExperiment);
 
 // The trainer config tree of a trial: the base config with the hyperparameters' values and
 // the experiment's checkpoint policy applied (dotted keys, SetConfigValue). INVALID_ARGUMENT

@@ -22,6 +22,15 @@ struct DataServerOptions {
   int64_t default_in_flight_bytes = 8 << 20;  // when a stream asks for 0
   int64_t chunk_bytes = 1 << 20;              // records per message, by bytes (at least one)
   int64_t max_fetch_indices = 1024;
+  // Streams served at once (each holds a server thread while it lasts), and the share one
+  // client (a data token's subject; a peer address without authentication) may hold; beyond
+  // either, Stream is RESOURCE_EXHAUSTED (a trainer waits and retries). 0: a quarter of
+  // max_streams.
+  int64_t max_streams = 256;
+  int64_t max_streams_per_client = 0;
+  // A stream whose client acknowledged nothing for this long while the service waited on it
+  // ends (DEADLINE_EXCEEDED), freeing its thread.
+  double stream_idle_timeout_s = 120;
   // The cluster folder (`maestro cluster init`): data.crt, data.key and data-token.key. Every
   // call must then carry a data token signed with that key (the coordinator hands one to each
   // trainer with its assignment): none, malformed, badly signed or expired is

@@ -64,6 +64,9 @@ class Dataset {
 
 // Fashion-MNIST (or MNIST) from the four IDX files in `dir` (gzip-compressed or not),
 // split "train" or "test". Held in memory (47 MB for train). NOT_FOUND names a missing file.
-Result<std::unique_ptr<Dataset>> OpenFashionMnist(const std::string& dir, const std::string& split);
+// `num_classes`: the labels' range (IDX files declare none); a label outside [0, num_classes)
+// is DATA_LOSS naming the image.
+Result<std::unique_ptr<Dataset>> OpenFashionMnist(const std::string& dir, const std::string& split,
+                                                  int64_t num_classes = 10);
 
 }  // namespace maestro::dataloader

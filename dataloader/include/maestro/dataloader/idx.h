@@ -19,8 +19,14 @@ struct IdxArray {
   std::vector<uint8_t> data;   // row-major, product(dims) bytes
 };
 
-// Reads a whole .idx or .idx.gz file. NOT_FOUND for a missing file, DATA_LOSS for a truncated
-// or malformed one, INVALID_ARGUMENT for a non-uint8 element type.
+// The most data one IDX file may hold (MNIST's largest file has 47 MB): a header promising
+// more is refused before anything is read.
+inline constexpr uint64_t kMaxIdxBytes = uint64_t{256} << 20;
+
+// Reads a whole .idx or .idx.gz file, never more than its header promises (plus one byte): a
+// file longer than promised is DATA_LOSS without inflating the rest. NOT_FOUND for a missing
+// file, DATA_LOSS for a truncated or malformed one, INVALID_ARGUMENT for a non-uint8 element
+// type or a header promising more than kMaxIdxBytes.
 Result<IdxArray> ReadIdx(const std::string& path);
 
 // The Fashion-MNIST folder Debian installs.

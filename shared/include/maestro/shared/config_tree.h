@@ -27,7 +27,9 @@ Result<Json> LoadConfigFile(const std::string& path);
 
 // Types one plain scalar as the YAML core schema does ("3" -> 3, "1e-4" -> 0.0001,
 // "true" -> true, "null" -> null, "[1, 2]" -> array via flow syntax, else a string).
-Json ParseConfigScalar(std::string_view text);
+// INVALID_ARGUMENT for a number longer than kMaxNumberChars or beyond a double's range.
+inline constexpr size_t kMaxNumberChars = 64;
+Result<Json> ParseConfigScalar(std::string_view text);
 
 // Sets the dotted key "a.b.c" of `tree` to `value`, creating the objects on the path.
 // INVALID_ARGUMENT for an empty part or a path step that is not an object.

@@ -27,6 +27,10 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned 
 // Whether `path` exists (any type) / is a directory.
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
+// OK for a regular file (a symlink to one counts); INVALID_ARGUMENT naming what else it is (a
+// FIFO, a device, a socket, a folder), NOT_FOUND when it does not exist. Readers of folders
+// check this first: opening a FIFO blocks for ever.
+Status CheckRegularFile(const std::string& path);
 // mkdir -p. FAILED_PRECONDITION naming the component that is in the way or cannot be made.
 Status MakeDirectories(const std::string& path);
 // rm -rf; OK when `path` does not exist.

@@ -16,4 +16,7 @@ grpc::Status ToGrpcStatus(const Status& status);
 // message prefixed with `what`.
 Status FromGrpcStatus(const grpc::Status& status, const std::string& what);
 
+// "INVALID_ARGUMENT" and so on: a status code's name (metric labels, tools' output).
+const char* GrpcCodeName(grpc::StatusCode code);
+
 }  // namespace maestro

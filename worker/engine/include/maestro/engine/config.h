@@ -137,6 +137,18 @@ struct TrainConfig {
   std::string ResultHash() const;
 };
 
+// ParseTrainConfig's limits: far beyond any real run, so a value past them is a mistake (or an
+// attack) reported as a config error, never a crash or a retry.
+inline constexpr int64_t kMaxThreads = 1024;
+inline constexpr int64_t kMaxDataWorkers = 64;
+inline constexpr int64_t kMaxBatchSize = 1 << 20;
+inline constexpr int64_t kMaxAccumIter = 1 << 16;
+inline constexpr double kMaxEpochs = 100000;
+inline constexpr double kMaxActivationBytes = 1024.0 * (1 << 30);  // 1 TiB per rank
+
+// An estimate of one rank's activation memory for a training step (fp32).
+double ActivationBytesPerRank(const TrainConfig& c);
+
 // The defaults of a job kind (pretrain, finetune, linprobe); INVALID_ARGUMENT for another.
 Result<TrainConfig> DefaultTrainConfig(const std::string& job);
 // Reads a config tree (from LoadConfigFile + overrides) over the job's defaults. A `job` key,

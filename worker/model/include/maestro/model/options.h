@@ -25,6 +25,16 @@ const char* MaskSamplingName(MaskSampling sampling);
 // "random", "block" or "grid"; INVALID_ARGUMENT otherwise.
 Result<MaskSampling> ParseMaskSampling(std::string_view name);
 
+// Validate()'s limits: far beyond any MAE the paper or its successors train, and small enough
+// that no size computed from them overflows.
+inline constexpr int64_t kMaxImgSize = 4096;
+inline constexpr int64_t kMaxChannels = 64;
+inline constexpr int64_t kMaxWidth = 16384;
+inline constexpr int64_t kMaxDepth = 512;
+inline constexpr double kMaxMlpRatio = 64;
+inline constexpr int64_t kMaxPatches = 65536;
+inline constexpr double kMaxTrainingStateBytes = 1024.0 * (1 << 30);  // 1 TiB
+
 struct MaeOptions {
   // Encoder (a plain ViT).
   int64_t img_size = 224;
@@ -44,6 +54,12 @@ struct MaeOptions {
   MaskSampling mask_sampling = MaskSampling::kRandom;
   bool norm_pix_loss = false;       // Table 1d: per-patch normalized pixels as the target
   bool encoder_mask_token = false;  // Table 1c: the encoder sees mask tokens too
+
+  // Weights of encoder and decoder (an estimate within a few percent: blocks, patch
+  // embeddings, prediction head; norms and biases left out), and the fp32 training state they
+  // need: weights, gradients and two AdamW moments (16 bytes each).
+  double ParameterCount() const;
+  double TrainingStateBytes() const;
 
   int64_t grid_size() const { return img_size / patch_size; }
   int64_t num_patches() const { return grid_size() * grid_size(); }
