@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "maestro/coordinator/searcher.h"
-#include "maestro/engine/exit_status.h"
 #include "maestro/shared/config_tree.h"
+#include "maestro/shared/exit_status.h"
 #include "maestro/shared/ids.h"
 
 namespace maestro::coordinator {
@@ -1080,7 +1080,7 @@ Status Scheduler::ReportExit(const TrialExit& report) {
   }
   Change change;
   change.SetActor(report.actor.empty() ? report.worker : report.actor);
-  if (report.exit_code == engine::kExitCompleted) {
+  if (report.exit_code == kExitCompleted) {
     const ExperimentSpec* spec = SpecOf(trial);
     const auto names = StageNames(*spec);
     const int64_t stage = IntOr(trial, "stage", 0);
@@ -1106,12 +1106,12 @@ Status Scheduler::ReportExit(const TrialExit& report) {
       change.AddEvent(Event("trial_completed", trial, {{"worker", report.worker}}));
     }
     change.PutTrial(trial);
-  } else if (report.exit_code == engine::kExitPermanentFailure) {
+  } else if (report.exit_code == kExitPermanentFailure) {
     EndAttemptFailed(trial, "permanent", "permanent failure (exit 2): " + report.cause, false,
                      false, change);
-  } else if (report.exit_code == engine::kExitPreempted && !report.stopped_by_request) {
+  } else if (report.exit_code == kExitPreempted && !report.stopped_by_request) {
     EndAttemptFailed(trial, "preempted", "preempted (exit 3)", true, true, change);
-  } else if (report.exit_code == engine::kExitPreempted) {
+  } else if (report.exit_code == kExitPreempted) {
     EndAttemptFailed(trial, "stopped", "stopped on request", true, true, change);
   } else if (report.exit_code < 0) {
     EndAttemptFailed(trial, "signal",
@@ -1119,8 +1119,7 @@ Status Scheduler::ReportExit(const TrialExit& report) {
                          (report.cause.empty() ? "" : ": " + report.cause),
                      true, false, change);
   } else {
-    EndAttemptFailed(trial,
-                     report.exit_code == engine::kExitRetryableFailure ? "retryable" : "crash",
+    EndAttemptFailed(trial, report.exit_code == kExitRetryableFailure ? "retryable" : "crash",
                      "exit " + std::to_string(report.exit_code) +
                          (report.cause.empty() ? "" : ": " + report.cause),
                      true, false, change);

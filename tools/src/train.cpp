@@ -3,7 +3,7 @@
 //   maestro-train pretrain|finetune|linprobe --config run.yaml [--set key=value ...]
 //                 [--resume auto|DIR]
 //
-// Exit statuses: worker/engine/include/maestro/engine/exit_status.h (docs/training.md).
+// Exit statuses: shared/include/maestro/shared/exit_status.h (docs/training.md).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>

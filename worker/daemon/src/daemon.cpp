@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
+#include "maestro/shared/exit_status.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/grpc_auth.h"
 #include "maestro/shared/grpc_status.h"
@@ -584,14 +585,14 @@ class WorkerDaemon::Impl {
     }
     if (refused) {
       refusals_counter_.Increment();
-      child.exit = ProcessExit{4, 0};
+      child.exit = ProcessExit{kExitRetryableFailure, 0};
       child.exited_at = Clock::now();
       child.last_error = "error: worker " + options_.id +
                          " refused the assignment (nothing was created): " + written.ToString();
       Say("trial " + std::to_string(child.trial) + " attempt " + std::to_string(child.attempt) +
           ": refused: " + written.ToString());
     } else if (!written.ok()) {
-      child.exit = ProcessExit{4, 0};
+      child.exit = ProcessExit{kExitRetryableFailure, 0};
       child.exited_at = Clock::now();
       child.last_error = "error: the worker could not start the trainer: " + written.ToString();
     } else {

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "maestro/shared/exit_status.h"
+
 namespace maestro::dist {
 namespace {
 
@@ -16,7 +18,7 @@ class SingleProcess final : public Communicator {
   Status Barrier() override { return OkStatus(); }
   [[noreturn]] void Abort(const std::string& reason) override {
     std::cerr << "error: " << reason << std::endl;
-    std::_Exit(4);
+    std::_Exit(kExitRetryableFailure);
   }
 };
 

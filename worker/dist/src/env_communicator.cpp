@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include "maestro/dist/communicator.h"
+#include "maestro/shared/exit_status.h"
 #include "maestro/shared/ids.h"
 #include "maestro/shared/json.h"
 #include "store_rendezvous.h"
@@ -77,7 +78,7 @@ class NcclCommunicator final : public Communicator {
   [[noreturn]] void Abort(const std::string& reason) override {
     std::cerr << "error: rank " << rank_ << ": " << reason << "; aborting" << std::endl;
     group_->abort();
-    std::_Exit(4);
+    std::_Exit(kExitRetryableFailure);
   }
 
  private:

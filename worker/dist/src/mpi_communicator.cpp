@@ -14,13 +14,12 @@
 #include <thread>
 
 #include "maestro/dist/communicator.h"
+#include "maestro/shared/exit_status.h"
 #include "maestro/shared/ids.h"
 #include "store_rendezvous.h"
 
 namespace maestro::dist {
 namespace {
-
-constexpr int kExitRetryable = 4;  // engine/exit_status.h: restart from the last checkpoint
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -77,8 +76,8 @@ class MpiCommunicator final : public Communicator {
 
   [[noreturn]] void Abort(const std::string& reason) override {
     std::cerr << "error: rank " << rank_ << ": " << reason << "; aborting every rank" << std::endl;
-    MPI_Abort(MPI_COMM_WORLD, kExitRetryable);
-    std::_Exit(kExitRetryable);
+    MPI_Abort(MPI_COMM_WORLD, kExitRetryableFailure);
+    std::_Exit(kExitRetryableFailure);
   }
 
  private:
@@ -135,7 +134,7 @@ class MpiCommunicator final : public Communicator {
                        "last checkpoint\n",
                        static_cast<long long>(rank_), what_, options_.stop_signal->load());
           std::fflush(stderr);
-          std::_Exit(kExitRetryable);
+          std::_Exit(kExitRetryableFailure);
         }
       }
       if (now >= deadline_) {
@@ -145,7 +144,7 @@ class MpiCommunicator final : public Communicator {
                      "checkpoint\n",
                      static_cast<long long>(rank_), what_, options_.timeout_s);
         std::fflush(stderr);
-        std::_Exit(kExitRetryable);
+        std::_Exit(kExitRetryableFailure);
       }
     }
   }
@@ -181,7 +180,7 @@ class MpiLaunchedNccl final : public Communicator {
   Status Barrier() override { return nccl_->Barrier(); }
   [[noreturn]] void Abort(const std::string& reason) override {
     nccl_->Abort(reason);
-    std::_Exit(kExitRetryable);  // not reached: the NCCL back end's Abort ends the process
+    std::_Exit(kExitRetryableFailure);  // not reached: the NCCL back end's Abort ends the process
   }
 
  private:
