@@ -32,6 +32,7 @@
 #include "maestro/shared/path_roots.h"
 #include "maestro/shared/security.h"
 #include "maestro/shared/version.h"
+#include "maestro/worker/launch_plan.h"
 #include "maestro/worker/progress.h"
 #include "maestro/worker/trainer_process.h"
 
@@ -488,83 +489,50 @@ class WorkerDaemon::Impl {
     // NCCL. A CPU trial of several slots: mpirun's ranks (Open MPI joins only what it starts).
     const bool gpu =
         device != nullptr && device->is_string() && device->as_string().rfind("cuda", 0) == 0;
-    const bool per_slot = child.slots > 1 && gpu;
     child.slot_ids = FreeSlotIds(child.slots);
-    std::vector<std::string> argv;
-    if (child.slots > 1 && !gpu) {
-      argv = {options_.mpirun, "-np", std::to_string(child.slots), "--bind-to", "none"};
-    }
-    for (const std::string& arg :
-         {options_.train_binary, a.job(), std::string("--config"), config_path}) {
-      argv.push_back(arg);
-    }
-    if (a.resume()) {
-      argv.push_back("--resume");
-      argv.push_back("auto");
-    }
-    std::string header = "=== trial " + std::to_string(child.trial) + " attempt " +
-                         std::to_string(child.attempt) + ": maestro-train " + a.job() +
-                         (a.resume() ? " --resume auto" : "") + " on worker " + options_.id +
-                         " ===\n";
-    std::vector<std::string> env = {"MAESTRO_TRIAL=" + std::to_string(child.trial),
-                                    "MAESTRO_ATTEMPT=" + std::to_string(child.attempt)};
-    // The data token travels in a file of its own (never argv, never the environment: both
-    // are readable in /proc); the environment names the file.
     // Paths outside this worker's roots: refused before anything is written.
     const Status confined = config.ok() ? ConfinePaths(*config) : OkStatus();
     const bool refused = !confined.ok();
+    LaunchInput in;
+    in.trial = child.trial;
+    in.attempt = child.attempt;
+    in.job = a.job();
+    in.resume = a.resume();
+    in.slots = child.slots;
+    in.gpu = gpu;
+    in.nodes = a.nodes();
+    in.node_rank = a.node_rank();
+    in.master_addr = a.master_addr();
+    in.master_port = a.master_port();
+    in.train_binary = options_.train_binary;
+    in.mpirun = options_.mpirun;
+    in.config_path = config_path;
+    in.rendezvous_record = options_.work_dir + "/logs/" + name + ".rendezvous";
+    in.ca_file = options_.ca_file;
+    in.lease_file = lease_file_;
+    in.lease_timeout_ms = lease_ms_;
+    if (dir != nullptr && dir->is_string()) in.fence_file = dir->as_string() + "/ATTEMPT";
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    for (int64_t id : child.slot_ids) in.gpus.push_back(GpuOfSlot(visible ? visible : "", id));
+    if ((a.nodes() <= 1) && child.slots > 1 && gpu) in.local_port = FreeLocalPort();
+    // The data token travels in a file of its own, mode 0600.
     Status token_written = OkStatus();
     if (!a.data_token().empty() && !refused) {
       child.data_token_path = options_.work_dir + "/secrets/" + name + ".data-token";
       token_written = security::WriteSecretFile(child.data_token_path, a.data_token() + "\n");
-      env.push_back("MAESTRO_DATA_TOKEN_FILE=" + child.data_token_path);
+      in.data_token_file = child.data_token_path;
     }
-    if (!options_.ca_file.empty()) env.push_back("MAESTRO_CA=" + options_.ca_file);
-    env.push_back("MAESTRO_TOKEN_FILE=");  // the worker's own credential is not the trainer's
-    env.push_back("MAESTRO_LEASE_FILE=" + lease_file_);
-    env.push_back("MAESTRO_LEASE_TIMEOUT_MS=" + std::to_string(lease_ms_));
-    // The torchrun-style environment of each local process: a multi-node gang's nodes get rank
-    // 0's address and port from the coordinator; one node's local ranks meet on this machine.
-    std::vector<std::vector<std::string>> local_env = {{}};
-    if (a.nodes() > 1 || per_slot) {
-      const int64_t local = per_slot ? child.slots : 1;
-      const int64_t node_rank = a.nodes() > 1 ? a.node_rank() : 0;
-      const std::string master_addr = a.nodes() > 1 ? a.master_addr() : "127.0.0.1";
-      const int64_t master_port = a.nodes() > 1 ? a.master_port() : FreeLocalPort();
-      env.insert(
-          env.end(),
-          {"WORLD_SIZE=" + std::to_string(std::max<int64_t>(1, a.nodes()) * local),
-           "LOCAL_WORLD_SIZE=" + std::to_string(local), "MASTER_ADDR=" + master_addr,
-           "MASTER_PORT=" + std::to_string(master_port),
-           "MAESTRO_RENDEZVOUS_RECORD=" + options_.work_dir + "/logs/" + name + ".rendezvous"});
-      local_env.clear();
-      for (int64_t i = 0; i < local; ++i) {
-        local_env.push_back(
-            {"RANK=" + std::to_string(node_rank * local + i), "LOCAL_RANK=" + std::to_string(i)});
-      }
-    }
-    if (gpu) {
-      // The attempt's own GPUs: local rank i's cuda:i is its i-th slot's device.
-      std::string visible;
-      for (int64_t id : child.slot_ids) {
-        if (!visible.empty()) visible += ",";
-        visible += GpuOfSlot(id);
-      }
-      env.push_back("CUDA_VISIBLE_DEVICES=" + visible);
-    }
-    if (child.slots > 1 && !gpu) {
-      // The worker's slots are the authority (mpirun would count cores); as root mpirun needs
-      // both confirmations.
-      env.insert(env.end(), {"OMPI_MCA_rmaps_base_oversubscribe=1", "OMPI_ALLOW_RUN_AS_ROOT=1",
-                             "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"});
-    }
+    const LaunchPlan plan = PlanLaunch(in);
+    std::string header = "=== trial " + std::to_string(child.trial) + " attempt " +
+                         std::to_string(child.attempt) + ": maestro-train " + a.job() +
+                         (a.resume() ? " --resume auto" : "") + " on worker " + options_.id +
+                         " ===\n";
     Status written = refused                                 ? confined
                      : !token_written.ok()                   ? token_written
                      : dir != nullptr && dir->is_string() ? OkStatus()
                          : InvalidArgumentError("the assignment's config has no run.output_dir");
     if (written.ok()) {
       child.output_dir = dir->as_string();
-      env.push_back("MAESTRO_ATTEMPT_FENCE=" + child.output_dir + "/ATTEMPT");
       written = MakeDirectories(child.output_dir);
     }
     if (written.ok()) {
@@ -576,7 +544,8 @@ class WorkerDaemon::Impl {
     if (written.ok()) written = WriteFileAtomic(config_path, a.config_json() + "\n");
     if (written.ok()) written = WriteFileAtomic(child.log_path, header);
     if (written.ok()) {
-      auto process = TrainerProcess::StartGroup(argv, child.log_path, env, local_env);
+      auto process =
+          TrainerProcess::StartGroup(plan.argv, child.log_path, plan.env, plan.local_env);
       if (process.ok()) {
         child.process = std::move(*process);
       } else {
@@ -619,23 +588,6 @@ class WorkerDaemon::Impl {
       ids.push_back(id % options_.slots);
     }
     return ids;
-  }
-
-  // Slot `id`'s GPU: the id-th entry of the worker's own CUDA_VISIBLE_DEVICES when it has one,
-  // else GPU `id`.
-  std::string GpuOfSlot(int64_t id) const {
-    if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible != nullptr && *visible) {
-      std::vector<std::string> gpus;
-      std::string list = visible;
-      size_t start = 0;
-      while (start <= list.size()) {
-        const size_t end = std::min(list.find(',', start), list.size());
-        gpus.push_back(list.substr(start, end - start));
-        start = end + 1;
-      }
-      if (id < static_cast<int64_t>(gpus.size())) return gpus[static_cast<size_t>(id)];
-    }
-    return std::to_string(id);
   }
 
   // Exit reports of ended attempts whose logs are stored (or after 10 s of trying).
