@@ -21,10 +21,12 @@ namespace {
 
 class RemoteStream : public RecordStream {
  public:
-  RemoteStream(pb::DataService::Stub& stub, const pb::StreamOpen& open, int64_t ack_threshold,
-               std::shared_ptr<TokenFile> token)
+  RemoteStream(pb::DataService::Stub& stub, const pb::StreamOpen& open, int64_t epoch_length,
+               int64_t ack_threshold, std::shared_ptr<TokenFile> token)
       : stub_(stub),
         open_(open),
+        limit_(open.limit()),
+        epoch_length_(epoch_length),
         stream_id_(open.stream_id()),
         ack_threshold_(ack_threshold),
         token_(std::move(token)) {
@@ -60,6 +62,12 @@ class RemoteStream : public RecordStream {
           Start();
           continue;
         }
+        // The service closed a stream this client left idle (--stream-idle-timeout-s): open it
+        // again right after the last record taken; the records that follow are the same.
+        if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && received_ &&
+            ResumeAfterIdle()) {
+          continue;
+        }
         status_ = FromGrpcStatus(status, "data stream");
         return status_;
       }
@@ -70,6 +78,9 @@ class RemoteStream : public RecordStream {
     out.cursor = record->cursor();
     out.index = record->index();
     out.value = std::move(*record->mutable_value());
+    last_epoch_ = out.epoch;
+    last_cursor_ = out.cursor;
+    ++delivered_;
     unacked_ += static_cast<int64_t>(out.value.size());
     if (unacked_ >= ack_threshold_) MAESTRO_RETURN_IF_ERROR(SendAck());
     return true;
@@ -78,6 +89,22 @@ class RemoteStream : public RecordStream {
   void Cancel() override { context_->TryCancel(); }
 
  private:
+  // Reopens the stream after the last record delivered; false when nothing is left to deliver.
+  bool ResumeAfterIdle() {
+    if (limit_ > 0 && delivered_ >= limit_) return false;
+    int64_t epoch = last_epoch_, cursor = last_cursor_ + 1;
+    if (cursor >= epoch_length_) {
+      cursor = 0;
+      ++epoch;
+    }
+    open_.set_epoch(epoch);
+    open_.set_cursor(cursor);
+    if (limit_ > 0) open_.set_limit(limit_ - delivered_);
+    unacked_ = 0;  // the closed stream's credit ended with it
+    Start();
+    return true;
+  }
+
   void Start() {
     context_ = std::make_unique<grpc::ClientContext>();
     finished_ = false;
@@ -131,6 +158,9 @@ class RemoteStream : public RecordStream {
 
   pb::DataService::Stub& stub_;
   pb::StreamOpen open_;
+  const int64_t limit_;         // records the caller asked for (0: unbounded)
+  const int64_t epoch_length_;  // records of one epoch of this rank's sequence
+  int64_t last_epoch_ = 0, last_cursor_ = 0, delivered_ = 0;
   std::string stream_id_;
   int64_t ack_threshold_;
   std::unique_ptr<grpc::ClientContext> context_;
@@ -194,8 +224,8 @@ class RemoteStore : public RecordStore {
     // Acknowledge in quarters of the bound (of the server's 8 MiB default when unset).
     const int64_t bound =
         options_.max_in_flight_bytes > 0 ? options_.max_in_flight_bytes : int64_t{8} << 20;
-    return std::unique_ptr<RecordStream>(
-        new RemoteStream(*stub_, open, std::max<int64_t>(1, bound / 4), token_));
+    return std::unique_ptr<RecordStream>(new RemoteStream(
+        *stub_, open, spec.EpochLength(identity_.size), std::max<int64_t>(1, bound / 4), token_));
   }
 
  private:

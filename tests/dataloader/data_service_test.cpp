@@ -544,7 +544,8 @@ TEST_F(DataServiceTest, StreamsComeFromABoundedPoolWithAShareEachAndIdleOnesEnd)
   options.chunk_bytes = 4 << 10;
   options.max_streams = 8;
   options.max_streams_per_client = 3;
-  options.stream_idle_timeout_s = 1.5;
+  // Long enough for the 300 refused opens below to finish well inside it on a loaded machine.
+  options.stream_idle_timeout_s = 4;
   auto started = DataServer::Start(options);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::unique_ptr<DataServer> server = std::move(*started);
@@ -611,11 +612,34 @@ TEST_F(DataServiceTest, StreamsComeFromABoundedPoolWithAShareEachAndIdleOnesEnd)
   EXPECT_LE(ThreadCount(), threads_before + 8 + 40) << "threads: " << threads_before << " before";
 
   // A trainer's client refused for a busy service waits and retries; it is served once the
-  // idle streams end (1.5 s without an acknowledgement).
+  // idle streams end (4 s without an acknowledgement).
   auto waiting = ConnectDataService(address, "varied", "train", DataClientOptions());
   ASSERT_TRUE(waiting.ok()) << waiting.status().ToString();
   auto records = Stream(**waiting, StreamSpec{0, 40, 0, 1, 0, 0, 200});
   EXPECT_EQ(records.size(), 200u);
+  // A client that pauses past the idle timeout mid-stream is closed, reopens after the last
+  // record it took, and gets the same records as one that never paused.
+  DataClientOptions small;
+  small.max_in_flight_bytes = 8000;
+  auto pausing = ConnectDataService(address, "varied", "train", small);
+  ASSERT_TRUE(pausing.ok()) << pausing.status().ToString();
+  const StreamSpec spec{3, 40, 1, 2, 0, 470, 160};  // crosses an epoch end (500 per rank)
+  auto stream = (*pausing)->OpenStream(spec);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  std::vector<StreamedRecord> paused;
+  StreamedRecord record;
+  for (int i = 0; i < 160; ++i) {
+    // After cursor 499, the epoch's last: the stream reopens at epoch 1, cursor 0.
+    if (i == 30) std::this_thread::sleep_for(std::chrono::milliseconds(5000));
+    auto more = (*stream)->Next(record);
+    ASSERT_TRUE(more.ok()) << i << ": " << more.status().ToString();
+    ASSERT_TRUE(*more) << i;
+    paused.push_back(record);
+  }
+  auto done = (*stream)->Next(record);
+  ASSERT_TRUE(done.ok());
+  EXPECT_FALSE(*done);
+  ExpectSameRecords(paused, Stream(*local_, spec));
   for (auto& h : held) {
     grpc::Status ended = refusal(h);
     EXPECT_EQ(ended.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << ended.error_message();
@@ -629,9 +653,9 @@ TEST_F(DataServiceTest, StreamsComeFromABoundedPoolWithAShareEachAndIdleOnesEnd)
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
 
   const std::string metrics = HttpGetMetrics(server->metrics_port());
-  EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"idle\"}"), 8)
+  EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"idle\"}"), 9)
       << metrics;
-  EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"completed\"}"), 1);
+  EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"completed\"}"), 2);
   EXPECT_EQ(MetricValue(metrics, "maestro_data_streams_ended_total{outcome=\"cancelled\"}"), 1);
   // The fourth of client-a, the 300, and at least one of the waiting client's tries.
   EXPECT_GE(
