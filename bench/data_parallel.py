@@ -1,4 +1,4 @@
-"""Data-parallel scaling on the CPU (issue 7): images/s of the small preset's pretraining with
+"""Data-parallel scaling on the CPU: images/s of the small preset's pretraining with
 1 and 2 ranks (mpirun -np 2, one thread each, the same per-rank batch), and the time per step
 spent in the gradient all-reduce; bench/results/data-parallel-cpu.json.
 

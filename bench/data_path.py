@@ -1,4 +1,4 @@
-"""The data path's benchmark (issue 4); not a test. Writes bench/results/data-path.json.
+"""The data path's benchmark; not a test. Writes bench/results/data-path.json.
 
 1. Decode + RandomResizedCrop(224, scale 0.2-1) + horizontal flip, images/s, on three sets cut
    from the photographs of Debian's plasma-workspace-wallpapers (photo_set.py): 500x375-ish

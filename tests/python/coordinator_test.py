@@ -1,5 +1,5 @@
 """maestro-coordinator and `maestro experiment create|list|describe` with real processes
-(issue 6's experiments part):
+(the experiments part):
 
 1. An experiment is created (6 trials); the same request retried with its idempotency key
    returns the first result; the same grid submitted anew shares all 6 trials (none rerun).

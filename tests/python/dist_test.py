@@ -1,4 +1,4 @@
-"""Data-parallel training on the CPU with real ranks (issue 7): `mpirun -np 2 maestro-train`.
+"""Data-parallel training on the CPU with real ranks: `mpirun -np 2 maestro-train`.
 
 1. Equivalence: 2 ranks with per-rank batch B train N steps; a single process trains N steps
    with batch 2B on the same samples. Every parameter tensor: ||p2 - p1|| / ||p1|| < 1e-5.

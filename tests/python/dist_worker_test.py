@@ -1,4 +1,4 @@
-"""Data-parallel trials through the orchestration (issue 7): a coordinator and one worker with
+"""Data-parallel trials through the orchestration: a coordinator and one worker with
 2 CPU slots; trials of slots_per_trial 2 run as `mpirun -np 2 maestro-train` started by the
 worker daemon.
 

@@ -22,11 +22,12 @@ from orchestration_test import Cluster, write_experiment
 from run_util import Checker, ingest_fmnist, live_processes
 
 
-def trainers_of(trial):
-    """{pid: attempt} of the live maestro-train processes of `trial` (ranks included)."""
+def trainers_of(trial, root):
+    """{pid: attempt} of the live maestro-train processes of `trial` (ranks included) that this
+    test's workers started (their config lies under `root`: other tests run trials too)."""
     out = {}
     for pid, cmd, environ in live_processes():
-        if "maestro-train" not in cmd.split(" ")[0]:
+        if "maestro-train" not in cmd.split(" ")[0] or root not in cmd:
             continue
         fields = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
         if fields.get(b"MAESTRO_TRIAL") == str(trial).encode():
@@ -37,14 +38,14 @@ def trainers_of(trial):
 class Watcher:
     """Samples the trial's trainers every 20 ms: the most attempts ever alive at once."""
 
-    def __init__(self, trial):
-        self.trial, self.most, self.stop, self.seen = trial, 0, False, set()
+    def __init__(self, trial, root):
+        self.trial, self.root, self.most, self.stop, self.seen = trial, root, 0, False, set()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
         while not self.stop:
-            alive = trainers_of(self.trial)
+            alive = trainers_of(self.trial, self.root)
             self.seen |= set(alive.values())
             self.most = max(self.most, len(set(alive.values())))
             time.sleep(0.02)
@@ -87,7 +88,7 @@ def main():
         experiment, trial = one_trial("blip", {"optim.max_steps": 300, "model.mask_ratio": 0.6},
                                       "checkpoint: {interval_steps: 50}")
         t = wait_step(experiment, 10)
-        before = trainers_of(trial)
+        before = trainers_of(trial, args.dir)
         killed_at = time.time()
         cluster.coordinator.send_signal(signal.SIGKILL)
         cluster.coordinator.wait(timeout=30)
@@ -95,7 +96,7 @@ def main():
         cluster.start_coordinator(worker_timeout_s=10, heartbeat_ms=1000)
         restarted = time.time() - killed_at
         time.sleep(8)
-        after = trainers_of(trial)
+        after = trainers_of(trial, args.dir)
         log = open(os.path.join(args.dir, "w1.log")).read()
         registered = log.count("registered with")
         events = cluster.events()
@@ -111,14 +112,14 @@ def main():
         cluster.start_worker("w2", slots=2)
         for name, slots in (("frozen-1", 1), ("frozen-2", 2)):
             deadline = time.time() + 60
-            while time.time() < deadline and trainers_of(trial):
+            while time.time() < deadline and trainers_of(trial, args.dir):
                 time.sleep(0.2)  # the previous trial's trainers are gone
             experiment, trial = one_trial(name, {"optim.max_steps": 500, "model.mask_ratio": 0.55 + slots / 100},
                                           f"resources: {{slots_per_trial: {slots}}}\nmax_restarts: 3\n"
                                           "checkpoint: {interval_steps: 20}")
             t = wait_step(experiment, 5)
             victim = t.get("worker")
-            watcher = Watcher(trial)
+            watcher = Watcher(trial, args.dir)
             worker = cluster.workers[victim]
             worker.send_signal(signal.SIGSTOP)
             frozen_at = time.time()

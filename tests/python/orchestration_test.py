@@ -1,4 +1,4 @@
-"""The whole orchestration with real processes on 127.0.0.1 (issue 6): maestro-coordinator, two
+"""The whole orchestration with real processes on 127.0.0.1: maestro-coordinator, two
 maestro-worker daemons running real maestro-train children on Fashion-MNIST shards, the maestro
 CLI, a real Prometheus server.
 
@@ -133,12 +133,13 @@ def write_experiment(path, name, hparams, kind="pretrain", extra=""):
     return path
 
 
-def trainers():
-    """{(trial, attempt): [pids]} of the live maestro-train processes the workers started."""
+def trainers(root):
+    """{(trial, attempt): [pids]} of the live maestro-train processes this test's workers started
+    (their configs lie under `root`: other tests run trials with the same numbers)."""
     out = {}
     for pid, cmd, _ in live_processes():
         m = re.search(r"trial-(\d+)-attempt-(\d+)\.json", cmd)
-        if m and "maestro-train" in cmd:
+        if m and "maestro-train" in cmd and root in cmd:
             out.setdefault((int(m.group(1)), int(m.group(2))), []).append(pid)
     return out
 
@@ -254,7 +255,7 @@ def main():
         committed = max(int(d[5:]) for d in os.listdir(ckpts)
                         if os.path.exists(os.path.join(ckpts, d, "manifest.json")))
         time.sleep(1)
-        check.expect((trial_id, 1) not in trainers(),
+        check.expect((trial_id, 1) not in trainers(args.dir),
                      f"the killed worker's trainer died with it (no maestro-train of trial {trial_id} attempt 1)")
         trials = cluster.wait(created["experiment"], lambda ts: ts[0]["state"] == "completed", "the moved trial")
         t = trials[0]
@@ -301,7 +302,7 @@ def main():
         def watch():
             while watching.is_set():
                 per_trial = {}
-                for (trial, _), pids in trainers().items():
+                for (trial, _), pids in trainers(args.dir).items():
                     per_trial[trial] = per_trial.get(trial, 0) + len(pids)
                 for trial, n in per_trial.items():
                     most_live[trial] = max(most_live.get(trial, 0), n)
@@ -371,7 +372,7 @@ def main():
         cluster.wait(created["experiment"], lambda ts: ts[0]["state"] == "running", "the long trial to run")
         cluster.coordinator.send_signal(signal.SIGSTOP)
         frozen_at = time.time()
-        while time.time() - frozen_at < 19 and any(t == created["trials"][0] for t, _ in trainers()):
+        while time.time() - frozen_at < 19 and any(t == created["trials"][0] for t, _ in trainers(args.dir)):
             time.sleep(0.1)
         stopped_after = time.time() - frozen_at
         cluster.coordinator.send_signal(signal.SIGCONT)
@@ -383,7 +384,7 @@ def main():
         r = cluster.cli("experiment", "cancel", str(created["experiment"]))
         trials = cluster.wait(created["experiment"], lambda ts: ts[0]["state"] == "canceled", "the cancel", 60)
         check.expect(r.returncode == 0 and "1 running trials stopping" in r.stdout
-                     and not any(t == created["trials"][0] for t, _ in trainers()),
+                     and not any(t == created["trials"][0] for t, _ in trainers(args.dir)),
                      "experiment cancel stops the running trainer and marks the trial canceled")
 
         # 7. A trainer that always crashes.

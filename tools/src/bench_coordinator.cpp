@@ -1,4 +1,4 @@
-// maestro-bench-coordinator: the coordinator's scale check (issue 6), against a real
+// maestro-bench-coordinator: the coordinator's scale check, against a real
 // CoordinatorServer on 127.0.0.1 (gRPC, a fresh RocksDB store in --db):
 //
 // 1. CreateExperiment of --experiment (a 10,000-trial grid): parse, expand, validate every

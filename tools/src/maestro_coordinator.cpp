@@ -1,4 +1,4 @@
-// maestro-coordinator: the coordinator daemon (issue 6): experiments validated, expanded and
+// maestro-coordinator: the coordinator daemon: experiments validated, expanded and
 // stored; trials placed on worker daemons, restarted from their checkpoints when they fail,
 // rescheduled when a worker is lost.
 //

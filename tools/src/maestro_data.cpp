@@ -1,4 +1,4 @@
-// maestro-data: the data service of the data path (issue 4).
+// maestro-data: the data service of the data path.
 //
 //   maestro-data serve --dataset [NAME=]DIR[,...] --credentials DIR [--listen 127.0.0.1:PORT] ...
 //   maestro-data list --address HOST:PORT

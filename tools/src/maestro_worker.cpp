@@ -1,4 +1,4 @@
-// maestro-worker: the worker daemon (issue 6). Registers with maestro-coordinator, runs the
+// maestro-worker: the worker daemon. Registers with maestro-coordinator, runs the
 // maestro-train children it is assigned, ships their logs and progress, reports their exits.
 //
 //   maestro-worker --coordinator 127.0.0.1:7071 --ca ca.crt --token-file worker.token

@@ -1,4 +1,4 @@
-// Experiment files (issue 6): one YAML file describes a sweep completely, in the spirit of
+// Experiment files: one YAML file describes a sweep completely, in the spirit of
 // Determined's experiment config.
 //
 //   name: mask-ratio x decoder-depth          # required

@@ -1,4 +1,4 @@
-// The coordinator's brain (issue 6), without RPC: experiments and their trials over the RocksDB
+// The coordinator's brain, without RPC: experiments and their trials over the RocksDB
 // store, workers and their heartbeats in memory, placement, restarts and lost workers. The gRPC
 // server (service.cpp) translates messages into these calls; tests and the heartbeat benchmark
 // can drive it directly.

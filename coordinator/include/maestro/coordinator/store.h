@@ -1,4 +1,4 @@
-// The coordinator's state in RocksDB (issue 6): experiments, their trials with attempts, and an
+// The coordinator's state in RocksDB: experiments, their trials with attempts, and an
 // append-only event log. Every state change is one synced WriteBatch (a whole submitted grid
 // is one batch), so a coordinator killed at any moment reopens to a state where each change
 // either happened completely or not at all. A schema version is checked at open.

@@ -1,7 +1,7 @@
 // What the training engine reads: a dataset of images addressed by a global index, and the
 // identity a checkpoint records. Implementations must be thread-safe for concurrent Get():
 // the loader calls it from several threads. The RocksDB shard store and the streaming data
-// service (issue 4) implement this same interface.
+// service implement this same interface.
 #pragma once
 
 #include <cstdint>

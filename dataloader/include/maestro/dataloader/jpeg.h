@@ -1,4 +1,4 @@
-// JPEG decoding with libjpeg-turbo for the data path (issue 4): only the region a crop needs is
+// JPEG decoding with libjpeg-turbo for the data path: only the region a crop needs is
 // decoded (columns through jpeg_crop_scanline, rows above skipped with jpeg_skip_scanlines,
 // decoding stopped after the last needed row), optionally at 1/2, 1/4 or 1/8 scale in the DCT
 // (cheaper than decoding at full size and shrinking). Grayscale and CMYK/YCCK files come out as

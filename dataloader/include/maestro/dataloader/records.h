@@ -1,4 +1,4 @@
-// Stored records and the streams that deliver them (issue 4's data path).
+// Stored records and the streams that deliver them (the data path).
 //
 // A record is what a shard stores for one sample: a 16-byte header (version, payload format,
 // label, original size) and the payload (raw pixels, or the JPEG file's bytes). A RecordStore

@@ -1,4 +1,4 @@
-// Datasets stored as RocksDB shards (issue 4's storage): each split of a dataset is a folder
+// Datasets stored as RocksDB shards: each split of a dataset is a folder
 //
 //   <root>/<split>/manifest.json          written last; the split is complete when it exists
 //   <root>/<split>/shard-00000/ ...       one RocksDB database per shard, opened read-only

@@ -1,4 +1,4 @@
-// maestro-worker's daemon (issue 6): registers with the coordinator (build and protocol
+// maestro-worker's daemon: registers with the coordinator (build and protocol
 // version), heartbeats, starts maestro-train children for its assignments, captures their
 // output (a log file per attempt under --work-dir, shipped to the coordinator with the
 // heartbeats until acknowledged), reports their progress and exit status, and stops them on

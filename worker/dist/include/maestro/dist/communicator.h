@@ -1,4 +1,4 @@
-// Data-parallel communication (issue 7): the collectives a training process needs, behind one
+// Data-parallel communication: the collectives a training process needs, behind one
 // interface with a back end per kind of tensor: one process (no communication); Open MPI for
 // CPU tensors (MPI_Allreduce / MPI_Bcast on contiguous buffers; ranks started by `mpirun`,
 // which Open MPI 4.1 requires); NCCL for CUDA tensors through c10d's ProcessGroupNCCL after a

@@ -70,7 +70,7 @@ struct LogConfig {
   int64_t interval_steps = 20;
 };
 
-// Data-parallel training (issue 7; the ranks come from the launcher: mpirun's environment).
+// Data-parallel training (the ranks come from the launcher: mpirun's environment).
 struct DistConfig {
   double bucket_mb = 25;   // gradients are all-reduced in flat buckets of about this size
   double timeout_s = 300;  // a collective taking longer ends the rank (exit 4)

@@ -1,7 +1,8 @@
 // One training process: MAE pretraining, or fine-tuning / linear probing of a pretrained
 // encoder (config.job): data stream, model, optimizer, schedule, evaluation, checkpoints,
 // resume, signals, progress, metrics and the final result record. Runs on this process's
-// device; data-parallel ranks come with issue 7. Returns an exit status of exit_status.h.
+// device; data-parallel ranks come from the launcher (docs/training.md). Returns an exit
+// status of exit_status.h.
 #pragma once
 
 #include <iosfwd>
