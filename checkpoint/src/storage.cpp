@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,14 +77,6 @@ class LocalStorage : public CheckpointStorage {
   std::string root_;
 };
 
-// `path` made absolute against the working directory (no symlink resolution).
-std::string Absolute(const std::string& path) {
-  if (!path.empty() && path[0] == '/') return path;
-  char cwd[PATH_MAX];
-  if (::getcwd(cwd, sizeof(cwd)) == nullptr) return path;
-  return std::string(cwd) + "/" + path;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<CheckpointStorage>> OpenStorage(const std::string& uri) {
@@ -101,7 +92,7 @@ Result<std::unique_ptr<CheckpointStorage>> OpenStorage(const std::string& uri) {
     path = uri.substr(scheme_end + 3);
   }
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return std::unique_ptr<CheckpointStorage>(new LocalStorage(uri, Absolute(path)));
+  return std::unique_ptr<CheckpointStorage>(new LocalStorage(uri, AbsolutePath(path)));
 }
 
 }  // namespace maestro::checkpoint

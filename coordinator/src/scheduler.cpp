@@ -206,35 +206,6 @@ namespace {
 const char* const kPlacedKeys[] = {"data.source",  "data.path",      "data.service",
                                    "data.dataset", "run.output_dir", "checkpoint.dir"};
 
-const Json* FindDotted(const Json& tree, const std::string& dotted) {
-  const Json* node = &tree;
-  size_t start = 0;
-  while (node != nullptr) {
-    const size_t dot = dotted.find('.', start);
-    node = node->is_object() ? node->Find(dotted.substr(start, dot - start)) : nullptr;
-    if (dot == std::string::npos) return node;
-    start = dot + 1;
-  }
-  return nullptr;
-}
-
-void EraseDotted(Json& tree, const std::string& dotted) {
-  Json* node = &tree;
-  size_t start = 0;
-  while (node->is_object()) {
-    const size_t dot = dotted.find('.', start);
-    auto& fields = node->as_object();
-    auto it = fields.find(dotted.substr(start, dot - start));
-    if (it == fields.end()) return;
-    if (dot == std::string::npos) {
-      fields.erase(it);
-      return;
-    }
-    node = &it->second;
-    start = dot + 1;
-  }
-}
-
 }  // namespace
 
 Status Scheduler::CheckTrialInputs(const ExperimentSpec& spec) const {
@@ -242,11 +213,11 @@ Status Scheduler::CheckTrialInputs(const ExperimentSpec& spec) const {
       ": a trial config cannot name a data service: every trial reads the experiment's "
       "registered dataset ('" +
       spec.dataset + "')";
-  if (FindDotted(spec.config, "data.service") != nullptr) {
+  if (FindConfigValue(spec.config, "data.service") != nullptr) {
     return InvalidArgumentError("config.data.service" + no_service);
   }
   for (size_t i = 0; i < spec.evaluations.size(); ++i) {
-    if (FindDotted(spec.evaluations[i].config, "data.service") != nullptr) {
+    if (FindConfigValue(spec.evaluations[i].config, "data.service") != nullptr) {
       return InvalidArgumentError("evaluations[" + std::to_string(i) + "].config.data.service" +
                                   no_service);
     }
@@ -279,7 +250,7 @@ Status Scheduler::CheckTrialInputs(const ExperimentSpec& spec) const {
   }
   // A pipeline's evaluations probe its own pretraining's checkpoint (set per trial).
   if (spec.kind != "pipeline") {
-    if (const Json* pretrained = FindDotted(spec.config, "classify.pretrained")) {
+    if (const Json* pretrained = FindConfigValue(spec.config, "classify.pretrained")) {
       MAESTRO_RETURN_IF_ERROR(check_weights("config.classify.pretrained", *pretrained));
     }
   }
@@ -752,7 +723,7 @@ Result<TrialAssignment> Scheduler::BuildAssignment(const Json& trial,
     MAESTRO_RETURN_IF_ERROR(SetConfigValue(config, "classify.pretrained", *checkpoint));
   }
   const Json& dataset = datasets_.at(spec.dataset);
-  for (const char* placed : kPlacedKeys) EraseDotted(config, placed);
+  for (const char* placed : kPlacedKeys) EraseConfigValue(config, placed);
   MAESTRO_RETURN_IF_ERROR(SetConfigValue(config, "data.source", Json("shards")));
   const std::string path = StringOr(dataset, "path"), service = StringOr(dataset, "service");
   if (!path.empty()) MAESTRO_RETURN_IF_ERROR(SetConfigValue(config, "data.path", Json(path)));

@@ -235,6 +235,35 @@ Status SetConfigValue(Json& tree, std::string_view dotted, Json value) {
   }
 }
 
+const Json* FindConfigValue(const Json& tree, std::string_view key) {
+  const Json* node = &tree;
+  size_t start = 0;
+  while (node != nullptr) {
+    const size_t dot = key.find('.', start);
+    node = node->is_object() ? node->Find(key.substr(start, dot - start)) : nullptr;
+    if (dot == std::string_view::npos) return node;
+    start = dot + 1;
+  }
+  return nullptr;
+}
+
+void EraseConfigValue(Json& tree, std::string_view key) {
+  Json* node = &tree;
+  size_t start = 0;
+  while (node->is_object()) {
+    const size_t dot = key.find('.', start);
+    auto& fields = node->as_object();
+    auto it = fields.find(key.substr(start, dot - start));
+    if (it == fields.end()) return;
+    if (dot == std::string_view::npos) {
+      fields.erase(it);
+      return;
+    }
+    node = &it->second;
+    start = dot + 1;
+  }
+}
+
 ConfigReader::ConfigReader(const Json* object, std::string path)
     : object_(object), path_(std::move(path)) {
   if (object_ != nullptr && !object_->is_object()) {

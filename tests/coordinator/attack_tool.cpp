@@ -42,10 +42,10 @@ int main(int argc, char** argv) {
   flags.Add("experiment-json", &experiment, "create: the experiment as sent");
   flags.Add("plaintext", &plaintext, "speak plaintext (no TLS) to any address");
   maestro::ParseFlagsOrExit(flags, argc - 1, argv + 1);
-  std::shared_ptr<grpc::ChannelCredentials> channel_credentials =
-      grpc::InsecureChannelCredentials();
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials;
   grpc::ClientContext context;
   if (plaintext) {  // the token, if any, in the clear: what a careless client would send
+    channel_credentials = grpc::InsecureChannelCredentials();
     if (!token_file.empty()) {
       auto token = maestro::ReadFile(token_file);
       if (token.ok()) {

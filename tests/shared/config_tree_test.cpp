@@ -71,5 +71,22 @@ TEST(ParseConfigText, AliasBombsAndDeepNestingAreRefused) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(ConfigValue, FindsAndErasesDottedKeys) {
+  Json tree(Json::Object{});
+  ASSERT_TRUE(SetConfigValue(tree, "data.path", Json("/data/x")).ok());
+  ASSERT_TRUE(SetConfigValue(tree, "run.threads", Json(int64_t{2})).ok());
+  ASSERT_NE(FindConfigValue(tree, "data.path"), nullptr);
+  EXPECT_EQ(FindConfigValue(tree, "data.path")->as_string(), "/data/x");
+  EXPECT_EQ(FindConfigValue(tree, "data.service"), nullptr);
+  EXPECT_EQ(FindConfigValue(tree, "run.threads.deeper"), nullptr);  // a number is no mapping
+  EXPECT_EQ(FindConfigValue(tree, "nothing.here"), nullptr);
+  EraseConfigValue(tree, "data.path");
+  EraseConfigValue(tree, "data.missing");  // absent: nothing happens
+  EraseConfigValue(tree, "run.threads.deeper");
+  EXPECT_EQ(FindConfigValue(tree, "data.path"), nullptr);
+  EXPECT_NE(FindConfigValue(tree, "data"), nullptr);
+  EXPECT_EQ(FindConfigValue(tree, "run.threads")->as_int(), 2);
+}
+
 }  // namespace
 }  // namespace maestro

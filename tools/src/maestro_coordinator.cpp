@@ -75,12 +75,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.scheduler.runs_dir = resolved;
-  char cwd[PATH_MAX];
   std::vector<std::string> root_forms;
-  for (std::string root : data_roots) {  // relative: the current folder's
-    if (!root.empty() && root.front() != '/' && getcwd(cwd, sizeof(cwd)) != nullptr) {
-      root = std::string(cwd) + "/" + root;
-    }
+  for (const std::string& given : data_roots) {
+    const std::string root = maestro::AbsolutePath(given);  // relative: the current folder's
     root_forms.push_back(root);
     // Where this machine sees it, its symlinks resolved, too (`maestro dataset register`
     // sends resolved paths).

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
+#include "maestro/shared/config_tree.h"
 #include "maestro/shared/exit_status.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/grpc_auth.h"
@@ -110,15 +111,8 @@ class WorkerDaemon::Impl {
     }
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.runs_root).WithContext("--runs-root"));
     // Relative roots are the current folder's (the flags' reader's expectation).
-    char cwd[PATH_MAX];
-    if (getcwd(cwd, sizeof(cwd)) != nullptr) {
-      if (options_.runs_root.front() != '/') {
-        options_.runs_root = std::string(cwd) + "/" + options_.runs_root;
-      }
-      for (std::string& root : options_.data_roots) {
-        if (!root.empty() && root.front() != '/') root = std::string(cwd) + "/" + root;
-      }
-    }
+    options_.runs_root = AbsolutePath(options_.runs_root);
+    for (std::string& root : options_.data_roots) root = AbsolutePath(root);
     MAESTRO_ASSIGN_OR_RETURN(write_roots_,
                              PathRoots::Make({options_.runs_root}, "--runs-root", true));
     MAESTRO_ASSIGN_OR_RETURN(read_roots_,
@@ -448,24 +442,17 @@ class WorkerDaemon::Impl {
   // where its trainer writes (under --runs-root) and what it reads (under --data-root or
   // --runs-root). A coordinator, compromised or misconfigured, cannot make it write elsewhere.
   Status ConfinePaths(const Json& config) const {
-    auto string_at = [&](const char* section, const char* key) -> const Json* {
-      const Json* s = config.Find(section);
-      const Json* v = s != nullptr && s->is_object() ? s->Find(key) : nullptr;
-      return v;
-    };
-    for (auto [section, key] : {std::pair{"run", "output_dir"}, {"checkpoint", "dir"}}) {
-      const std::string name = std::string(section) + "." + key;
-      const Json* v = string_at(section, key);
+    for (const char* key : {"run.output_dir", "checkpoint.dir"}) {
+      const Json* v = FindConfigValue(config, key);
       if (v == nullptr) continue;
-      if (!v->is_string()) return InvalidArgumentError(name + ": not a path");
-      MAESTRO_RETURN_IF_ERROR(write_roots_.Check(name, v->as_string(), true));
+      if (!v->is_string()) return InvalidArgumentError(std::string(key) + ": not a path");
+      MAESTRO_RETURN_IF_ERROR(write_roots_.Check(key, v->as_string(), true));
     }
-    for (auto [section, key] : {std::pair{"data", "path"}, {"classify", "pretrained"}}) {
-      const std::string name = std::string(section) + "." + key;
-      const Json* v = string_at(section, key);
+    for (const char* key : {"data.path", "classify.pretrained"}) {
+      const Json* v = FindConfigValue(config, key);
       if (v == nullptr || (v->is_string() && v->as_string() == "none")) continue;
-      if (!v->is_string()) return InvalidArgumentError(name + ": not a path");
-      MAESTRO_RETURN_IF_ERROR(read_roots_.Check(name, v->as_string(), true));
+      if (!v->is_string()) return InvalidArgumentError(std::string(key) + ": not a path");
+      MAESTRO_RETURN_IF_ERROR(read_roots_.Check(key, v->as_string(), true));
     }
     return OkStatus();
   }

@@ -34,6 +34,10 @@ Result<Json> ParseConfigScalar(std::string_view text);
 // Sets the dotted key "a.b.c" of `tree` to `value`, creating the objects on the path.
 // INVALID_ARGUMENT for an empty part or a path step that is not an object.
 Status SetConfigValue(Json& tree, std::string_view key, Json value);
+// The value at dotted key "a.b.c" of `tree`; null when a step is missing or not a mapping.
+const Json* FindConfigValue(const Json& tree, std::string_view key);
+// Removes the dotted key "a.b.c" from `tree` when it is there.
+void EraseConfigValue(Json& tree, std::string_view key);
 // Applies one override "a.b.c=value" (value typed by ParseConfigScalar) with SetConfigValue.
 // INVALID_ARGUMENT when there is no '=' or SetConfigValue refuses the key.
 Status ApplyConfigOverride(Json& tree, std::string_view assignment);

@@ -46,5 +46,8 @@ Status FsyncDirectory(const std::string& path);
 std::string BaseName(const std::string& path);
 // The folder holding `path`: "." for a bare name, "/" for a top-level one ("a/b.yaml" -> "a").
 std::string DirName(const std::string& path);
+// `path` made absolute against the current folder (no symlink resolution); unchanged when it
+// is absolute already or the current folder cannot be read.
+std::string AbsolutePath(const std::string& path);
 
 }  // namespace maestro
