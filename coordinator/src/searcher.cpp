@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 #include "maestro/shared/config_tree.h"
 #include "maestro/shared/rng.h"
 #include "maestro/shared/sha256.h"

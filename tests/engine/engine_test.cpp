@@ -6,7 +6,7 @@
 
 #include "maestro/checkpoint/checkpoint_dir.h"
 #include "maestro/engine/adamw.h"
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 #include "maestro/engine/schedule.h"
 #include "maestro/shared/file_util.h"
 

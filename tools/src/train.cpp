@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 #include "maestro/engine/exit_status.h"
 #include "maestro/engine/host_memory.h"
 #include "maestro/engine/trainer.h"

@@ -11,7 +11,7 @@
 
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/loader.h"
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 #include "maestro/engine/data.h"
 #include "maestro/engine/optimizer.h"
 #include "maestro/shared/json.h"

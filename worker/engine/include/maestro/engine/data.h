@@ -6,7 +6,7 @@
 
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/records.h"
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 
 namespace maestro::engine {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "maestro/checkpoint/safetensors.h"
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 #include "maestro/model/mae.h"
 #include "maestro/model/vit.h"
 #include "maestro/shared/status.h"

@@ -8,7 +8,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 #include "maestro/shared/status.h"
 
 namespace maestro::engine {

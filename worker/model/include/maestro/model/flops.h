@@ -3,7 +3,7 @@
 // distance from the hardware's matrix rate (model FLOP utilization).
 #pragma once
 
-#include "maestro/model/options.h"
+#include "maestro/shared/model_options.h"
 
 namespace maestro::model {
 

@@ -6,7 +6,7 @@
 
 #include <torch/torch.h>
 
-#include "maestro/model/options.h"
+#include "maestro/shared/model_options.h"
 
 namespace maestro::model {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "maestro/model/options.h"
+#include "maestro/shared/model_options.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/status.h"
 

@@ -1,4 +1,4 @@
-#include "maestro/engine/config.h"
+#include "maestro/shared/train_config.h"
 
 #include "maestro/shared/config_tree.h"
 #include "maestro/shared/sha256.h"

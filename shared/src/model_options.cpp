@@ -1,4 +1,4 @@
-#include "maestro/model/options.h"
+#include "maestro/shared/model_options.h"
 
 namespace maestro::model {
 
