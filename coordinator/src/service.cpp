@@ -180,12 +180,18 @@ class CoordinatorMetrics {
   std::map<int64_t, Series> series_;
 };
 
+// The clock the options name, or the system's.
+const Clock& ClockOf(const CoordinatorOptions& options) {
+  return options.scheduler.clock != nullptr ? *options.scheduler.clock : SystemClock();
+}
+
 }  // namespace
 
 class CoordinatorServer::Impl final : public pb::Coordinator::Service {
  public:
-  Impl(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<TokenRegistry> tokens)
-      : scheduler_(std::move(scheduler)), tokens_(std::move(tokens)) {}
+  Impl(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<TokenRegistry> tokens,
+       const Clock& clock)
+      : scheduler_(std::move(scheduler)), tokens_(std::move(tokens)), clock_(clock) {}
 
   Status Listen(const CoordinatorOptions& options, std::shared_ptr<grpc::ServerCredentials> tls) {
     options_ = options;
@@ -452,7 +458,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
         return TooLarge("a log chunk", chunk.data().size(), kMaxLogChunkBytes);
       }
     }
-    std::vector<TrialProgressReport> progress;
+    std::vector<AttemptProgress> progress;
     for (const auto& p : request->progress()) {
       progress.push_back({p.trial_id(), p.attempt(), p.step(), p.total_steps(), p.loss(),
                           p.learning_rate(), p.images_per_second(), p.stage()});
@@ -474,6 +480,14 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
       out->set_attempt(a.attempt);
       out->set_job(a.job);
       out->set_config_json(a.config.Dump());
+      out->set_device(a.device);
+      auto* placement = out->mutable_placement();
+      placement->set_output_dir(a.placement.output_dir);
+      placement->set_checkpoint_dir(a.placement.checkpoint_dir);
+      placement->set_data_path(a.placement.data_path);
+      placement->set_data_service(a.placement.data_service);
+      placement->set_data_dataset(a.placement.data_dataset);
+      placement->set_pretrained(a.placement.pretrained);
       out->set_resume(a.resume);
       out->set_slots(a.slots);
       out->set_grace_period_ms(a.grace_period_ms);
@@ -512,7 +526,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     if (request->cause().size() > kMaxCauseBytes) {
       return TooLarge("cause", request->cause().size(), kMaxCauseBytes);
     }
-    TrialExit exit;
+    AttemptExit exit;
     exit.actor = caller.Actor();
     exit.worker = request->worker_id();
     exit.session = request->session_id();
@@ -592,7 +606,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
                 worker_id != nullptr ? *worker_id : ""};
       return grpc::Status::OK;
     }
-    auto authenticated = tokens_->Authenticate(BearerToken(context), security::NowMs());
+    auto authenticated = tokens_->Authenticate(BearerToken(context), clock_.WallMs());
     if (!authenticated.ok()) {
       const std::string message = authenticated.status().message();
       return Refuse(context, rpc, message.substr(0, message.find(':')), nullptr,
@@ -751,6 +765,9 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
 
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<TokenRegistry> tokens_;  // null: --insecure
+  // The scheduler's clock: bearer tokens expire on it. Data tokens use the real clock (the data
+  // service checks them on its own).
+  const Clock& clock_;
   CoordinatorOptions options_;
   std::string data_token_key_;
   std::mutex data_tokens_mutex_;
@@ -798,12 +815,12 @@ Result<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(options.db_dir));
   std::unique_ptr<TokenRegistry> tokens;
   if (!options.credentials_dir.empty()) {
-    MAESTRO_ASSIGN_OR_RETURN(tokens,
-                             TokenRegistry::Open(*store, bootstrap ? &*bootstrap : nullptr));
+    MAESTRO_ASSIGN_OR_RETURN(
+        tokens, TokenRegistry::Open(*store, ClockOf(options), bootstrap ? &*bootstrap : nullptr));
   }
   MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler,
                            Scheduler::Open(std::move(store), options.scheduler));
-  auto impl = std::make_unique<Impl>(std::move(scheduler), std::move(tokens));
+  auto impl = std::make_unique<Impl>(std::move(scheduler), std::move(tokens), ClockOf(options));
   MAESTRO_RETURN_IF_ERROR(impl->Listen(options, tls));
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));
 }

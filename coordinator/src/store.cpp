@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "maestro/coordinator/trial_record.h"
 #include "maestro/shared/rocksdb_status.h"
 
 namespace maestro::coordinator {
@@ -130,13 +131,12 @@ Result<CreatedExperiment> Store::CreateExperiment(const Json& experiment,
       created.reused.push_back(id);
     } else {
       id = next_trial++;
-      batch.Put(TrialKey(id), Json(Json::Object{{"id", id},
-                                                {"experiment", created.id},
-                                                {"identity", trial.identity},
-                                                {"hparams", trial.hparams},
-                                                {"state", "queued"},
-                                                {"attempt", 0}})
-                                  .Dump());
+      TrialRecord record;
+      record.id = id;
+      record.experiment = created.id;
+      record.identity = trial.identity;
+      record.hparams = trial.hparams;
+      batch.Put(TrialKey(id), record.ToJson().Dump());
       batch.Put("ident/" + trial.identity, Json(id).Dump());
     }
     created.trials.push_back(id);
@@ -165,33 +165,6 @@ Result<CreatedExperiment> Store::CreateExperiment(const Json& experiment,
                 .Dump());
   MAESTRO_RETURN_IF_ERROR(FromRocksStatus(db_->Write(Synced(), &batch), "storing the experiment"));
   return created;
-}
-
-Status Store::UpdateTrial(int64_t trial, int64_t attempt, const std::string& state,
-                          const Json& detail) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  MAESTRO_ASSIGN_OR_RETURN(Json record, GetJson(TrialKey(trial)));
-  const int64_t current = record.Find("attempt")->as_int();
-  if (attempt < current) {
-    return FailedPreconditionError("trial " + std::to_string(trial) + ": a report from attempt " +
-                                   std::to_string(attempt) + ", but attempt " +
-                                   std::to_string(current) + " is current (stale, refused)");
-  }
-  MAESTRO_ASSIGN_OR_RETURN(Json next, GetJson("meta/next"));
-  const int64_t seq = next.Find("event")->as_int();
-  record.as_object()["attempt"] = Json(attempt);
-  record.as_object()["state"] = Json(state);
-  rocksdb::WriteBatch batch;
-  batch.Put(TrialKey(trial), record.Dump());
-  batch.Put(EventKey(seq), Json(Json::Object{{"seq", seq},
-                                             {"kind", "trial_" + state},
-                                             {"trial", trial},
-                                             {"attempt", attempt},
-                                             {"detail", detail}})
-                               .Dump());
-  next.as_object()["event"] = Json(seq + 1);
-  batch.Put("meta/next", next.Dump());
-  return FromRocksStatus(db_->Write(Synced(), &batch), "updating trial " + std::to_string(trial));
 }
 
 Status Store::Commit(Change change) {

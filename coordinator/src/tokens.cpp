@@ -5,9 +5,9 @@ namespace maestro::coordinator {
 using security::Role;
 using security::TokenRecord;
 
-Result<std::unique_ptr<TokenRegistry>> TokenRegistry::Open(Store& store,
+Result<std::unique_ptr<TokenRegistry>> TokenRegistry::Open(Store& store, const Clock& clock,
                                                            const TokenRecord* bootstrap) {
-  std::unique_ptr<TokenRegistry> registry(new TokenRegistry(store));
+  std::unique_ptr<TokenRegistry> registry(new TokenRegistry(store, clock));
   for (const Json& json : store.Tokens()) {
     MAESTRO_ASSIGN_OR_RETURN(TokenRecord record, TokenRecord::FromJson(json));
     registry->tokens_[record.id] = record;
@@ -20,7 +20,7 @@ Result<std::unique_ptr<TokenRegistry>> TokenRegistry::Open(Store& store,
                                       {"token", bootstrap->id},
                                       {"name", bootstrap->name},
                                       {"role", security::RoleName(bootstrap->role)},
-                                      {"time_ms", security::NowMs()}}));
+                                      {"time_ms", clock.WallMs()}}));
     MAESTRO_RETURN_IF_ERROR(store.Commit(std::move(change)));
     registry->tokens_[bootstrap->id] = *bootstrap;
   }
@@ -58,7 +58,7 @@ Result<std::pair<std::string, TokenRecord>> TokenRegistry::Create(Role role,
   record.name = name;
   record.role = role;
   record.worker = role == Role::kWorker ? name : "";
-  record.created_ms = security::NowMs();
+  record.created_ms = clock_.WallMs();
   record.expires_ms = lifetime_ms > 0 ? record.created_ms + lifetime_ms : 0;
   record.created_by = by.Actor();
   const std::string token = security::NewBearerToken(record);
@@ -106,7 +106,7 @@ Status TokenRegistry::Revoke(const std::string& id, const Caller& by) {
   if (it == tokens_.end()) return NotFoundError("no token " + id.substr(0, 64));
   if (it->second.revoked_ms != 0) return OkStatus();
   TokenRecord revoked = it->second;
-  revoked.revoked_ms = security::NowMs();
+  revoked.revoked_ms = clock_.WallMs();
   Change change;
   change.SetActor(by.Actor());
   change.PutToken(revoked.ToJson());

@@ -361,6 +361,16 @@ const Json* Json::Find(std::string_view key) const {
   return it == object.end() ? nullptr : &it->second;
 }
 
+std::string Json::StringOr(std::string_view key, std::string fallback) const {
+  const Json* value = Find(key);
+  return value != nullptr && value->is_string() ? value->as_string() : fallback;
+}
+
+int64_t Json::IntOr(std::string_view key, int64_t fallback) const {
+  const Json* value = Find(key);
+  return value != nullptr && value->is_int() ? value->as_int() : fallback;
+}
+
 std::string Json::Dump() const {
   std::string out;
   struct Visitor {

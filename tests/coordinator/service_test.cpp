@@ -11,12 +11,12 @@
 #include <functional>
 #include <map>
 #include <set>
-#include <thread>
 
 #include "maestro/coordinator/client.h"
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/store.h"
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
+#include "maestro/shared/clock.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/security.h"
@@ -60,6 +60,7 @@ class ServiceTest : public ::testing::Test {
     options.scheduler.heartbeat_interval_ms = 100;
     options.scheduler.worker_timeout_ms = worker_timeout_ms;
     options.scheduler.grace_period_ms = 1000;
+    options.scheduler.clock = &clock_;
     options.credentials_dir = dir_ + "/cluster";
     auto server = CoordinatorServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
@@ -198,6 +199,8 @@ class ServiceTest : public ::testing::Test {
     return trial.ok() ? *trial : Json();
   }
 
+  ManualClock clock_;  // the coordinator's: leases, timeouts and token lifetimes move only
+                       // when a test says
   std::string dir_;
   std::string admin_token_;
   std::map<std::string, std::string> worker_tokens_, sessions_;  // by worker id
@@ -351,12 +354,17 @@ TEST_F(ServiceTest, NoFileARequestNamesIsOpenedAndNoPathLeavesTheRoots) {
   ASSERT_TRUE(Register("w1", &w1).ok());
   pb::HeartbeatResponse beat = Heartbeat("w1", w1.session_id());
   ASSERT_EQ(beat.assignments_size(), 1);
+  // The config the worker gets keeps none of the base config's paths: the placement says where.
   auto config = Json::Parse(beat.assignments(0).config_json());
   ASSERT_TRUE(config.ok());
-  EXPECT_EQ(config->Find("data")->Find("path")->as_string(), dir_);
-  EXPECT_EQ(config->Find("data")->Find("source")->as_string(), "shards");
-  EXPECT_EQ(config->Find("run")->Find("output_dir")->as_string().rfind(dir_ + "/runs/", 0), 0u);
-  EXPECT_EQ(config->Find("checkpoint")->Find("dir")->as_string().rfind(dir_ + "/runs/", 0), 0u);
+  EXPECT_EQ(config->Find("data")->Find("path"), nullptr);
+  EXPECT_EQ(config->Find("data")->Find("source"), nullptr);
+  EXPECT_EQ(config->Find("run")->Find("output_dir"), nullptr);
+  EXPECT_EQ(config->Find("checkpoint")->Find("dir"), nullptr);
+  const pb::Placement& placement = beat.assignments(0).placement();
+  EXPECT_EQ(placement.data_path(), dir_);
+  EXPECT_EQ(placement.output_dir().rfind(dir_ + "/runs/", 0), 0u);
+  EXPECT_EQ(placement.checkpoint_dir().rfind(dir_ + "/runs/", 0), 0u);
   // Weights inside: a data root, or an earlier experiment's checkpoints under the runs folder.
   s = create_json(R"({"name": "t", "kind": "finetune", "dataset": "fmnist", )"
                   R"("config": {"classify": {"num_classes": 10, "pretrained": ")" +
@@ -418,12 +426,14 @@ TEST_F(ServiceTest, StaleAttemptsAreRefusedAndReRegisteredTrainersAdopted) {
   ASSERT_EQ(beat.assignments_size(), 1);
   EXPECT_EQ(beat.assignments(0).attempt(), 1);
   EXPECT_FALSE(beat.assignments(0).resume());
-  auto config = Json::Parse(beat.assignments(0).config_json());
-  ASSERT_TRUE(config.ok());
-  EXPECT_EQ(config->Find("data")->Find("source")->as_string(), "shards");
-  EXPECT_EQ(config->Find("data")->Find("path")->as_string(), dir_);
-  EXPECT_EQ(config->Find("run")->Find("output_dir")->as_string(),
+  EXPECT_EQ(beat.assignments(0).device(), "cpu");
+  EXPECT_EQ(beat.assignments(0).placement().data_path(), dir_);
+  EXPECT_EQ(beat.assignments(0).placement().data_service(), "");
+  EXPECT_EQ(beat.assignments(0).placement().output_dir(),
             dir_ + "/runs/trial-" + std::to_string(trial) + "/pretrain");
+  EXPECT_EQ(beat.assignments(0).placement().checkpoint_dir(),
+            dir_ + "/runs/trial-" + std::to_string(trial) + "/pretrain/checkpoints");
+  EXPECT_EQ(beat.assignments(0).placement().pretrained(), "");
 
   // A report of an attempt this worker never held, or of the attempt from another worker:
   // PERMISSION_DENIED; from a worker without a session: ABORTED (register first).
@@ -539,10 +549,11 @@ TEST_F(ServiceTest, ALostWorkersTrialsMoveAndItsReturnKillsTheStaleTrainer) {
   const int64_t trial = created.trial_ids(0);
   ASSERT_EQ(Heartbeat("w1", w1.session_id()).assignments_size(), 1);
   ASSERT_TRUE(Register("w2", &w2).ok());
-  // w1 goes silent; w2 keeps heartbeating until the trial comes its way.
+  // w1 goes silent; w2 keeps heartbeating until the trial comes its way (simulated time).
   pb::HeartbeatResponse beat;
-  for (int i = 0; i < 40 && beat.assignments_size() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 8 && beat.assignments_size() == 0; ++i) {
+    clock_.Advance(100);
+    server_->scheduler().Tick();
     beat = Heartbeat("w2", w2.session_id());
   }
   ASSERT_EQ(beat.assignments_size(), 1);
@@ -569,7 +580,8 @@ TEST_F(ServiceTest, AWorkerBackBeforeItsTrialMovedKeepsIt) {
   ASSERT_TRUE(Create("", &created).ok());
   const int64_t trial = created.trial_ids(0);
   ASSERT_EQ(Heartbeat("w1", w1.session_id()).assignments_size(), 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(900));  // lost; nobody took the trial
+  clock_.Advance(900);  // lost; nobody took the trial
+  server_->scheduler().Tick();
   EXPECT_EQ(Trial(created.experiment_id()).Find("state")->as_string(), "queued");
   pb::RegisterWorkerResponse back;
   ASSERT_TRUE(Register("w1", &back, {{trial, 1}}).ok());
@@ -600,8 +612,9 @@ TEST_F(ServiceTest, ARestartedCoordinatorAdoptsListedTrainersAndLosesTheRest) {
   ASSERT_TRUE(Register(holder, &back, {{before.Find("id")->as_int(), 1}}).ok());
   EXPECT_EQ(back.kill_size(), 0);
   // The other worker never comes back: after the timeout its trial is queued again.
-  for (int i = 0; i < 30; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 10; ++i) {
+    clock_.Advance(100);
+    server_->scheduler().Tick();
     Heartbeat(holder, back.session_id(), {{before.Find("id")->as_int(), 1}}, 0);
   }
   Json adopted = Trial(created.experiment_id(), 0), lost = Trial(created.experiment_id(), 1);
@@ -646,11 +659,8 @@ TEST_F(ServiceTest, APipelineProbesThePretrainingsFinalCheckpoint) {
   ASSERT_EQ(beat.assignments_size(), 1);
   EXPECT_EQ(beat.assignments(0).job(), "linprobe");
   EXPECT_FALSE(beat.assignments(0).resume());
-  auto config = Json::Parse(beat.assignments(0).config_json());
-  ASSERT_TRUE(config.ok());
-  EXPECT_EQ(config->Find("classify")->Find("pretrained")->as_string(), "/ckpt/step-000000000010");
-  EXPECT_NE(config->Find("run")->Find("output_dir")->as_string().find("/linprobe"),
-            std::string::npos);
+  EXPECT_EQ(beat.assignments(0).placement().pretrained(), "/ckpt/step-000000000010");
+  EXPECT_NE(beat.assignments(0).placement().output_dir().find("/linprobe"), std::string::npos);
   ASSERT_TRUE(Exit("w1", created.trial_ids(0), 2, 0,
                    Json(Json::Object{{"final", Json(Json::Object{{"top1", 71.5}})}}).Dump())
                   .ok());
@@ -665,11 +675,6 @@ TEST_F(ServiceTest, APipelineProbesThePretrainingsFinalCheckpoint) {
 
 namespace maestro::coordinator {
 namespace {
-
-std::string StringOrEmpty(const Json& object, const char* key) {
-  const Json* value = object.Find(key);
-  return value != nullptr && value->is_string() ? value->as_string() : "";
-}
 
 // Every RPC x every kind of caller: the code each gets, and no refusal changes any state.
 TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
@@ -749,7 +754,7 @@ TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
   revoke_it.set_id(revoked_id);
   pb::RevokeTokenResponse revoked_response;
   ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::RevokeToken, revoke_it, &revoked_response).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // `expired` lived 1 ms
+  clock_.Advance(5);  // `expired` lived 1 ms
 
   // Channels that cannot even make the call: plaintext, and one trusting another cluster's CA.
   security::ClusterInit other;
@@ -864,8 +869,7 @@ TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
     ASSERT_TRUE(event.ok());
     const Json* by = event->Find("by");
     ASSERT_NE(by, nullptr) << text;
-    by_kind[event->Find("kind")->as_string() + "/" + StringOrEmpty(*event, "dataset")] =
-        by->as_string();
+    by_kind[event->Find("kind")->as_string() + "/" + event->StringOr("dataset")] = by->as_string();
   }
   EXPECT_EQ(by_kind["token_created/"].rfind("admin:", 0), 0u) << by_kind["token_created/"];
   EXPECT_EQ(by_kind["dataset_registered/fmnist"].rfind("admin:", 0), 0u);

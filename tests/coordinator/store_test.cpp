@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "maestro/coordinator/lifecycle.h"
+#include "maestro/coordinator/trial_record.h"
 #include "maestro/shared/file_util.h"
 
 namespace maestro::coordinator {
@@ -91,20 +93,33 @@ TEST_F(StoreTest, IdempotencyKeysAndIdentitiesPreventTwins) {
   EXPECT_EQ((*store)->Events().size(), 2u) << "the retried request added no event";
 }
 
-TEST_F(StoreTest, StaleAttemptsAreRefused) {
+TEST_F(StoreTest, ATransitionIsStoredWithItsEventInOneCommit) {
+  {
+    auto store = Store::Open(dir_);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->CreateExperiment(Json(Json::Object{}), Grid("t", 1), "").ok());
+    auto trial = TrialRecord::FromJson(*(*store)->Trial(1));
+    ASSERT_TRUE(trial.ok()) << trial.status().ToString();
+    EXPECT_EQ(trial->state, TrialState::kQueued);
+    Change change;
+    change.SetActor("w1");
+    Lifecycle life(change, 1234);
+    ASSERT_TRUE(life.Assign(*trial, {"w1"}, {}).ok());
+    ASSERT_TRUE((*store)->Commit(std::move(change)).ok());
+  }
   auto store = Store::Open(dir_);
   ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->CreateExperiment(Json(Json::Object{}), Grid("t", 1), "").ok());
-  EXPECT_TRUE((*store)->UpdateTrial(1, 1, "running", Json(Json::Object{{"worker", "w1"}})).ok());
-  EXPECT_TRUE((*store)->UpdateTrial(1, 2, "running", Json(Json::Object{{"worker", "w2"}})).ok());
-  const Status stale = (*store)->UpdateTrial(1, 1, "completed", Json());
-  EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(stale.message().find("attempt 1, but attempt 2 is current"), std::string::npos);
-  EXPECT_EQ((*store)->Trial(1)->Find("state")->as_string(), "running");
-  EXPECT_EQ((*store)->UpdateTrial(7, 1, "running", Json()).code(), StatusCode::kNotFound);
+  auto trial = TrialRecord::FromJson(*(*store)->Trial(1));
+  ASSERT_TRUE(trial.ok());
+  EXPECT_EQ(trial->state, TrialState::kAssigned);
+  EXPECT_EQ(trial->attempt, 1);
+  EXPECT_EQ(trial->worker, "w1");
   const auto events = (*store)->Events(2);
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[1].Find("detail")->Find("worker")->as_string(), "w2");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].Find("kind")->as_string(), "trial_assigned");
+  EXPECT_EQ(events[0].Find("attempt")->as_int(), 1);
+  EXPECT_EQ(events[0].Find("by")->as_string(), "w1");
+  EXPECT_EQ((*store)->Trial(7).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(StoreTest, AnotherSchemaVersionIsRefused) {

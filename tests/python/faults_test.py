@@ -100,7 +100,8 @@ def main():
         log = open(os.path.join(args.dir, "w1.log")).read()
         registered = log.count("registered with")
         events = cluster.events()
-        preempted = [e for e in events if e.get("kind") == "trial_preempted" and e.get("trial") == trial]
+        preempted = [e for e in events if e.get("kind") in ("trial_preempted", "trial_assignment_lost")
+                     and e.get("trial") == trial]
         silent = re.findall(r"reachable again, (\d+) ms after its last answer", log)
         check.expect(before and after == before and registered >= 2 and not preempted and "stopping" not in log,
                      f"a coordinator back after {restarted:.1f} s: the trainer kept running (pids {sorted(before)} "

@@ -1,4 +1,4 @@
-// The worker daemon's pieces without a coordinator: reading the trainer's progress lines, and
+// The worker daemon's pieces without a coordinator: its launch plans (launch_plan_test.cpp), and
 // trainer processes (real children: exit statuses, signals, SIGTERM then SIGKILL after the
 // grace period, an exec failure, the environment they get; a group of local ranks).
 #include <gtest/gtest.h>
@@ -8,26 +8,10 @@
 #include <thread>
 
 #include "maestro/shared/file_util.h"
-#include "maestro/worker/progress.h"
 #include "maestro/worker/trainer_process.h"
 
 namespace maestro::worker {
 namespace {
-
-TEST(ProgressLineTest, ReadsTheTrainersProgressLine) {
-  auto p = ParseProgressLine(
-      "step 40/235 (17.0%)  epoch 0.34  loss 0.1234  lr 1.234e-04  1234 img/s  ETA 3m12s");
-  ASSERT_TRUE(p.has_value());
-  EXPECT_EQ(p->step, 40);
-  EXPECT_EQ(p->total_steps, 235);
-  EXPECT_DOUBLE_EQ(p->epoch, 0.34);
-  EXPECT_DOUBLE_EQ(p->loss, 0.1234);
-  EXPECT_DOUBLE_EQ(p->lr, 1.234e-4);
-  EXPECT_DOUBLE_EQ(p->images_per_second, 1234);
-  EXPECT_FALSE(ParseProgressLine("checkpoint step-000000000010 written").has_value());
-  EXPECT_FALSE(ParseProgressLine("step 5/").has_value());
-  EXPECT_FALSE(ParseProgressLine("").has_value());
-}
 
 class TrainerProcessTest : public ::testing::Test {
  protected:

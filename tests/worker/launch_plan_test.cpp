@@ -32,6 +32,7 @@ LaunchInput Base() {
   in.lease_file = "/w/lease";
   in.lease_timeout_ms = 10000;
   in.fence_file = "/runs/trial-7/pretrain/ATTEMPT";
+  in.progress_file = "/w/logs/trial-7-attempt-2.progress";
   in.local_port = 41234;
   return in;
 }
@@ -46,7 +47,8 @@ TEST(PlanLaunch, OneCpuProcess) {
        {"MAESTRO_TRIAL=7", "MAESTRO_ATTEMPT=2",
         "MAESTRO_DATA_TOKEN_FILE=/w/secrets/trial-7-attempt-2.data-token", "MAESTRO_CA=/c/ca.crt",
         "MAESTRO_TOKEN_FILE=", "MAESTRO_LEASE_FILE=/w/lease", "MAESTRO_LEASE_TIMEOUT_MS=10000",
-        "MAESTRO_ATTEMPT_FENCE=/runs/trial-7/pretrain/ATTEMPT"}) {
+        "MAESTRO_ATTEMPT_FENCE=/runs/trial-7/pretrain/ATTEMPT",
+        "MAESTRO_PROGRESS_FILE=/w/logs/trial-7-attempt-2.progress"}) {
     EXPECT_TRUE(Has(plan.env, entry)) << entry;
   }
   for (const char* name :

@@ -10,13 +10,16 @@
 
 #include "command_util.h"
 #include "experiment_commands.h"
+#include "maestro/coordinator/trial_record.h"
 #include "maestro/shared/file_util.h"
 
 namespace maestro::tools {
 namespace {
 
+// A trial state name the coordinator sent: finished (nothing more will run)?
 bool IsFinalState(const std::string& state) {
-  return state == "completed" || state == "failed" || state == "canceled";
+  auto parsed = coordinator::ParseTrialState(state);
+  return parsed.has_value() && coordinator::IsFinished(*parsed);
 }
 
 // A table printed as aligned text, markdown or CSV.

@@ -22,7 +22,6 @@
 #include <vector>
 
 #include "maestro/coordinator/v1/coordinator.grpc.pb.h"
-#include "maestro/shared/config_tree.h"
 #include "maestro/shared/exit_status.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/grpc_auth.h"
@@ -31,10 +30,11 @@
 #include "maestro/shared/json.h"
 #include "maestro/shared/metrics_http.h"
 #include "maestro/shared/path_roots.h"
+#include "maestro/shared/progress_record.h"
 #include "maestro/shared/security.h"
+#include "maestro/shared/trial_placement.h"
 #include "maestro/shared/version.h"
 #include "maestro/worker/launch_plan.h"
-#include "maestro/worker/progress.h"
 #include "maestro/worker/trainer_process.h"
 
 namespace maestro::worker {
@@ -77,9 +77,13 @@ struct Child {
   std::optional<ProcessExit> exit;
   Clock::time_point exited_at;
   bool stop_requested = false;  // by the coordinator (cancel, stale attempt)
-  int64_t parsed = 0;           // log bytes read for progress lines
+  int64_t parsed = 0;           // log bytes read for error lines
   std::string partial;          // an unfinished line
-  std::optional<ProgressLine> progress;
+  std::string progress_path;    // the ranks' progress records (progress_record.h)
+  int64_t progress_read = 0;    // bytes of it read
+  std::string progress_partial;
+  std::optional<ProgressRecord> progress;  // rank 0's latest train or done record
+  bool progress_warned = false;            // a bad record was reported (once per attempt)
   std::string last_error;
   int64_t acked = 0;  // log bytes the coordinator stored
   std::optional<ProcessExit> spawn_failure;
@@ -335,8 +339,34 @@ class WorkerDaemon::Impl {
     }
   }
 
-  // New complete lines of the child's log: progress and error lines.
+  // New complete records of the child's progress file: rank 0's figures.
+  void ReadProgress(Child& child) {
+    std::ifstream in(child.progress_path, std::ios::binary);
+    if (!in) return;
+    in.seekg(child.progress_read);
+    std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    child.progress_read += static_cast<int64_t>(chunk.size());
+    child.progress_partial += chunk;
+    size_t start = 0, end;
+    while ((end = child.progress_partial.find('\n', start)) != std::string::npos) {
+      auto record =
+          ParseProgressRecord(std::string_view(child.progress_partial.data() + start, end - start));
+      if (record.ok() && record->rank == 0 && record->phase != "start") {
+        child.progress = std::move(*record);
+      } else if (!record.ok() && !child.progress_warned) {
+        child.progress_warned = true;
+        Say("trial " + std::to_string(child.trial) + ": " + record.status().message() +
+            " (such lines are skipped)");
+      }
+      start = end + 1;
+    }
+    child.progress_partial.erase(0, start);
+    if (child.progress_partial.size() > 64 * 1024) child.progress_partial.clear();
+  }
+
+  // New complete lines of the child's log: its last error line; and its progress records.
   void ReadOutput(Child& child) {
+    ReadProgress(child);
     std::ifstream in(child.log_path, std::ios::binary);
     in.seekg(child.parsed);
     std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -346,9 +376,7 @@ class WorkerDaemon::Impl {
     size_t start = 0, end;
     while ((end = child.partial.find('\n', start)) != std::string::npos) {
       std::string_view line(child.partial.data() + start, end - start);
-      if (auto progress = ParseProgressLine(line)) {
-        child.progress = progress;
-      } else if (line.find("error") != std::string_view::npos) {
+      if (line.find("error") != std::string_view::npos) {
         child.last_error = std::string(line.substr(0, 2000));
       }
       start = end + 1;
@@ -441,18 +469,14 @@ class WorkerDaemon::Impl {
   // The paths of an assignment's config against this worker's roots, symlinks resolved:
   // where its trainer writes (under --runs-root) and what it reads (under --data-root or
   // --runs-root). A coordinator, compromised or misconfigured, cannot make it write elsewhere.
-  Status ConfinePaths(const Json& config) const {
-    for (const char* key : {"run.output_dir", "checkpoint.dir"}) {
-      const Json* v = FindConfigValue(config, key);
-      if (v == nullptr) continue;
-      if (!v->is_string()) return InvalidArgumentError(std::string(key) + ": not a path");
-      MAESTRO_RETURN_IF_ERROR(write_roots_.Check(key, v->as_string(), true));
+  Status ConfinePaths(const TrialPlacement& placement) const {
+    MAESTRO_RETURN_IF_ERROR(write_roots_.Check("run.output_dir", placement.output_dir, true));
+    MAESTRO_RETURN_IF_ERROR(write_roots_.Check("checkpoint.dir", placement.checkpoint_dir, true));
+    if (!placement.data_path.empty()) {
+      MAESTRO_RETURN_IF_ERROR(read_roots_.Check("data.path", placement.data_path, true));
     }
-    for (const char* key : {"data.path", "classify.pretrained"}) {
-      const Json* v = FindConfigValue(config, key);
-      if (v == nullptr || (v->is_string() && v->as_string() == "none")) continue;
-      if (!v->is_string()) return InvalidArgumentError(std::string(key) + ": not a path");
-      MAESTRO_RETURN_IF_ERROR(read_roots_.Check(key, v->as_string(), true));
+    if (!placement.pretrained.empty() && placement.pretrained != "none") {
+      MAESTRO_RETURN_IF_ERROR(read_roots_.Check("classify.pretrained", placement.pretrained, true));
     }
     return OkStatus();
   }
@@ -466,20 +490,24 @@ class WorkerDaemon::Impl {
     const std::string name =
         "trial-" + std::to_string(child.trial) + "-attempt-" + std::to_string(child.attempt);
     child.log_path = options_.work_dir + "/logs/" + name + ".log";
+    child.progress_path = options_.work_dir + "/logs/" + name + ".progress";
     const std::string config_path = options_.work_dir + "/configs/" + name + ".json";
     child.slots = std::max<int64_t>(1, a.slots());
-    auto config = Json::Parse(a.config_json());
-    const Json* run = config.ok() ? config->Find("run") : nullptr;
-    const Json* dir = run != nullptr ? run->Find("output_dir") : nullptr;
-    const Json* device = run != nullptr ? run->Find("device") : nullptr;
+    const pb::Placement& p = a.placement();
+    const TrialPlacement placement{p.output_dir(),   p.checkpoint_dir(), p.data_path(),
+                                   p.data_service(), p.data_dataset(),   p.pretrained()};
     // A GPU trial of several slots or nodes: one process per slot, torchrun-style ranks over
     // NCCL. A CPU trial of several slots: mpirun's ranks (Open MPI joins only what it starts).
-    const bool gpu =
-        device != nullptr && device->is_string() && device->as_string().rfind("cuda", 0) == 0;
+    const bool gpu = a.device().rfind("cuda", 0) == 0;
     child.slot_ids = FreeSlotIds(child.slots);
     // Paths outside this worker's roots: refused before anything is written.
-    const Status confined = config.ok() ? ConfinePaths(*config) : OkStatus();
+    const Status confined = ConfinePaths(placement);
     const bool refused = !confined.ok();
+    // The trainer's config: the coordinator's, with the placement written in.
+    auto config = Json::Parse(a.config_json());
+    Status configured =
+        config.ok() ? ApplyPlacement(placement, *config)
+                    : InvalidArgumentError("the assignment's config: " + config.status().message());
     LaunchInput in;
     in.trial = child.trial;
     in.attempt = child.attempt;
@@ -498,7 +526,8 @@ class WorkerDaemon::Impl {
     in.ca_file = options_.ca_file;
     in.lease_file = lease_file_;
     in.lease_timeout_ms = lease_ms_;
-    if (dir != nullptr && dir->is_string()) in.fence_file = dir->as_string() + "/ATTEMPT";
+    in.fence_file = placement.output_dir + "/ATTEMPT";
+    in.progress_file = child.progress_path;
     const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
     for (int64_t id : child.slot_ids) in.gpus.push_back(GpuOfSlot(visible ? visible : "", id));
     if ((a.nodes() <= 1) && child.slots > 1 && gpu) in.local_port = FreeLocalPort();
@@ -514,12 +543,9 @@ class WorkerDaemon::Impl {
                          std::to_string(child.attempt) + ": maestro-train " + a.job() +
                          (a.resume() ? " --resume auto" : "") + " on worker " + options_.id +
                          " ===\n";
-    Status written = refused                                 ? confined
-                     : !token_written.ok()                   ? token_written
-                     : dir != nullptr && dir->is_string() ? OkStatus()
-                         : InvalidArgumentError("the assignment's config has no run.output_dir");
+    Status written = refused ? confined : !token_written.ok() ? token_written : configured;
     if (written.ok()) {
-      child.output_dir = dir->as_string();
+      child.output_dir = placement.output_dir;
       written = MakeDirectories(child.output_dir);
     }
     if (written.ok()) {
@@ -528,7 +554,7 @@ class WorkerDaemon::Impl {
       written =
           WriteFileAtomic(child.output_dir + "/ATTEMPT", std::to_string(child.attempt) + "\n");
     }
-    if (written.ok()) written = WriteFileAtomic(config_path, a.config_json() + "\n");
+    if (written.ok()) written = WriteFileAtomic(config_path, config->Dump() + "\n");
     if (written.ok()) written = WriteFileAtomic(child.log_path, header);
     if (written.ok()) {
       auto process =
@@ -613,6 +639,7 @@ class WorkerDaemon::Impl {
           status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
         if (!status.ok()) Say("exit report dropped: " + status.error_message());
         if (!child.data_token_path.empty()) unlink(child.data_token_path.c_str());
+        unlink(child.progress_path.c_str());
         it = children_.erase(it);
         continue;
       }

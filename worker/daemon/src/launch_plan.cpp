@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "maestro/shared/progress_record.h"
+
 namespace maestro::worker {
 
 LaunchPlan PlanLaunch(const LaunchInput& in) {
@@ -30,6 +32,9 @@ LaunchPlan PlanLaunch(const LaunchInput& in) {
     plan.env.push_back("MAESTRO_LEASE_TIMEOUT_MS=" + std::to_string(in.lease_timeout_ms));
   }
   if (!in.fence_file.empty()) plan.env.push_back("MAESTRO_ATTEMPT_FENCE=" + in.fence_file);
+  if (!in.progress_file.empty()) {
+    plan.env.push_back(std::string(kProgressFileEnv) + "=" + in.progress_file);
+  }
 
   plan.local_env = {{}};
   if (nodes > 1 || per_slot) {

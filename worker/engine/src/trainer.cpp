@@ -27,6 +27,7 @@
 #include "maestro/engine/exit_status.h"
 #include "maestro/engine/schedule.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/progress_record.h"
 #include "maestro/shared/rng.h"
 #include "maestro/shared/sha256.h"
 
@@ -82,6 +83,7 @@ class Trainer {
         world_size_(comm_->world_size()),
         distributed_(comm_->backend() != "single") {
     null_out_.setstate(std::ios::badbit);
+    if (const char* progress = std::getenv(kProgressFileEnv)) progress_file_ = progress;
   }
 
   int Run() {
@@ -464,6 +466,7 @@ class Trainer {
     int64_t window_images = 0;
     double window_sync_s = 0;  // time in the gradient all-reduce (data-parallel runs)
     int64_t window_steps = 0;
+    RecordProgress("start", static_cast<double>(position_.epoch), 0, 0, 0);
 
     while (position_.optimizer_step < total_steps_) {
       dataloader::Batch batch = source_->Next();
@@ -576,6 +579,7 @@ class Trainer {
           out_ << line;
         }
         out_ << std::endl;
+        RecordProgress("train", epoch_now, step_loss, lr, rate);
         window_start = Clock::now();
         window_images = 0;
         window_sync_s = 0;
@@ -641,6 +645,7 @@ class Trainer {
       }
     }
     out_ << "completed " << total_steps_ << " optimizer steps" << std::endl;
+    RecordProgress("done", static_cast<double>(config_.optim.epochs), 0, lr, 0);
     if (skipped_samples_ > 0) {
       out_ << "warning: " << skipped_samples_ << " corrupt samples were replaced by the next "
            << "readable ones" << std::endl;
@@ -650,6 +655,30 @@ class Trainer {
       if (Status s = WriteResult(); !s.ok()) return Fail({kExitRetryableFailure, s.ToString()});
     }
     return kExitCompleted;
+  }
+
+  // This rank's progress record (progress_record.h), when the worker asked for them. A record
+  // that cannot be written is reported once and training goes on.
+  void RecordProgress(const char* phase, double epoch, double loss, double lr,
+                      double images_per_second) {
+    if (progress_file_.empty()) return;
+    ProgressRecord record;
+    record.phase = phase;
+    record.rank = rank_;
+    record.step = position_.optimizer_step;
+    record.total_steps = total_steps_;
+    record.epoch = epoch;
+    record.loss = loss;
+    record.lr = lr;
+    record.images_per_second = images_per_second;
+    record.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    if (Status s = AppendProgressRecord(progress_file_, record); !s.ok()) {
+      std::cerr << "warning: rank " << rank_ << ": progress record: " << s.ToString()
+                << " (no more are written)" << std::endl;
+      progress_file_.clear();
+    }
   }
 
   // result.json: what a scheduler reads of a finished run (docs/training.md): the job, its
@@ -697,6 +726,7 @@ class Trainer {
   const TrainConfig& config_;
   const TrainOptions& options_;
   std::ostringstream null_out_;  // the output of ranks other than 0 (discarded)
+  std::string progress_file_;    // MAESTRO_PROGRESS_FILE; empty: no progress records
   std::ostream& out_;
   torch::Device device_;
   std::unique_ptr<dist::Communicator> comm_;

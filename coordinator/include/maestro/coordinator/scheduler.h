@@ -1,16 +1,15 @@
-// The coordinator's brain, without RPC: experiments and their trials over the RocksDB
-// store, workers and their heartbeats in memory, placement, restarts and lost workers. The gRPC
-// server (service.cpp) translates messages into these calls; tests and the heartbeat benchmark
-// can drive it directly.
+// The coordinator's brain, without RPC: a thin facade that holds the lock over its parts: the
+// experiment catalogue (catalogue.h), the trials and their lifecycle (trial_record.h,
+// lifecycle.h), placement (placement.h), the worker daemons as the attempt backend
+// (worker_pool.h over attempt.h's seam) and the trainers' logs (log_store.h), all over the
+// RocksDB store. The gRPC server (service.cpp) translates messages into these calls; tests and
+// the heartbeat benchmark drive it directly, on a simulated clock if they like.
 //
 // The scheduler is the only restart authority. Each assignment raises the trial's attempt (one
 // synced batch, before the worker hears of it); every report names (trial, attempt), and one
-// about any other attempt than the current is refused. A trial's life:
-//
-//   queued -> assigned -> running -> completed | failed | canceled
-//      ^_________|___________|  retryable failure (crash, signal, lost worker) within
-//                               max_restarts, or preemption (free): queued again, resumed
-//                               from its latest checkpoint on any worker
+// about any other attempt than the current is refused. A retryable failure (crash, signal,
+// lost worker) within max_restarts, a preemption or a lost assignment (free) queue a trial
+// again, to resume from its latest checkpoint on any worker.
 //
 // A pipeline trial runs its stages (pretrain, then each evaluation from the pretraining's final
 // checkpoint) one after the other, each stage a sequence of attempts. Heartbeats live in
@@ -20,7 +19,6 @@
 // Thread-safe.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,14 +27,23 @@
 #include <string>
 #include <vector>
 
+#include "maestro/coordinator/attempt.h"
+#include "maestro/coordinator/catalogue.h"
 #include "maestro/coordinator/experiment.h"
+#include "maestro/coordinator/log_store.h"
+#include "maestro/coordinator/placement.h"
 #include "maestro/coordinator/store.h"
+#include "maestro/coordinator/trial_record.h"
+#include "maestro/coordinator/worker_pool.h"
+#include "maestro/shared/clock.h"
 #include "maestro/shared/json.h"
 #include "maestro/shared/path_roots.h"
 #include "maestro/shared/status.h"
 #include "maestro/shared/version.h"
 
 namespace maestro::coordinator {
+
+class Lifecycle;
 
 struct SchedulerOptions {
   std::string runs_dir;                  // absolute: trials write under <runs_dir>/trial-<id>/
@@ -47,77 +54,8 @@ struct SchedulerOptions {
   int64_t heartbeat_interval_ms = 1000;  // told to workers
   int64_t worker_timeout_ms = 10000;     // no heartbeat for this long: the worker is lost
   int64_t grace_period_ms = 30000;       // SIGTERM -> SIGKILL when a trainer is stopped
-};
-
-struct AttemptRef {
-  int64_t trial = 0;
-  int64_t attempt = 0;
-  friend bool operator<(const AttemptRef& a, const AttemptRef& b) {
-    return a.trial != b.trial ? a.trial < b.trial : a.attempt < b.attempt;
-  }
-  friend bool operator==(const AttemptRef& a, const AttemptRef& b) {
-    return a.trial == b.trial && a.attempt == b.attempt;
-  }
-};
-
-struct WorkerRegistration {
-  std::string id, build, address;
-  int64_t protocol_version = 0;
-  int64_t slots = 1, cpu_cores = 0, memory_mb = 0;
-  std::vector<AttemptRef> running;  // trainers still running from an earlier session
-  std::string actor;                // the credential that registers it (the event log's "by")
-};
-
-struct RegisterOutcome {
-  std::string session;
-  int64_t heartbeat_interval_ms = 0;
-  int64_t worker_timeout_ms = 0;
-  std::vector<AttemptRef> kill;
-};
-
-struct TrialProgressReport {
-  int64_t trial = 0, attempt = 0, step = 0, total_steps = 0;
-  double loss = 0, lr = 0, images_per_second = 0;
-  std::string stage;
-};
-
-struct LogPiece {
-  int64_t trial = 0, attempt = 0, offset = 0;
-  std::string data;
-};
-
-struct TrialAssignment {
-  int64_t trial = 0, attempt = 0, slots = 1, grace_period_ms = 0;
-  std::string job;
-  Json config;
-  bool resume = false;
-  // A multi-node trial: this worker's node rank of `nodes`, and rank 0's rendezvous address.
-  int64_t node_rank = 0, nodes = 1, master_port = 0;
-  std::string master_addr;
-};
-
-struct HeartbeatOutcome {
-  bool reregister = false;
-  std::vector<TrialAssignment> assignments;
-  std::vector<AttemptRef> kill;
-  std::vector<LogPiece> log_acks;  // offset: the bytes stored of that attempt; data empty
-  std::vector<AttemptRef> current;  // the worker's current attempts after this beat
-};
-
-struct TrialExit {
-  std::string worker, session;
-  int64_t trial = 0, attempt = 0;
-  int exit_code = 0;  // -1: killed by `signal`
-  int signal = 0;
-  std::string result_json, cause;
-  bool stopped_by_request = false;
-  std::string actor;  // the credential that reports it
-};
-
-struct TrialLogs {
-  std::string data;
-  int64_t next_offset = 0;
-  std::string state;
+  // Leases, timeouts and recorded times; nullptr: SystemClock(). Outlives the scheduler.
+  const Clock* clock = nullptr;
 };
 
 // What the metrics exporter reads (service.cpp): a consistent snapshot.
@@ -170,13 +108,13 @@ class Scheduler {
   // with nothing changed, when progress or logs name an attempt this session never held (not
   // assigned to it, not listed at its registration).
   Result<HeartbeatOutcome> Heartbeat(const std::string& worker, const std::string& session,
-                                     const std::vector<TrialProgressReport>& progress,
+                                     const std::vector<AttemptProgress>& progress,
                                      const std::vector<LogPiece>& logs, int64_t free_slots,
                                      const std::vector<AttemptRef>& held);
   // ABORTED for a session that is not the worker's current one (register again, then report);
   // PERMISSION_DENIED for an attempt this session never held; FAILED_PRECONDITION for a stale
   // attempt it held (ended, or replaced after the worker was declared lost).
-  Status ReportExit(const TrialExit& report);
+  Status ReportExit(const AttemptExit& report);
 
   // Declares workers without a heartbeat for worker_timeout_ms lost (their trials are
   // rescheduled). Called periodically by the server.
@@ -184,27 +122,16 @@ class Scheduler {
   SchedulerSnapshot Snapshot();
 
  private:
-  struct Worker {
-    std::string id, session, build, address;
-    int64_t slots = 0, cpu_cores = 0, memory_mb = 0;
-    bool alive = false;
-    bool confirmed = false;  // registered in this coordinator's life (not just expected)
-    std::chrono::steady_clock::time_point last_heartbeat;
-    std::set<AttemptRef> running;
-    std::vector<AttemptRef> pending_kills;
-    std::vector<TrialAssignment> pending_assignments;  // a gang's other nodes, for the next beat
-    int64_t beats = 0;                                 // heartbeats of this session
-    std::map<AttemptRef, int64_t> assigned_beat;       // the heartbeat whose answer carried it
-    // Attempts this session was assigned or adopted (its reports are heard), and those it
-    // listed at registration that were not adopted (being killed: logs taken, not stored).
-    std::set<AttemptRef> session_attempts, session_refused;
-    // Whether this session may report on `ref` (one of the two sets above).
-    bool Heard(const AttemptRef& ref) const {
-      return session_attempts.count(ref) > 0 || session_refused.count(ref) > 0;
-    }
+  // How an attempt ended without completing its stage.
+  enum class AttemptEnd {
+    kRetryable,  // restarted within the budget (charged), else failed
+    kPermanent,  // failed
+    kPreempted,  // queued again, free
+    kLost,       // the assignment never reached its worker: queued again, free
   };
+  // A running trial's latest progress (memory only; its records are stored).
   struct Running {
-    TrialProgressReport progress;
+    AttemptProgress progress;
     bool has_progress = false;
     int64_t last_stored_step = -1;
   };
@@ -214,41 +141,36 @@ class Scheduler {
   // Cancels, at load, an experiment stored by an older coordinator that this one refuses
   // (a trainer config stored as a file path): its unfinished trials end, with `why`.
   void RefuseStoredExperiment(int64_t id, const std::string& why);
-  // The experiment's paths and keys a request may not choose (see CreateExperiment).
-  Status CheckTrialInputs(const ExperimentSpec& spec) const;
-  // The parsed spec of the experiment that owns `trial` (its "experiment").
-  const ExperimentSpec* SpecOf(const Json& trial) const;
-  std::vector<std::string> StageNames(const ExperimentSpec& spec) const;
-  Result<TrialAssignment> BuildAssignment(const Json& trial, const ExperimentSpec& spec) const;
-  bool Fits(const Worker& worker, const ExperimentSpec& spec) const;
-  int64_t SlotsUsed(const Worker& worker) const;  // the slots of the trials it runs
-  void Schedule(Worker& worker, int64_t free_slots, Change& change, HeartbeatOutcome& out);
-  // An attempt ended without a completed stage: restart within budget, or fail. `cause_kind`:
-  // crash, signal, worker_lost, retryable.
-  void EndAttemptFailed(Json& trial, const std::string& cause_kind, const std::string& cause,
-                        bool retryable, bool preempted, Change& change);
-  void Requeue(Json& trial);
-  void ReleaseAttempt(const Json& trial);
-  Json& TrialRef(int64_t id);
-  bool IsCurrent(const Json& trial, const std::string& worker, int64_t attempt) const;
-  // The workers running a trial's current attempt: its "gang" (node 0 first), or its worker.
-  static std::vector<std::string> GangOf(const Json& trial);
+  // The parsed spec of the experiment whose settings `trial` runs under.
+  const ExperimentSpec* SpecOf(const TrialRecord& trial) const;
+  ResourceUse UseOf(const WorkerState& worker) const;
+  // Places queued trials on `worker` (node 0 of a gang), up to `free_slots`.
+  void Schedule(WorkerState& worker, int64_t free_slots, Lifecycle& life);
+  // An attempt ended without a completed stage: canceled if that was asked, else as `end`
+  // says. `cause_kind`: crash, signal, worker_lost, retryable, permanent, preempted, ...
+  void EndAttemptFailed(TrialRecord& trial, const std::string& cause_kind, const std::string& cause,
+                        AttemptEnd end, Lifecycle& life);
+  // The queue follows the trials' states: a trial moved to queued is enqueued, one moved out
+  // of it dequeued (the lifecycle changes records only).
+  void Enqueue(const TrialRecord& trial);
+  void Dequeue(const TrialRecord& trial);
+  // Its current attempt ends on its workers (the backend forgets it) and in the running set.
+  void ReleaseAttempt(const TrialRecord& trial);
+  bool IsCurrent(const TrialRecord& trial, const std::string& worker, int64_t attempt) const;
   void CommitOrLog(Change change);
-  void DeclareLost(Worker& worker, const std::string& why, Change& change);
-  int64_t RunningOf(int64_t experiment) const;
+  void DeclareLost(WorkerState& worker, const std::string& why, Lifecycle& life, Change& change);
 
   std::unique_ptr<Store> store_;
   SchedulerOptions options_;
+  const Clock* clock_;
   std::mutex mutex_;
-  std::map<int64_t, Json> trials_;
-  std::map<int64_t, Json> experiments_;
-  std::map<int64_t, ExperimentSpec> specs_;
-  std::map<std::string, Json> datasets_;
-  std::map<std::string, Worker> workers_;
+  ExperimentCatalogue catalogue_;
+  std::map<int64_t, TrialRecord> trials_;
   // The queue: (-priority, trial id) of queued trials.
   std::set<std::pair<int64_t, int64_t>> queue_;
-  std::map<int64_t, Running> running_;         // by trial
-  std::map<AttemptRef, int64_t> log_lengths_;  // stored bytes per attempt
+  std::map<int64_t, Running> running_;  // by trial
+  WorkerPool workers_;                  // the attempt backend: maestro's worker daemons
+  TrialLogStore logs_;
   std::map<std::string, int64_t> restarts_by_cause_;
   std::vector<double> queue_waits_s_;
 };

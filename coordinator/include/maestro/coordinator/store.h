@@ -8,7 +8,7 @@
 //   meta/next                 {experiment, trial, event}: the next ids
 //   exp/<id>                  an experiment: {id, name, kind, spec, trials: [trial ids], ...}
 //   idem/<key>                the experiment created by a request with this idempotency key
-//   trial/<id>                a trial: {id, experiment, identity, hparams, state, attempt, ...}
+//   trial/<id>                a trial: trial_record.h TrialRecord (changed by lifecycle.h only)
 //   ident/<identity>          the trial holding an identity (a finished cell is found here)
 //   event/<20-digit seq>      an event: {seq, kind, experiment, trial, ..., by: the name of the
 //                             credential whose call caused it}
@@ -67,6 +67,8 @@ class Change {
   // Who caused the change (a credential's name): recorded as "by" in each of its events.
   void SetActor(std::string actor) { actor_ = std::move(actor); }
   bool empty() const { return puts_.empty() && events_.empty(); }
+  // The events added so far, in order (before commit: no "seq" yet).
+  const std::vector<Json>& events() const { return events_; }
 
  private:
   friend class Store;
@@ -98,11 +100,6 @@ class Store {
   Result<CreatedExperiment> CreateExperiment(const Json& experiment,
                                              const std::vector<NewTrial>& trials,
                                              const std::string& idempotency_key);
-
-  // Moves a trial to `state` for `attempt` (recorded with `detail` in an event). An update
-  // from an attempt older than the trial's current one is refused (FAILED_PRECONDITION): a
-  // worker declared lost can never overwrite its replacement. A higher attempt starts it.
-  Status UpdateTrial(int64_t trial, int64_t attempt, const std::string& state, const Json& detail);
 
   // Writes `change` in one synced batch.
   Status Commit(Change change);

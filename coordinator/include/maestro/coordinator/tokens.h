@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "maestro/coordinator/store.h"
+#include "maestro/shared/clock.h"
 #include "maestro/shared/security.h"
 #include "maestro/shared/status.h"
 
@@ -28,8 +29,9 @@ class TokenRegistry {
  public:
   // Loads every stored token. `bootstrap`: a record from `cluster init` (admin-token.json),
   // stored when its id is not known yet (a revoked one stays revoked).
-  static Result<std::unique_ptr<TokenRegistry>> Open(Store& store,
-                                                    const security::TokenRecord* bootstrap);
+  // `clock` (its WallMs) stamps creations and revocations; it outlives the registry.
+  static Result<std::unique_ptr<TokenRegistry>> Open(Store& store, const Clock& clock,
+                                                     const security::TokenRecord* bootstrap);
 
   // The caller a token proves, at `now_ms`. UNAUTHENTICATED with the reason first in the
   // message: "missing", "malformed", "unknown", "expired", "revoked".
@@ -48,8 +50,9 @@ class TokenRegistry {
   Status Revoke(const std::string& id, const Caller& by);
 
  private:
-  explicit TokenRegistry(Store& store) : store_(store) {}
+  TokenRegistry(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
   Store& store_;
+  const Clock& clock_;
   mutable std::mutex mutex_;
   std::map<std::string, security::TokenRecord> tokens_;  // by id
 };

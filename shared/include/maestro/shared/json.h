@@ -59,6 +59,9 @@ class Json {
 
   // Object member or nullptr when absent (or when this is not an object).
   const Json* Find(std::string_view key) const;
+  // An object member's string or integer value; `fallback` when absent or of another type.
+  std::string StringOr(std::string_view key, std::string fallback = "") const;
+  int64_t IntOr(std::string_view key, int64_t fallback) const;
 
   // Compact text; objects in key order, so equal values give equal text.
   std::string Dump() const;

@@ -8,7 +8,7 @@ namespace maestro {
 
 // The coordinator <-> worker protocol (shared/proto/maestro/coordinator/v1): a worker of
 // another version is refused at registration with both versions named.
-inline constexpr int64_t kWorkerProtocolVersion = 1;
+inline constexpr int64_t kWorkerProtocolVersion = 2;
 
 // "<project version>+<git commit>" of this build ("+unknown" outside a git checkout).
 std::string MaestroBuild();

@@ -35,6 +35,7 @@ struct LaunchInput {
   std::string lease_file;         // the worker's lease (empty: none)
   int64_t lease_timeout_ms = 0;
   std::string fence_file;         // run.output_dir/ATTEMPT
+  std::string progress_file;      // where the ranks append progress records (progress_record.h)
   std::vector<std::string> gpus;  // the GPU of each of the attempt's slots, in order
   int64_t local_port = 29500;     // a free port for one node's local ranks to meet on
 };
