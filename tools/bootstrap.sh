@@ -25,6 +25,7 @@ DEBIAN_PACKAGES=(
   plasma-workspace-wallpapers  # test photographs (the data path's image-folder tests, benchmarks)
   prometheus  # a real Prometheus server scrapes the processes' /metrics in the tests
   iproute2  # network namespaces: the multi-host test puts each host on a network stack of its own
+  slurmctld slurmd slurm-client munge  # the Slurm test cluster (tools/slurm_cluster.sh)
   python3-venv
 )
 

@@ -28,19 +28,10 @@ import time
 
 import numpy as np
 
-from dist_util import MPI_ENV, parameter_errors, rank_pid, weights
+from dist_util import MPI_ENV, expect_equivalent, rank_pid, train_args, weights
 from run_util import Checker, wait_for_checkpoint
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STEPS = 8
-
-
-def train_args(train, out, batch, steps=STEPS, extra=()):
-    return [train, "pretrain", "--config", os.path.join(ROOT, "configs", "fmnist_pretrain.yaml"),
-            "--set", f"run.output_dir={out}", "--set", f"optim.batch_size={batch}",
-            "--set", f"optim.max_steps={steps}", "--set", "run.threads=1",
-            "--set", "data.num_workers=1", "--set", "optim.warmup_epochs=0.01",
-            "--set", "log.interval_steps=2", "--set", "checkpoint.interval_steps=4", *extra]
 
 
 def mpirun(n, args):
@@ -96,26 +87,15 @@ def main():
 
     # 1. Equivalence.
     single, double = os.path.join(args.dir, "single"), os.path.join(args.dir, "two-ranks")
-    r1 = subprocess.run(train_args(args.train, single, 64), capture_output=True, text=True, timeout=600)
+    r1 = subprocess.run(train_args(args.train, single, 64, STEPS), capture_output=True, text=True, timeout=600)
     env = dict(MPI_ENV, MAESTRO_PARAM_CHECKSUMS=os.path.join(args.dir, "checksums"))
-    r2 = subprocess.run(mpirun(2, train_args(args.train, double, 32)), capture_output=True, text=True,
+    r2 = subprocess.run(mpirun(2, train_args(args.train, double, 32, STEPS)), capture_output=True, text=True,
                         env=env, timeout=600)
     check.expect(r1.returncode == 0 and r2.returncode == 0,
                  f"one process (batch 64) and mpirun -np 2 (batch 32 each) train {STEPS} steps "
                  f"(exits {r1.returncode}, {r2.returncode}){'' if r2.returncode == 0 else ': ' + r2.stdout[-1500:] + r2.stderr[-1500:]}")
     if r1.returncode == 0 and r2.returncode == 0:
-        a, b = weights(single, STEPS), weights(double, STEPS)
-        errors = parameter_errors(a, b)
-        worst = max(errors, key=errors.get)
-        check.expect(set(a) == set(b) and errors[worst] < 1e-5,
-                     f"every parameter tensor within 1e-5 relative of the single process's (worst "
-                     f"{errors[worst]:.2e}, {worst}; {len(a)} tensors)")
-        sums = []
-        for rank in (0, 1):
-            with open(os.path.join(args.dir, f"checksums.rank{rank}")) as f:
-                sums.append(f.read().split("\n"))
-        check.expect(sums[0] == sums[1] and len(sums[0]) == STEPS + 1,
-                     f"after every step both ranks hold bitwise identical parameters ({STEPS} checksums equal)")
+        expect_equivalent(check, single, double, os.path.join(args.dir, "checksums"), STEPS, "ranks")
         check.expect("data-parallel: 2 ranks (mpi)" in r2.stdout and r2.stdout.count("completed ") == 1,
                      "rank 0 alone prints (data-parallel: 2 ranks (mpi), one completion line)")
 

@@ -4,8 +4,9 @@
 2. Run B: killed with SIGKILL at a random moment after its checkpoint at step N, then resumed
    with --resume auto: the final parameters and every per-step loss after step N equal A's,
    bit for bit.
-3. Run C: SIGTERM at a random moment after step N: exits with the preempted status (3) after
-   writing a checkpoint at the last step it logged (no step lost); resumed, it equals A.
+3. Run C: SIGTERM (and again SIGUSR1, Slurm's preemption warning) at a random moment after
+   step N: exits with the preempted status (3) after writing a checkpoint at the last step it
+   logged (no step lost); resumed, it equals A.
    A run stopped by max_steps and extended with --resume auto ends equal to A too.
 4. A corrupted latest checkpoint (one flipped byte) is skipped with a warning and training
    resumes from the previous one, again ending equal to A.
@@ -111,26 +112,30 @@ def main():
                  "losses after step N are bitwise equal after SIGKILL + resume")
     check.expect(model_bytes(b, TOTAL) == reference_model, "final parameters are bitwise equal after SIGKILL + resume")
 
-    # 3. SIGTERM: finish the step, checkpoint, exit 3, lose nothing.
-    c = os.path.join(args.dir, "c")
-    proc = start(args.train, c)
-    wait_for_checkpoint(proc, c, N)
-    delay = rng.uniform(0.0, 0.5)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=120)
-    stopped_at = max(losses(c))
-    print(f"      SIGTERM {delay:.3f} s after checkpoint {N} (stopped after step {stopped_at})")
-    if stopped_at < TOTAL:
-        check.expect(code == 3, f"SIGTERM exits with the preempted status 3 (exit {code})")
-        check.expect(newest_checkpoint(c) == stopped_at, "the preemption checkpoint is at the last logged step")
-    else:
-        print("      (the run finished before the signal; the test still checks the result)")
-    code = run(args.train, c, "--resume", "auto")
-    check.expect(code == 0, f"resumed run after SIGTERM completes (exit {code})")
-    got = losses(c)
-    check.expect(got == reference_losses, "every loss is bitwise equal after SIGTERM + resume")
-    check.expect(model_bytes(c, TOTAL) == reference_model, "final parameters are bitwise equal after SIGTERM + resume")
+    # 3. SIGTERM, and SIGUSR1 (Slurm's preemption warning, `--signal=USR1@N`): finish the step,
+    #    checkpoint, exit 3, lose nothing.
+    for signum, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGUSR1, "SIGUSR1")):
+        c = os.path.join(args.dir, "c" if signum == signal.SIGTERM else "c-usr1")
+        proc = start(args.train, c)
+        wait_for_checkpoint(proc, c, N)
+        delay = rng.uniform(0.0, 0.5)
+        time.sleep(delay)
+        proc.send_signal(signum)
+        code = proc.wait(timeout=120)
+        stopped_at = max(losses(c))
+        print(f"      {name} {delay:.3f} s after checkpoint {N} (stopped after step {stopped_at})")
+        if stopped_at < TOTAL:
+            check.expect(code == 3, f"{name} exits with the preempted status 3 (exit {code})")
+            check.expect(newest_checkpoint(c) == stopped_at,
+                         f"the preemption checkpoint ({name}) is at the last logged step")
+        else:
+            print("      (the run finished before the signal; the test still checks the result)")
+        code = run(args.train, c, "--resume", "auto")
+        check.expect(code == 0, f"resumed run after {name} completes (exit {code})")
+        got = losses(c)
+        check.expect(got == reference_losses, f"every loss is bitwise equal after {name} + resume")
+        check.expect(model_bytes(c, TOTAL) == reference_model,
+                     f"final parameters are bitwise equal after {name} + resume")
 
     # 3b. A run stopped by max_steps is extended with --resume auto (max_steps is not part of
     #     the config's result hash) and ends equal to A.

@@ -48,7 +48,7 @@ classify.eval_split after every epoch and write result.json when done.
   --print-config     print the resolved config as JSON and exit
 
 Exit status: 0 completed, 2 permanent failure (bad config or data, non-finite loss),
-3 preempted (SIGTERM/SIGINT: checkpoint written), 4 retryable failure.
+3 preempted (SIGTERM/SIGINT/SIGUSR1: checkpoint written), 4 retryable failure.
 )";
 
 // A trainer started by a worker daemon stops itself when that daemon stops renewing its lease

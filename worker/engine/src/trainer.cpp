@@ -811,6 +811,9 @@ void InstallStopSignalHandlers() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  // Slurm's warning before a preemption or the time limit (`--signal=USR1@120`, submitit's and
+  // Lightning's convention): the same as SIGTERM, a checkpoint and exit 3.
+  sigaction(SIGUSR1, &action, nullptr);
 }
 
 int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ostream& out) {

@@ -1,0 +1,147 @@
+"""maestro-train under a real Slurm: two nodes, each a network namespace (tools/slurm_cluster.sh).
+
+1. The cluster: both nodes idle; a 2-node step's tasks see SLURM_PROCID 0 and 1 on node1 and
+   node2, each on its own namespace address, and SLURM_JOB_NODELIST names both.
+2. The first multi-node data-parallel run: a batch job of 2 nodes x 1 task runs
+   `mpirun -np 2 --map-by node maestro-train` (Open MPI starts its daemons through srun; the
+   ranks talk TCP over the namespaces' addresses). Its final parameters are within 1e-5
+   relative per tensor of one process at the double batch, and both ranks hold bitwise equal
+   parameters after every step.
+3. Preemption the Slurm way: SIGUSR1 to a running training job's batch shell
+   (`scancel --signal=USR1 --batch`, what `--signal=B:USR1@N` sends) reaches the trainer through
+   deploy/slurm/requeue.sh; the trainer checkpoints and exits 3, the job requeues itself
+   (`scontrol requeue`), runs again with --resume auto under the same job id (one job for the
+   run, never two) and ends with parameters bitwise equal to an uninterrupted run's.
+The cluster comes up and goes down within the test. Exit status 0 when everything holds.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from dist_util import MPI_ENV, ROOT, expect_equivalent, train_args, weights
+from run_util import Checker, checkpoint_path
+
+CLUSTER = os.path.join(ROOT, "tools", "slurm_cluster.sh")
+REQUEUE = os.path.join(ROOT, "deploy", "slurm", "requeue.sh")
+STEPS = 8
+SUBNET = "10.233.0.0/24"
+
+
+def quoted(words):
+    return " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
+
+
+def write_script(path, body):
+    with open(path, "w") as f:
+        f.write("#!/bin/bash\n" + body)
+    os.chmod(path, 0o755)
+
+
+def job_state(env, job):
+    """The job's state from scontrol (this test cluster has no accounting database)."""
+    r = subprocess.run(["scontrol", "show", "job", str(job)], capture_output=True, text=True, env=env)
+    for word in r.stdout.split():
+        if word.startswith("JobState="):
+            return word.split("=", 1)[1]
+    return ""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--dir", required=True)
+    args = parser.parse_args()
+    shutil.rmtree(args.dir, ignore_errors=True)
+    os.makedirs(args.dir)
+    check = Checker()
+    cluster = os.path.join(args.dir, "cluster")
+    up = subprocess.run([CLUSTER, "up", cluster], capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
+    try:
+        check.expect(up.returncode == 0, f"the test cluster comes up: {up.stderr.strip()[-300:]}")
+        if up.returncode != 0:
+            return 1
+
+        # 1. Two nodes, two namespaces.
+        r = subprocess.run(["srun", "-N2", "-n2", "bash", "-c",
+                            "echo $SLURM_PROCID $SLURMD_NODENAME $SLURM_JOB_NODELIST "
+                            "$(ip -4 -o addr show eth0 | awk '{print $4}')"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        lines = sorted(r.stdout.split("\n")[:-1])
+        check.expect(lines == ["0 node1 node[1-2] 10.233.0.11/24", "1 node2 node[1-2] 10.233.0.12/24"],
+                     f"a 2-node step runs one task per node, each on its own address: {lines} {r.stderr[-200:]}")
+
+        # 2. Data-parallel across the two nodes, against one process at the double batch.
+        single, double = os.path.join(args.dir, "single"), os.path.join(args.dir, "two-nodes")
+        r1 = subprocess.run(train_args(args.train, single, 64, STEPS), capture_output=True, text=True, timeout=600)
+        sums = os.path.join(args.dir, "checksums")
+        mpi = ["mpirun", "-np", "2", "--map-by", "node", "--bind-to", "none", "--mca", "btl", "self,tcp",
+               "--mca", "btl_tcp_if_include", SUBNET, "--mca", "oob_tcp_if_include", SUBNET]
+        script = os.path.join(args.dir, "two-nodes.sh")
+        write_script(script, f"export MAESTRO_PARAM_CHECKSUMS={quoted([sums])}\n"
+                             f"exec {quoted(mpi + train_args(args.train, double, 32, STEPS))}\n")
+        out = os.path.join(args.dir, "two-nodes.out")
+        r2 = subprocess.run(["sbatch", "--wait", "-N2", "-n2", "-o", out, script],
+                            capture_output=True, text=True, env=MPI_ENV | {"SLURM_CONF": env["SLURM_CONF"]},
+                            timeout=600)
+        output = open(out).read() if os.path.exists(out) else ""
+        check.expect(r1.returncode == 0 and r2.returncode == 0 and "data-parallel: 2 ranks (mpi)" in output,
+                     f"one process (batch 64) and a 2-node Slurm job of mpirun -np 2 (batch 32 each) train "
+                     f"{STEPS} steps (exits {r1.returncode}, {r2.returncode}): {output[-600:]}")
+        if r1.returncode == 0 and r2.returncode == 0:
+            expect_equivalent(check, single, double, sums, STEPS, "nodes' ranks")
+
+        # 3. SIGUSR1 (the preemption warning) -> checkpoint, exit 3, requeue, exact resume.
+        steps = 24
+        full, preempted = os.path.join(args.dir, "full"), os.path.join(args.dir, "preempted")
+        r = subprocess.run(train_args(args.train, full, 32, steps), capture_output=True, text=True,
+                           timeout=600)
+        check.expect(r.returncode == 0, f"an uninterrupted run of {steps} steps (exit {r.returncode})")
+        script = os.path.join(args.dir, "requeue.sbatch")
+        write_script(script, f"exec {quoted([REQUEUE] + train_args(args.train, preempted, 32, steps))} "
+                             "--resume auto\n")
+        log = os.path.join(args.dir, "requeue.out")
+        sub = subprocess.run(["sbatch", "--parsable", "--requeue", "--open-mode=append", "-o", log,
+                              script], capture_output=True, text=True, env=env, timeout=60)
+        job = sub.stdout.strip().split(";")[0]
+        check.expect(sub.returncode == 0 and job.isdigit(), f"the training job is submitted ({sub.stdout.strip()})")
+        deadline = time.time() + 180
+        while time.time() < deadline and not os.path.isdir(checkpoint_path(preempted, 4)):
+            time.sleep(0.2)
+        check.expect(os.path.isdir(checkpoint_path(preempted, 4)), "the job wrote its checkpoint at step 4")
+        # The warning reaches the batch shell only (as `--signal=B:USR1@N` does); requeue.sh
+        # passes it on to the trainer.
+        subprocess.run(["scancel", "--signal=USR1", "--batch", job], env=env, timeout=30)
+        deadline = time.time() + 240
+        state = ""
+        while time.time() < deadline:
+            state = job_state(env, job)
+            if state in ("COMPLETED", "FAILED", "CANCELLED") and os.path.exists(log) and \
+                    "restart 1)" in open(log).read():
+                break
+            time.sleep(1)
+        text = open(log).read() if os.path.exists(log) else ""
+        check.expect("exited 3 (job " + job + ", restart 0)" in text and "preempted by signal 10" in text,
+                     f"SIGUSR1 stopped the trainer with a checkpoint and exit 3: "
+                     f"{[x for x in text.splitlines() if x.startswith(('requeue.sh:', 'preempted by'))]}")
+        check.expect(state == "COMPLETED" and "exited 0 (job " + job + ", restart 1)" in text,
+                     f"the job requeued itself and its second run completed (job {job}: {state})")
+        queue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env)
+        check.expect(queue.stdout.strip() == "", f"no second job for the run: {queue.stdout.strip()!r}")
+        if state == "COMPLETED":
+            a, b = weights(full, steps), weights(preempted, steps)
+            check.expect(all((a[k] == b[k]).all() for k in a) and set(a) == set(b),
+                         "the requeued run's final parameters are bitwise equal to the uninterrupted run's")
+    finally:
+        down = subprocess.run([CLUSTER, "down", cluster], capture_output=True, text=True, timeout=120)
+        if down.returncode != 0:
+            print(f"warning: {CLUSTER} down: {down.stderr.strip()[-300:]}")
+    print(f"slurm test: {check.failures} FAILURES" if check.failures else "slurm test: all ok")
+    return 1 if check.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
