@@ -12,8 +12,10 @@
 # Layout: the controller runs in this machine's own network stack on 10.233.0.1, an address
 # of a veth pair into a bridge namespace (msl-hub); the nodes node1 and node2 are namespaces
 # msl-node1 (10.233.0.11) and msl-node2 (10.233.0.12) on that bridge. Nothing is routed
-# anywhere else. Partition `debug` holds both nodes (2 CPUs each, oversubscribed); partition
-# `low` is the same nodes at a lower priority, its jobs requeued when `debug` needs the nodes.
+# anywhere else. Partition `debug` holds both nodes; partition `low` is the same nodes at a
+# lower priority, its jobs requeued when `debug` needs the nodes. Each node claims 64 CPUs,
+# 16 GB and 8 GPUs (empty files) whatever the machine has (config_overrides), so batch scripts
+# written for real GPU nodes pass `sbatch --test-only` and get scheduled here.
 # Settings that matter and why are in ../shared/ARCHITECTURE.md, "Facts for tests that need a
 # cluster".
 set -euo pipefail
@@ -101,11 +103,22 @@ SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 SlurmctldParameters=preempt_send_user_signal
-NodeName=node1 NodeHostname=node1 NodeAddr=$subnet.11 CPUs=2 State=UNKNOWN
-NodeName=node2 NodeHostname=node2 NodeAddr=$subnet.12 CPUs=2 State=UNKNOWN
+GresTypes=gpu
+SlurmdParameters=config_overrides
+NodeName=node1 NodeHostname=node1 NodeAddr=$subnet.11 CPUs=64 RealMemory=16000 Gres=gpu:8 State=UNKNOWN
+NodeName=node2 NodeHostname=node2 NodeAddr=$subnet.12 CPUs=64 RealMemory=16000 Gres=gpu:8 State=UNKNOWN
 PartitionName=debug Nodes=node1,node2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:2 PriorityTier=2
 PartitionName=low Nodes=node1,node2 MaxTime=INFINITE State=UP OverSubscribe=FORCE:2 PriorityTier=1
 EOF
+  # Eight pretend GPUs per node, so batch scripts written for GPU nodes can be checked
+  # (`sbatch --test-only`) and scheduled; a job on them gets CUDA_VISIBLE_DEVICES, no device.
+  cat >"$dir/gres.conf" <<EOF
+AutoDetect=off
+NodeName=node[1-2] Name=gpu File=$dir/gpus/gpu[0-7]
+EOF
+  mkdir -p "$dir/gpus"
+  local i
+  for i in 0 1 2 3 4 5 6 7; do : >"$dir/gpus/gpu$i"; done
 }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...

@@ -9,12 +9,17 @@
    parameters after every step.
 3. Preemption the Slurm way: SIGUSR1 to a running training job's batch shell
    (`scancel --signal=USR1 --batch`, what `--signal=B:USR1@N` sends) reaches the trainer through
-   deploy/slurm/requeue.sh; the trainer checkpoints and exits 3, the job requeues itself
+   deploy/slurm/requeue.sh and srun, as in the shipped batch scripts; the trainer checkpoints and exits 3, the job requeues itself
    (`scontrol requeue`), runs again with --resume auto under the same job id (one job for the
    run, never two) and ends with parameters bitwise equal to an uninterrupted run's.
+1b. `srun -N2 -n2 maestro-train` of a CUDA run: its two ranks take their places from SLURM_*
+   and meet at node1's address, then stop with the documented no-GPU message.
+4. `sbatch --test-only` accepts every script in deploy/slurm/ (nodes and partition set to the
+   test cluster's).
 The cluster comes up and goes down within the test. Exit status 0 when everything holds.
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -74,6 +79,23 @@ def main():
         check.expect(lines == ["0 node1 node[1-2] 10.233.0.11/24", "1 node2 node[1-2] 10.233.0.12/24"],
                      f"a 2-node step runs one task per node, each on its own address: {lines} {r.stderr[-200:]}")
 
+        # 1b. srun's tasks as ranks: a CUDA run's two ranks meet at node1's address (the name does
+        #     not resolve here: scontrol's NodeAddr), then stop with the documented message.
+        record = os.path.join(args.dir, "rendezvous")
+        r = subprocess.run(["srun", "-N2", "-n2", *train_args(args.train, os.path.join(args.dir, "cuda"), 32, 4),
+                            "--set", "run.device=cuda"], capture_output=True, text=True,
+                           env=env | {"MAESTRO_RENDEZVOUS_RECORD": record}, timeout=120)
+        seen = []
+        for rank in (0, 1):
+            path = f"{record}.rank-{rank}.json"
+            seen.append(json.load(open(path)) if os.path.exists(path) else {})
+        check.expect(all(x.get("master_addr") == "10.233.0.11" and x.get("world_size") == 2
+                         and x.get("launcher", "").startswith("an srun-launched") for x in seen)
+                     and [x.get("rank") for x in seen] == [0, 1]
+                     and "needs CUDA GPUs, which this machine lacks" in r.stdout,
+                     f"srun -N2 -n2 maestro-train: ranks 0 and 1 from SLURM_PROCID meet at node1's address, "
+                     f"then stop without GPUs: {seen} {r.stdout.strip()[-160:]}")
+
         # 2. Data-parallel across the two nodes, against one process at the double batch.
         single, double = os.path.join(args.dir, "single"), os.path.join(args.dir, "two-nodes")
         r1 = subprocess.run(train_args(args.train, single, 64, STEPS), capture_output=True, text=True, timeout=600)
@@ -101,7 +123,8 @@ def main():
                            timeout=600)
         check.expect(r.returncode == 0, f"an uninterrupted run of {steps} steps (exit {r.returncode})")
         script = os.path.join(args.dir, "requeue.sbatch")
-        write_script(script, f"exec {quoted([REQUEUE] + train_args(args.train, preempted, 32, steps))} "
+        # As the shipped scripts do: requeue.sh around srun around the trainer.
+        write_script(script, f"exec {quoted([REQUEUE, 'srun', '--kill-on-bad-exit=1'] + train_args(args.train, preempted, 32, steps))} "
                              "--resume auto\n")
         log = os.path.join(args.dir, "requeue.out")
         sub = subprocess.run(["sbatch", "--parsable", "--requeue", "--open-mode=append", "-o", log,
@@ -135,6 +158,17 @@ def main():
             a, b = weights(full, steps), weights(preempted, steps)
             check.expect(all((a[k] == b[k]).all() for k in a) and set(a) == set(b),
                          "the requeued run's final parameters are bitwise equal to the uninterrupted run's")
+        # 4. The shipped batch scripts are valid Slurm jobs (the test cluster has 2 nodes and its
+        #    own partitions: those two settings are overridden, nothing else).
+        for name in sorted(os.listdir(os.path.join(ROOT, "deploy", "slurm"))):
+            if not name.endswith(".sbatch"):
+                continue
+            nodes = "1" if name == "services.sbatch" else "2"
+            r = subprocess.run(["sbatch", "--test-only", f"--nodes={nodes}", "--partition=debug",
+                                os.path.join(ROOT, "deploy", "slurm", name)],
+                               capture_output=True, text=True, env=env, timeout=60)
+            check.expect(r.returncode == 0 and "to start at" in r.stderr,
+                         f"sbatch --test-only accepts deploy/slurm/{name}: {r.stderr.strip()[-160:]}")
     finally:
         down = subprocess.run([CLUSTER, "down", cluster], capture_output=True, text=True, timeout=120)
         if down.returncode != 0:

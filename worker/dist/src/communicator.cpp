@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "maestro/shared/exit_status.h"
+#include "maestro/shared/slurm_env.h"
 
 namespace maestro::dist {
 namespace {
@@ -29,6 +30,8 @@ Result<std::unique_ptr<Communicator>> MakeMpiCommunicator(const CommunicatorOpti
 Result<std::unique_ptr<Communicator>> MakeMpiNcclCommunicator(const CommunicatorOptions& options);
 #endif
 Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOptions& options);
+Result<std::unique_ptr<Communicator>> MakeSlurmCommunicator(const SlurmRank& slurm,
+                                                            const CommunicatorOptions& options);
 
 std::unique_ptr<Communicator> MakeSingleProcessCommunicator() {
   return std::make_unique<SingleProcess>();
@@ -44,6 +47,13 @@ Result<std::unique_ptr<Communicator>> CommunicatorFromEnvironment(
     const int64_t world_size = world != nullptr ? std::atoll(world) : 0;
     if (world_size > 1 || (world_size == 1 && options.cuda && std::getenv("RANK") != nullptr)) {
       return MakeEnvCommunicator(options);
+    }
+    // srun's tasks: the same from SLURM_* (a batch script itself is no step: not a rank).
+    if (world == nullptr) {
+      MAESTRO_ASSIGN_OR_RETURN(auto slurm, SlurmRankFromEnvironment(std::getenv));
+      if (slurm && (slurm->world_size > 1 || options.cuda)) {
+        return MakeSlurmCommunicator(*slurm, options);
+      }
     }
     return MakeSingleProcessCommunicator();
   }

@@ -1,5 +1,6 @@
-// The NCCL back end and its TCPStore rendezvous (store_rendezvous.h), and the torchrun-style
-// launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): every rank meets the others
+// The NCCL back end and its TCPStore rendezvous (store_rendezvous.h), the torchrun-style
+// launch (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and srun's (the same from
+// SLURM_* variables, shared/slurm_env.h): every rank meets the others
 // in c10d's TCPStore at MASTER_ADDR:MASTER_PORT (rank 0 serves it), then trains over NCCL
 // (c10d's ProcessGroupNCCL) on CUDA tensors. Without a GPU (or without NCCL in this LibTorch)
 // the rendezvous still happens, and then the process stops with the documented message: CPU
@@ -7,8 +8,11 @@
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+#include <netdb.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -17,6 +21,7 @@
 #include "maestro/shared/exit_status.h"
 #include "maestro/shared/ids.h"
 #include "maestro/shared/json.h"
+#include "maestro/shared/slurm_env.h"
 #include "store_rendezvous.h"
 
 namespace maestro::dist {
@@ -170,8 +175,55 @@ Result<std::unique_ptr<Communicator>> MeetOverStore(c10::intrusive_ptr<c10d::TCP
       place.addr + ":" + std::to_string(place.port) + ", but " + launcher +
       " data-parallel run trains over NCCL and needs CUDA GPUs" +
       (options.cuda ? ", which this machine lacks" : " (run.device cuda)") +
-      "; CPU ranks are started by mpirun on one worker (a trial's slots_per_trial on one node, "
-      "run.device cpu)");
+      "; CPU ranks are started by mpirun (run.device cpu: a trial's slots on one worker, or "
+      "inside a Slurm allocation across its nodes)");
+}
+
+namespace {
+
+// Where rank 0's node `host` is reached: the name itself when it resolves; else the node's
+// NodeAddr as Slurm knows it (clusters whose node names are not in DNS, like the test cluster).
+Result<std::string> NodeAddress(const std::string& host) {
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, nullptr, &found) == 0) {
+    freeaddrinfo(found);
+    return host;
+  }
+  for (char c : host) {  // a node name goes into a command line below: names only
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return InvalidArgumentError("node name '" + host + "' has characters no node name has");
+    }
+  }
+  const std::string command = "scontrol show node -o " + host + " 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  if (pipe != nullptr) {
+    char buffer[4096];
+    while (fgets(buffer, sizeof(buffer), pipe) != nullptr) output += buffer;
+    pclose(pipe);
+  }
+  const size_t at = output.find("NodeAddr=");
+  if (at == std::string::npos) {
+    return UnavailableError("rank 0's node '" + host +
+                            "' does not resolve, and scontrol knows no NodeAddr for it");
+  }
+  const size_t start = at + 9;
+  return output.substr(start, output.find_first_of(" \n", start) - start);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Communicator>> MakeSlurmCommunicator(const SlurmRank& slurm,
+                                                            const CommunicatorOptions& options) {
+  RendezvousPlace place;
+  place.rank = slurm.rank;
+  place.size = slurm.world_size;
+  place.local_rank = slurm.local_rank;
+  place.port = slurm.port;
+  MAESTRO_ASSIGN_OR_RETURN(place.addr, NodeAddress(slurm.first_host));
+  MAESTRO_ASSIGN_OR_RETURN(auto store, OpenStore(place, options));
+  return MeetOverStore(std::move(store), place, options,
+                       "an srun-launched (SLURM_PROCID / SLURM_STEP_NUM_TASKS)");
 }
 
 Result<std::unique_ptr<Communicator>> MakeEnvCommunicator(const CommunicatorOptions& options) {

@@ -827,11 +827,18 @@ int RunTraining(const TrainConfig& config, const TrainOptions& options, std::ost
                                                                     : kExitPermanentFailure;
   }
   if ((*communicator)->backend() == "nccl" && config.run.device == "cuda") {
-    // One GPU per local rank (torchrun's LOCAL_RANK, or Open MPI's for ranks from mpirun).
+    // One GPU per local rank (torchrun's LOCAL_RANK, Open MPI's for ranks from mpirun, srun's
+    // SLURM_LOCALID), among the GPUs this process sees: a task Slurm gave one GPU of its own
+    // (--gpus-per-task=1) sees just that one, as cuda:0.
     TrainConfig local = config;
     const char* local_rank = std::getenv("LOCAL_RANK");
     if (local_rank == nullptr) local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    local.run.device = "cuda:" + std::string(local_rank != nullptr ? local_rank : "0");
+    if (local_rank == nullptr && std::getenv("SLURM_STEP_ID") != nullptr) {
+      local_rank = std::getenv("SLURM_LOCALID");
+    }
+    int64_t index = local_rank != nullptr ? std::atoll(local_rank) : 0;
+    if (torch::cuda::device_count() == 1) index = 0;
+    local.run.device = "cuda:" + std::to_string(index);
     return Trainer(local, options, out, std::move(*communicator)).Run();
   }
   return Trainer(config, options, out, std::move(*communicator)).Run();
