@@ -62,9 +62,19 @@ def signal_rank_1(command, out_dir, signum, env, until_rank_0=False):
             if until_rank_0:
                 while not ended(survivor) and time.time() - signalled_at < 60:
                     time.sleep(0.02)
+                took = time.time() - signalled_at
+                # Rank 0's last lines travel through mpirun's output forwarding: let them
+                # arrive (the log stops growing) before mpirun is ended below, or they are lost
+                # (seen once under make test -j2: the survivor's timeout line missing).
+                size, still = -1, time.time()
+                while time.time() - still < 0.5 and time.time() - signalled_at < took + 5:
+                    now = os.fstat(log.fileno()).st_size
+                    if now != size:
+                        size, still = now, time.time()
+                    time.sleep(0.05)
             else:
                 proc.wait(timeout=120)
-            took = time.time() - signalled_at
+                took = time.time() - signalled_at
         finally:
             if proc.poll() is None:
                 proc.kill()
