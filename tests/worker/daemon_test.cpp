@@ -8,10 +8,47 @@
 #include <thread>
 
 #include "maestro/shared/file_util.h"
+#include "maestro/worker/progress_reader.h"
 #include "maestro/worker/trainer_process.h"
 
 namespace maestro::worker {
 namespace {
+
+std::string Line(const std::string& phase, int64_t rank, int64_t step, double loss) {
+  ProgressRecord r;
+  r.phase = phase;
+  r.rank = rank;
+  r.step = step;
+  r.total_steps = 117;
+  r.loss = loss;
+  r.images_per_second = loss > 0 ? 500 : 0;
+  return FormatProgressRecord(r) + "\n";
+}
+
+TEST(ProgressReaderTest, KeepsRankZerosLastTrainingFigures) {
+  ProgressReader reader;
+  reader.Feed(Line("start", 0, 0, 0));
+  EXPECT_FALSE(reader.figures().has_value()) << "a start record has no figures yet";
+  const std::string train = Line("train", 0, 110, 1.7063);
+  reader.Feed(train.substr(0, 20));  // a line arrives in pieces
+  EXPECT_FALSE(reader.figures().has_value());
+  reader.Feed(train.substr(20));
+  ASSERT_TRUE(reader.figures().has_value());
+  EXPECT_EQ(reader.figures()->step, 110);
+  reader.Feed(Line("train", 1, 111, 9.0));  // another rank's figures are not the attempt's
+  EXPECT_EQ(reader.figures()->step, 110);
+  // The demo once showed "linprobe 117/117 loss 0.0000": a done record without figures had
+  // replaced the last progress line's.
+  reader.Feed(Line("done", 0, 117, 0));
+  EXPECT_EQ(reader.figures()->step, 110);
+  EXPECT_DOUBLE_EQ(reader.figures()->loss, 1.7063);
+  EXPECT_TRUE(reader.first_problem().empty());
+  reader.Feed("step 117/117 (100.0%)  epoch 1.00  loss 1.7063\n");
+  EXPECT_NE(reader.first_problem().find("progress record:"), std::string::npos);
+  reader.Feed(std::string(ProgressReader::kMaxLineBytes + 1, 'x'));  // no newline: dropped
+  reader.Feed(Line("train", 0, 116, 1.5));
+  EXPECT_EQ(reader.figures()->step, 116);
+}
 
 class TrainerProcessTest : public ::testing::Test {
  protected:

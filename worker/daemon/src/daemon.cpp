@@ -35,6 +35,7 @@
 #include "maestro/shared/trial_placement.h"
 #include "maestro/shared/version.h"
 #include "maestro/worker/launch_plan.h"
+#include "maestro/worker/progress_reader.h"
 #include "maestro/worker/trainer_process.h"
 
 namespace maestro::worker {
@@ -81,9 +82,8 @@ struct Child {
   std::string partial;          // an unfinished line
   std::string progress_path;    // the ranks' progress records (progress_record.h)
   int64_t progress_read = 0;    // bytes of it read
-  std::string progress_partial;
-  std::optional<ProgressRecord> progress;  // rank 0's latest train or done record
-  bool progress_warned = false;            // a bad record was reported (once per attempt)
+  ProgressReader progress;
+  bool progress_warned = false;  // a bad record was reported (once per attempt)
   std::string last_error;
   int64_t acked = 0;  // log bytes the coordinator stored
   std::optional<ProcessExit> spawn_failure;
@@ -346,22 +346,12 @@ class WorkerDaemon::Impl {
     in.seekg(child.progress_read);
     std::string chunk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     child.progress_read += static_cast<int64_t>(chunk.size());
-    child.progress_partial += chunk;
-    size_t start = 0, end;
-    while ((end = child.progress_partial.find('\n', start)) != std::string::npos) {
-      auto record =
-          ParseProgressRecord(std::string_view(child.progress_partial.data() + start, end - start));
-      if (record.ok() && record->rank == 0 && record->phase != "start") {
-        child.progress = std::move(*record);
-      } else if (!record.ok() && !child.progress_warned) {
-        child.progress_warned = true;
-        Say("trial " + std::to_string(child.trial) + ": " + record.status().message() +
-            " (such lines are skipped)");
-      }
-      start = end + 1;
+    child.progress.Feed(chunk);
+    if (!child.progress.first_problem().empty() && !child.progress_warned) {
+      child.progress_warned = true;
+      Say("trial " + std::to_string(child.trial) + ": " + child.progress.first_problem() +
+          " (such lines are skipped)");
     }
-    child.progress_partial.erase(0, start);
-    if (child.progress_partial.size() > 64 * 1024) child.progress_partial.clear();
   }
 
   // New complete lines of the child's log: its last error line; and its progress records.
@@ -397,12 +387,12 @@ class WorkerDaemon::Impl {
         p->set_trial_id(child.trial);
         p->set_attempt(child.attempt);
         p->set_stage(child.job);
-        if (child.progress) {
-          p->set_step(child.progress->step);
-          p->set_total_steps(child.progress->total_steps);
-          p->set_loss(child.progress->loss);
-          p->set_learning_rate(child.progress->lr);
-          p->set_images_per_second(child.progress->images_per_second);
+        if (const auto& figures = child.progress.figures()) {
+          p->set_step(figures->step);
+          p->set_total_steps(figures->total_steps);
+          p->set_loss(figures->loss);
+          p->set_learning_rate(figures->lr);
+          p->set_images_per_second(figures->images_per_second);
         }
       }
       auto size = FileSize(child.log_path);
@@ -662,12 +652,13 @@ class WorkerDaemon::Impl {
                                           heartbeat_failures_counter_.Value());
     std::map<int64_t, prometheus::Gauge*> next_loss, next_step;
     for (const auto& [key, child] : children_) {
-      if (child.exit || !child.progress) continue;
+      const auto& figures = child.progress.figures();
+      if (child.exit || !figures) continue;
       const std::map<std::string, std::string> labels = {{"trial", std::to_string(child.trial)}};
       auto& loss = loss_family_.Add(labels);
       auto& step = step_family_.Add(labels);
-      loss.Set(child.progress->loss);
-      step.Set(static_cast<double>(child.progress->step));
+      loss.Set(figures->loss);
+      step.Set(static_cast<double>(figures->step));
       next_loss[child.trial] = &loss;
       next_step[child.trial] = &step;
     }

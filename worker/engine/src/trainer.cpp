@@ -467,6 +467,7 @@ class Trainer {
     double window_sync_s = 0;  // time in the gradient all-reduce (data-parallel runs)
     int64_t window_steps = 0;
     RecordProgress("start", static_cast<double>(position_.epoch), 0, 0, 0);
+    double logged_loss = 0, logged_rate = 0;  // the last progress line's, for the "done" record
 
     while (position_.optimizer_step < total_steps_) {
       dataloader::Batch batch = source_->Next();
@@ -580,6 +581,8 @@ class Trainer {
         }
         out_ << std::endl;
         RecordProgress("train", epoch_now, step_loss, lr, rate);
+        logged_loss = step_loss;
+        logged_rate = rate;
         window_start = Clock::now();
         window_images = 0;
         window_sync_s = 0;
@@ -645,7 +648,7 @@ class Trainer {
       }
     }
     out_ << "completed " << total_steps_ << " optimizer steps" << std::endl;
-    RecordProgress("done", static_cast<double>(config_.optim.epochs), 0, lr, 0);
+    RecordProgress("done", static_cast<double>(config_.optim.epochs), logged_loss, lr, logged_rate);
     if (skipped_samples_ > 0) {
       out_ << "warning: " << skipped_samples_ << " corrupt samples were replaced by the next "
            << "readable ones" << std::endl;

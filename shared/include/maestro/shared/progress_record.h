@@ -23,7 +23,9 @@ inline constexpr int64_t kProgressRecordVersion = 1;
 inline constexpr char kProgressFileEnv[] = "MAESTRO_PROGRESS_FILE";
 
 struct ProgressRecord {
-  std::string phase;  // "start" (before the first step), "train", "done" (after the last)
+  // "start" (before the first step; no figures yet), "train" (a progress line's figures),
+  // "done" (after the last step: the last progress line's figures again).
+  std::string phase;
   int64_t rank = 0;
   int64_t step = 0, total_steps = 0;  // optimizer steps
   double epoch = 0, loss = 0, lr = 0, images_per_second = 0;
