@@ -59,10 +59,13 @@ def main():
     parser.add_argument("--train", required=True)
     parser.add_argument("--dir", required=True)
     args = parser.parse_args()
+    cluster = os.path.join(args.dir, "cluster")
+    # A run killed before its `down` left daemons behind (their pid files are in the folder).
+    if os.path.isdir(cluster):
+        subprocess.run([CLUSTER, "down", cluster], capture_output=True, timeout=120)
     shutil.rmtree(args.dir, ignore_errors=True)
     os.makedirs(args.dir)
     check = Checker()
-    cluster = os.path.join(args.dir, "cluster")
     up = subprocess.run([CLUSTER, "up", cluster], capture_output=True, text=True, timeout=120)
     env = dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
     try:
