@@ -8,6 +8,9 @@
 #                                      environment to use it: eval "$(tools/slurm_cluster.sh env DIR)"
 #   tools/slurm_cluster.sh env DIR     print that environment (SLURM_CONF)
 #   tools/slurm_cluster.sh down DIR    stop every daemon it started and remove the namespaces
+#   tools/slurm_cluster.sh fail DIR NODE    kill every process of NODE (node1, node2): its slurmd,
+#                                      its jobs' processes; Slurm marks it down after SlurmdTimeout
+#   tools/slurm_cluster.sh revive DIR NODE  start NODE's slurmd again and resume it
 #
 # Layout: the controller runs in this machine's own network stack on 10.233.0.1, an address
 # of a veth pair into a bridge namespace (msl-hub); the nodes node1 and node2 are namespaces
@@ -21,13 +24,14 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
-[[ $# -eq 2 ]] || usage
+[[ $# -ge 2 && $# -le 3 ]] || usage
 command=$1
 dir=$(realpath -m "$2")
+node=${3:-}
 subnet=10.233.0
 hub=msl-hub
 nodes=(node1 node2)
@@ -194,9 +198,32 @@ down() {
   log "down"
 }
 
+check_node() {
+  [[ " ${nodes[*]} " == *" $node "* ]] || { log "no node '$node' (${nodes[*]})"; exit 2; }
+  [[ -e "/run/netns/msl-$node" ]] || { log "the cluster in $dir is not up"; exit 1; }
+}
+
+fail_node() {
+  check_node
+  ip netns pids "msl-$node" | xargs -r kill -9 2>/dev/null || true
+  rm -f "$dir/run/slurmd-$node.pid"
+  log "$node failed: every process in its namespace killed"
+}
+
+revive_node() {
+  check_node
+  export SLURM_CONF="$dir/slurm.conf"
+  nsenter --net="/run/netns/msl-$node" slurmd -N "$node"
+  # A node marked down (by an operator, or by Slurm for not responding) takes jobs again.
+  scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true
+  log "$node: slurmd started again"
+}
+
 case "$command" in
   up) up ;;
   down) down ;;
   env) env_lines ;;
+  fail) fail_node ;;
+  revive) revive_node ;;
   *) usage ;;
 esac

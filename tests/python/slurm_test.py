@@ -16,6 +16,10 @@
    and meet at node1's address, then stop with the documented no-GPU message.
 4. `sbatch --test-only` accepts every script in deploy/slurm/ (nodes and partition set to the
    test cluster's).
+5. A node lost under a running 2-node job (tools/slurm_cluster.sh fail: every process in its
+   namespace killed): the gang fails, deploy/slurm/requeue.sh requeues the job and counts the
+   failure; the node comes back (revive: its slurmd started again) and the same job resumes
+   from its last checkpoint, ending bitwise equal to an uninterrupted 2-node run.
 The cluster comes up and goes down within the test. Exit status 0 when everything holds.
 """
 import argparse
@@ -161,6 +165,57 @@ def main():
             a, b = weights(full, steps), weights(preempted, steps)
             check.expect(all((a[k] == b[k]).all() for k in a) and set(a) == set(b),
                          "the requeued run's final parameters are bitwise equal to the uninterrupted run's")
+        # 5. A node lost under a running 2-node job: the gang fails, requeue.sh requeues it (one
+        #    failure counted in the job's comment), the node comes back, and the job resumes
+        #    from its last checkpoint and ends bitwise equal to an uninterrupted 2-node run.
+        steps = 24
+        mpi_env = MPI_ENV | {"SLURM_CONF": env["SLURM_CONF"]}
+        whole, lost = os.path.join(args.dir, "two-nodes-whole"), os.path.join(args.dir, "two-nodes-lost")
+        script = os.path.join(args.dir, "whole.sbatch")
+        write_script(script, f"exec {quoted(mpi + train_args(args.train, whole, 32, steps))}\n")
+        r = subprocess.run(["sbatch", "--wait", "-N2", "-n2", "-o", os.path.join(args.dir, "whole.out"), script],
+                           capture_output=True, text=True, env=mpi_env, timeout=600)
+        check.expect(r.returncode == 0, f"an uninterrupted 2-node run of {steps} steps (exit {r.returncode})")
+        script = os.path.join(args.dir, "lost.sbatch")
+        write_script(script, f"exec {quoted([REQUEUE] + mpi + train_args(args.train, lost, 32, steps))} "
+                             "--resume auto\n")
+        log = os.path.join(args.dir, "lost.out")
+        sub = subprocess.run(["sbatch", "--parsable", "-N2", "-n2", "--requeue", "--open-mode=append", "-o", log,
+                              script], capture_output=True, text=True, env=mpi_env, timeout=60)
+        job = sub.stdout.strip().split(";")[0]
+        deadline = time.time() + 180
+        while time.time() < deadline and not os.path.isdir(checkpoint_path(lost, 4)):
+            time.sleep(0.2)
+        failed = subprocess.run([CLUSTER, "fail", cluster, "node2"], capture_output=True, text=True, timeout=60)
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.exists(log) and "requeued" in open(log).read()):
+            time.sleep(0.5)
+        text = open(log).read() if os.path.exists(log) else ""
+        check.expect(failed.returncode == 0 and "failure 1 of at most 3: requeued" in text,
+                     f"node2 killed after checkpoint 4: the gang failed and the job requeued itself "
+                     f"{[x for x in text.splitlines() if x.startswith('requeue.sh')]}")
+        # Not waiting for Slurm to mark node2 down (SlurmdTimeout): the requeued job is placed
+        # on both nodes at once, node2 still thought alive, and waits there for its slurmd.
+        revived = subprocess.run([CLUSTER, "revive", cluster, "node2"], capture_output=True, text=True, timeout=60)
+        deadline = time.time() + 300
+        state = ""
+        while time.time() < deadline:
+            state = job_state(env, job)
+            if state in ("COMPLETED", "FAILED", "CANCELLED") and "restart 1)" in open(log).read():
+                break
+            time.sleep(1)
+        text = open(log).read()
+        show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, env=env).stdout
+        check.expect(revived.returncode == 0 and state == "COMPLETED" and "exited 0 (job " + job + ", restart 1)" in text
+                     and "Comment=maestro-failures=1" in show,
+                     f"node2 back: the requeued job ran again on both nodes and completed (job {job}: {state}, "
+                     f"one failure counted)")
+        if state == "COMPLETED":
+            a, b = weights(whole, steps), weights(lost, steps)
+            check.expect(set(a) == set(b) and all((a[k] == b[k]).all() for k in a),
+                         "after the lost node, the resumed gang's final parameters are bitwise equal to an "
+                         "uninterrupted 2-node run's")
+
         # 4. The shipped batch scripts are valid Slurm jobs (the test cluster has 2 nodes and its
         #    own partitions: those two settings are overridden, nothing else).
         for name in sorted(os.listdir(os.path.join(ROOT, "deploy", "slurm"))):
