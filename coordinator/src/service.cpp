@@ -366,9 +366,8 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
       return TooLarge("dataset_json", request->dataset_json().size(), kMaxDatasetBytes);
     }
     for (const Json& known : scheduler_->ListDatasets()) {
-      const Json* by = known.Find("registered_by");
       if (known.Find("name")->as_string() == request->name() &&
-          !OwnedBy(caller, by != nullptr && by->is_string() ? by->as_string() : "")) {
+          !OwnedBy(caller, known.StringOr("registered_by"))) {
         return Refuse(*context, "RegisterDataset", "owner", &caller,
                       grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                                    "dataset '" + request->name() +

@@ -363,15 +363,13 @@ Result<DataClaims> VerifyDataToken(std::string_view token, std::string_view key,
   DataClaims claims;
   const Json* sub = json->Find("sub");
   const Json* exp = json->Find("exp");
-  const Json* trial = json->Find("trial");
-  const Json* attempt = json->Find("attempt");
   if (sub == nullptr || !sub->is_string() || exp == nullptr || !exp->is_int()) {
     return UnauthenticatedError("malformed: claims lack sub or exp");
   }
   claims.subject = sub->as_string();
   claims.expires_ms = exp->as_int();
-  claims.trial = trial != nullptr && trial->is_int() ? trial->as_int() : 0;
-  claims.attempt = attempt != nullptr && attempt->is_int() ? attempt->as_int() : 0;
+  claims.trial = json->IntOr("trial", 0);
+  claims.attempt = json->IntOr("attempt", 0);
   if (claims.expires_ms <= now_ms) {
     return UnauthenticatedError("expired: the data token of " + claims.subject + " expired " +
                                 std::to_string((now_ms - claims.expires_ms) / 1000) + " s ago");
