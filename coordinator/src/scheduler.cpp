@@ -94,10 +94,7 @@ void Scheduler::RefuseStoredExperiment(int64_t id, const std::string& why) {
     if (trial.state != TrialState::kQueued && !IsActive(trial.state)) continue;
     // An active one's trainer is stopped when its worker lists it again (no longer current).
     Dequeue(trial);
-    running_.erase(trial_id);
-    for (auto& [worker_id, worker] : workers_.workers()) {
-      worker.running.erase({trial_id, trial.attempt});
-    }
+    if (IsActive(trial.state)) ReleaseAttempt(trial);
     Applied(life.Cancel(trial, "experiment " + std::to_string(id) + " " + message));
   }
   CommitOrLog(std::move(change));
@@ -566,6 +563,7 @@ void Scheduler::ReleaseAttempt(const TrialRecord& trial) {
   workers_.Release(trial.Workers(), {trial.id, trial.attempt});
   running_.erase(trial.id);
 }
+
 void Scheduler::EndAttemptFailed(TrialRecord& trial, const std::string& cause_kind,
                                  const std::string& cause, AttemptEnd end, Lifecycle& life) {
   ReleaseAttempt(trial);
