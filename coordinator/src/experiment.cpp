@@ -231,18 +231,23 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree) {
       spec.evaluations.push_back(std::move(eval));
     }
   }
+  if (spec.kind == "pipeline" && spec.evaluations.empty()) {
+    return Bad("evaluations", "a pipeline needs at least one evaluation (finetune or linprobe)");
+  }
+  return spec;
+}
+
+Status CheckWorkerShape(const ExperimentSpec& spec) {
   // A CPU trial's ranks come from mpirun on one worker (Open MPI 4.1 joins only what it
   // launched); a multi-node trial of several processes per node is a GPU trial (one process per
   // slot, torchrun-style ranks over NCCL).
   if (spec.resources.nodes > 1 && spec.resources.slots_per_trial > 1 && !TrialsUseCuda(spec)) {
     return Bad("resources.nodes",
-               "a multi-node trial with slots_per_trial > 1 runs one process per GPU: it needs "
-               "run.device cuda (CPU ranks come from mpirun on one worker)");
+               "a multi-node trial with slots_per_trial > 1 runs one process per GPU on worker "
+               "daemons: it needs run.device cuda (CPU ranks come from mpirun on one worker; a "
+               "coordinator run --backend slurm starts them over the allocation)");
   }
-  if (spec.kind == "pipeline" && spec.evaluations.empty()) {
-    return Bad("evaluations", "a pipeline needs at least one evaluation (finetune or linprobe)");
-  }
-  return spec;
+  return OkStatus();
 }
 
 Result<Json> LoadExperimentInlined(const std::string& path) {

@@ -71,6 +71,8 @@ Result<AttemptPlan> PlanAttempt(const TrialRecord& trial, const ExperimentSpec& 
   out.trial = trial.id;
   out.attempt = trial.attempt;
   out.slots = spec.resources.slots_per_trial;
+  out.cpu_cores = spec.resources.cpu_cores;
+  out.memory_mb = spec.resources.memory_mb;
   out.grace_period_ms = options.grace_period_ms;
   out.resume = trial.stage_runs > 1;  // this attempt is one of its stage's runs
   Json config;

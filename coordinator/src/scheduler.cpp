@@ -35,7 +35,14 @@ Scheduler::Scheduler(std::unique_ptr<Store> store, SchedulerOptions options)
     : store_(std::move(store)),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : &SystemClock()),
-      logs_(*store_) {}
+      logs_(*store_) {
+  if (options_.slurm.enabled()) {
+    slurm_ = std::make_unique<SlurmBackend>(workers_, options_.slurm, options_.runs_dir, *clock_);
+    backend_ = slurm_.get();
+  } else {
+    backend_ = &workers_;
+  }
+}
 Scheduler::~Scheduler() = default;
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Open(std::unique_ptr<Store> store,
@@ -44,6 +51,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Open(std::unique_ptr<Store> store,
     return InvalidArgumentError("the runs folder must be an absolute path, not '" +
                                 options.runs_dir + "'");
   }
+  if (options.slurm.enabled()) MAESTRO_RETURN_IF_ERROR(CheckSlurmOptions(options.slurm));
   std::unique_ptr<Scheduler> scheduler(new Scheduler(std::move(store), std::move(options)));
   MAESTRO_RETURN_IF_ERROR(scheduler->Load());
   return scheduler;
@@ -58,6 +66,25 @@ Status Scheduler::Load() {
     TrialRecord& trial = trials_.emplace(parsed->id, std::move(*parsed)).first->second;
     if (trial.state == TrialState::kQueued) {
       Enqueue(trial);
+    } else if (IsActive(trial.state) && slurm_ && IsSlurmWorkerId(trial.worker)) {
+      // A Slurm job's attempt: its job is looked for in the queue. One that had not started
+      // gets its plan again (its worker may not have registered yet); a started one's worker
+      // registers again as any worker does.
+      const AttemptRef ref{trial.id, trial.attempt};
+      const ExperimentSpec* spec = SpecOf(trial);
+      const Json* dataset = spec != nullptr ? catalogue_.Dataset(spec->dataset) : nullptr;
+      std::optional<AttemptPlan> plan;
+      if (trial.state == TrialState::kAssigned && dataset != nullptr) {
+        auto planned =
+            PlanAttempt(trial, *spec, *dataset, {options_.runs_dir, options_.grace_period_ms});
+        if (planned.ok()) {
+          planned->nodes = spec->resources.nodes;
+          plan = std::move(*planned);
+        }
+      }
+      if (!plan) workers_.Expect(trial.worker, ref, now);
+      slurm_->Recover(trial.worker, ref, plan ? &*plan : nullptr);
+      running_[trial.id] = Running{};
     } else if (IsActive(trial.state)) {
       // Its workers have until the timeout to register again and list it; else they are lost.
       for (const std::string& worker_id : trial.Workers()) {
@@ -132,6 +159,8 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
                                                       const std::string& actor) {
   MAESTRO_ASSIGN_OR_RETURN(ExperimentSpec spec, ParseExperiment(tree));
   MAESTRO_RETURN_IF_ERROR(CheckTrialInputs(spec, options_.data_roots, options_.runs_dir));
+  // Slurm places any shape it has nodes for; worker daemons have their limits.
+  if (!slurm_) MAESTRO_RETURN_IF_ERROR(CheckWorkerShape(spec));
   // The trials and their identities (each trial's config checked against the trainer's
   // schema) are made before the lock: heartbeats never wait for a large grid.
   MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<SearchMethod> search, MakeSearchMethod(spec));
@@ -149,7 +178,7 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
     return NotFoundError("dataset: unknown dataset '" + spec.dataset + "' (registered: " +
                          catalogue_.DatasetNames() + "; add it with `maestro dataset register`)");
   }
-  MAESTRO_RETURN_IF_ERROR(CheckPlaceable(spec.resources, workers_));
+  if (!slurm_) MAESTRO_RETURN_IF_ERROR(CheckPlaceable(spec.resources, workers_));
   Json record(Json::Object{{"name", spec.name},
                            {"kind", spec.kind},
                            {"dataset", spec.dataset},
@@ -247,7 +276,7 @@ Result<std::pair<int64_t, int64_t>> Scheduler::CancelExperiment(int64_t id,
       // Not a state change yet: the trial ends canceled when its attempt ends.
       trial.cancel_requested = true;
       change.PutTrial(trial.ToJson());
-      workers_.Stop({trial.worker}, {t, trial.attempt});
+      backend_->Stop({trial.worker}, {t, trial.attempt});
       ++stopping;
     }
   }
@@ -334,6 +363,11 @@ Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
         std::to_string(kWorkerProtocolVersion) + ": run the same maestro version on both");
   }
   if (r.id.empty()) return InvalidArgumentError("worker_id: empty");
+  if (slurm_ != nullptr && !IsSlurmWorkerId(r.id)) {
+    return FailedPreconditionError("worker '" + r.id +
+                                   "': this coordinator runs each attempt as a Slurm job "
+                                   "(--backend slurm) and takes no standing worker");
+  }
   if (r.slots <= 0) return InvalidArgumentError("resources.slots: a worker offers at least 1");
   std::lock_guard<std::mutex> lock(mutex_);
   Change change;
@@ -347,6 +381,9 @@ Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
   out.worker_timeout_ms = options_.worker_timeout_ms;
   std::set<AttemptRef> listed(r.running.begin(), r.running.end());
   std::set<AttemptRef> adopted;
+  // Launches still waiting for this worker (a Slurm job's worker registering for the first
+  // time, or a worker back before its answer came): delivered with its next heartbeat.
+  std::set<AttemptRef> awaiting = workers_.PendingLaunches(worker);
   for (const AttemptRef& ref : listed) {
     auto it = trials_.find(ref.trial);
     if (it != trials_.end() && IsCurrent(it->second, r.id, ref.attempt)) {
@@ -365,9 +402,12 @@ Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
       out.kill.push_back(ref);
     }
   }
+  for (const AttemptRef& ref : adopted) {
+    if (awaiting.erase(ref) > 0) workers_.DropPendingLaunch(worker, ref);  // it runs it already
+  }
   // Trials this worker held that it no longer runs (it restarted): their attempts failed.
   for (const AttemptRef& ref : std::set<AttemptRef>(worker.running)) {
-    if (adopted.count(ref)) continue;
+    if (adopted.count(ref) || awaiting.count(ref)) continue;
     TrialRecord& trial = trials_.at(ref.trial);
     if (!IsCurrent(trial, r.id, ref.attempt)) continue;
     EndAttemptFailed(trial, "worker_lost",
@@ -375,14 +415,17 @@ Result<RegisterOutcome> Scheduler::RegisterWorker(const WorkerRegistration& r) {
                      AttemptEnd::kRetryable, life);
   }
   worker.running = adopted;
-  worker.session_attempts = adopted;
+  worker.running.insert(awaiting.begin(), awaiting.end());
+  worker.session_attempts = worker.running;
   for (const AttemptRef& ref : out.kill) worker.session_refused.insert(ref);
-  change.PutWorker(Json(Json::Object{{"id", r.id},
-                                     {"build", r.build},
-                                     {"address", r.address},
-                                     {"slots", r.slots},
-                                     {"cpu_cores", r.cpu_cores},
-                                     {"memory_mb", r.memory_mb}}));
+  if (!IsSlurmWorkerId(r.id)) {  // a Slurm job's worker lives as long as its attempt
+    change.PutWorker(Json(Json::Object{{"id", r.id},
+                                       {"build", r.build},
+                                       {"address", r.address},
+                                       {"slots", r.slots},
+                                       {"cpu_cores", r.cpu_cores},
+                                       {"memory_mb", r.memory_mb}}));
+  }
   change.AddEvent(Json(Json::Object{{"kind", "worker_registered"},
                                     {"worker", r.id},
                                     {"replaced_session", replaced},
@@ -407,10 +450,62 @@ ResourceUse Scheduler::UseOf(const WorkerState& worker) const {
   return used;
 }
 
+std::optional<AttemptPlan> Scheduler::AssignAttempt(TrialRecord& trial, const ExperimentSpec& spec,
+                                                    const std::vector<std::string>& gang,
+                                                    Lifecycle& life) {
+  const auto names = StageNames(spec);
+  const int64_t queue_wait_ms = clock_->WallMs() - trial.queued_at_ms;
+  const std::string stage_name =
+      trial.stage >= 0 && trial.stage < static_cast<int64_t>(names.size())
+          ? names[static_cast<size_t>(trial.stage)]
+          : "stage " + std::to_string(trial.stage);
+  Applied(life.Assign(
+      trial, gang,
+      {{"stage", stage_name}, {"resume", trial.stage_runs > 0}, {"queue_wait_ms", queue_wait_ms}}));
+  const Json* dataset = catalogue_.Dataset(spec.dataset);
+  auto plan =
+      dataset != nullptr
+          ? PlanAttempt(trial, spec, *dataset, {options_.runs_dir, options_.grace_period_ms})
+          : Result<AttemptPlan>(
+                FailedPreconditionError("dataset '" + spec.dataset + "' is no longer registered"));
+  if (!plan.ok()) {
+    Applied(life.Fail(trial, "cannot_start", plan.status().ToString(),
+                      "cannot start: " + plan.status().ToString()));
+    return std::nullopt;
+  }
+  queue_waits_s_.push_back(static_cast<double>(queue_wait_ms) / 1000.0);
+  running_[trial.id] = Running{};
+  return std::move(*plan);
+}
+
+void Scheduler::ScheduleOnSlurm(Lifecycle& life) {
+  std::map<int64_t, int64_t> running_per_experiment;
+  for (const auto& [id, unused] : running_) ++running_per_experiment[trials_.at(id).experiment];
+  int64_t jobs = slurm_->Active();
+  for (auto it = queue_.begin(); it != queue_.end() && jobs < options_.slurm.max_jobs;) {
+    TrialRecord& trial = trials_.at(it->second);
+    const ExperimentSpec* spec = SpecOf(trial);
+    if (spec == nullptr ||
+        (spec->max_concurrent_trials > 0 &&
+         running_per_experiment[trial.experiment] >= spec->max_concurrent_trials)) {
+      ++it;
+      continue;
+    }
+    it = queue_.erase(it);
+    // The attempt's own worker: the one its batch job starts (the attempt Assign gives it).
+    const std::string worker = SlurmWorkerId({trial.id, trial.attempt + 1});
+    std::optional<AttemptPlan> plan = AssignAttempt(trial, *spec, {worker}, life);
+    if (!plan) continue;
+    plan->nodes = spec->resources.nodes;  // one worker starts every node's ranks
+    backend_->Launch({worker}, {std::move(*plan)});
+    ++running_per_experiment[trial.experiment];
+    ++jobs;
+  }
+}
+
 void Scheduler::Schedule(WorkerState& worker, int64_t free_slots, Lifecycle& life) {
   std::map<int64_t, int64_t> running_per_experiment;
   for (const auto& [id, unused] : running_) ++running_per_experiment[trials_.at(id).experiment];
-  const PlanOptions plan_options{options_.runs_dir, options_.grace_period_ms};
   for (auto it = queue_.begin(); it != queue_.end() && free_slots > 0;) {
     const int64_t id = it->second;
     TrialRecord& trial = trials_.at(id);
@@ -438,28 +533,8 @@ void Scheduler::Schedule(WorkerState& worker, int64_t free_slots, Lifecycle& lif
     it = queue_.erase(it);
     std::vector<std::string> gang_ids;
     for (const WorkerState* w : gang) gang_ids.push_back(w->id);
-    const auto names = StageNames(*spec);
-    const int64_t queue_wait_ms = clock_->WallMs() - trial.queued_at_ms;
-    const std::string stage_name =
-        trial.stage >= 0 && trial.stage < static_cast<int64_t>(names.size())
-            ? names[static_cast<size_t>(trial.stage)]
-            : "stage " + std::to_string(trial.stage);
-    Applied(life.Assign(trial, gang_ids,
-                        {{"stage", stage_name},
-                         {"resume", trial.stage_runs > 0},
-                         {"queue_wait_ms", queue_wait_ms}}));
-    const Json* dataset = catalogue_.Dataset(spec->dataset);
-    auto plan = dataset != nullptr
-                    ? PlanAttempt(trial, *spec, *dataset, plan_options)
-                    : Result<AttemptPlan>(FailedPreconditionError("dataset '" + spec->dataset +
-                                                                  "' is no longer registered"));
-    if (!plan.ok()) {
-      Applied(life.Fail(trial, "cannot_start", plan.status().ToString(),
-                        "cannot start: " + plan.status().ToString()));
-      continue;
-    }
-    queue_waits_s_.push_back(static_cast<double>(queue_wait_ms) / 1000.0);
-    running_[id] = Running{};
+    std::optional<AttemptPlan> plan = AssignAttempt(trial, *spec, gang_ids, life);
+    if (!plan) continue;
     // One plan per node: rank 0's worker serves a gang's rendezvous.
     std::vector<AttemptPlan> plans(gang.size(), *plan);
     if (gang.size() > 1) {
@@ -470,7 +545,7 @@ void Scheduler::Schedule(WorkerState& worker, int64_t free_slots, Lifecycle& lif
         plans[node].master_port = 20000 + (id * 131 + plan->attempt * 7) % 20000;
       }
     }
-    workers_.Launch(gang_ids, std::move(plans));
+    backend_->Launch(gang_ids, std::move(plans));
     ++running_per_experiment[trial.experiment];
     free_slots -= spec->resources.slots_per_trial;
   }
@@ -552,7 +627,10 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
     }
     out.log_acks.push_back({piece.trial, piece.attempt, logs_.Append(piece, change), ""});
   }
-  Schedule(worker, std::min(free_slots, worker.slots - UseOf(worker).slots), life);
+  // A Slurm job's worker runs its one attempt only (PollBackend places trials on Slurm).
+  if (!slurm_ && !IsSlurmWorkerId(worker_id)) {
+    Schedule(worker, std::min(free_slots, worker.slots - UseOf(worker).slots), life);
+  }
   workers_.Deliver(worker, out);
   out.current.assign(worker.running.begin(), worker.running.end());
   MAESTRO_RETURN_IF_ERROR(store_->Commit(std::move(change)));
@@ -560,7 +638,7 @@ Result<HeartbeatOutcome> Scheduler::Heartbeat(const std::string& worker_id,
 }
 
 void Scheduler::ReleaseAttempt(const TrialRecord& trial) {
-  workers_.Release(trial.Workers(), {trial.id, trial.attempt});
+  backend_->Release(trial.Workers(), {trial.id, trial.attempt});
   running_.erase(trial.id);
 }
 
@@ -655,6 +733,10 @@ Status Scheduler::ReportExit(const AttemptExit& report) {
   } else if (report.exit_code == kExitPermanentFailure) {
     EndAttemptFailed(trial, "permanent", "permanent failure (exit 2): " + report.cause,
                      AttemptEnd::kPermanent, life);
+  } else if (report.exit_code == kExitPreempted && report.time_limit) {
+    EndAttemptFailed(trial, "timeout",
+                     "stopped at its Slurm job's time limit with a checkpoint (exit 3)",
+                     AttemptEnd::kRetryable, life);
   } else if (report.exit_code == kExitPreempted && !report.stopped_by_request) {
     EndAttemptFailed(trial, "preempted", "preempted (exit 3)", AttemptEnd::kPreempted, life);
   } else if (report.exit_code == kExitPreempted) {
@@ -687,6 +769,55 @@ void Scheduler::DeclareLost(WorkerState& worker, const std::string& why, Lifecyc
                      AttemptEnd::kRetryable, life);
   }
   worker.running.clear();
+}
+
+void Scheduler::EndGoneAttempts(const SlurmBackend::PollResult& polled, Lifecycle& life,
+                                Change& change) {
+  for (Json event : polled.events) {
+    event.as_object()["time_ms"] = Json(clock_->WallMs());
+    change.AddEvent(std::move(event));
+  }
+  for (const AttemptGone& gone : polled.gone) {
+    auto it = trials_.find(gone.ref.trial);
+    if (it == trials_.end() || !IsCurrent(it->second, gone.worker, gone.ref.attempt)) continue;
+    // Its worker, if it registered, went with the job.
+    if (WorkerState* worker = workers_.Find(gone.worker); worker != nullptr && worker->alive) {
+      workers_.MarkLost(*worker);
+    }
+    const std::string job = "Slurm job " + (gone.job_id.empty() ? "(none)" : gone.job_id);
+    TrialRecord& trial = it->second;
+    switch (gone.end) {
+      case SlurmEnd::kPreempted:
+        EndAttemptFailed(trial, "preempted", job + " was preempted", AttemptEnd::kPreempted, life);
+        break;
+      case SlurmEnd::kTimeout:
+        EndAttemptFailed(trial, "timeout", job + " reached its time limit (" + gone.state + ")",
+                         AttemptEnd::kRetryable, life);
+        break;
+      case SlurmEnd::kNodeFailure:
+        EndAttemptFailed(trial, "worker_lost", job + ": a node failed (" + gone.state + ")",
+                         AttemptEnd::kRetryable, life);
+        break;
+      default:
+        EndAttemptFailed(
+            trial, "crash",
+            job + " ended (" + gone.state + ") before its worker reported the attempt's exit",
+            AttemptEnd::kRetryable, life);
+    }
+  }
+  for (const std::string& id : polled.finished_workers) workers_.Forget(id);
+}
+
+void Scheduler::PollBackend() {
+  if (!slurm_) return;
+  const SlurmBackend::PollResult polled = slurm_->Poll();  // Slurm's commands, without the lock
+  std::lock_guard<std::mutex> lock(mutex_);
+  Change change;
+  change.SetActor("coordinator");
+  Lifecycle life(change, clock_->WallMs());
+  EndGoneAttempts(polled, life, change);
+  ScheduleOnSlurm(life);
+  CommitOrLog(std::move(change));
 }
 
 void Scheduler::Tick() {

@@ -8,11 +8,12 @@
 #include <prometheus/registry.h>
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "maestro/coordinator/store.h"
@@ -214,6 +215,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
                               " (address in use or malformed)");
     }
     ticker_ = std::thread([this] { TickLoop(); });
+    if (scheduler_->HasSlurmBackend()) backend_poller_ = std::thread([this] { BackendLoop(); });
     return OkStatus();
   }
 
@@ -225,6 +227,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
       }
       tick_cv_.notify_all();
       if (ticker_.joinable()) ticker_.join();
+      if (backend_poller_.joinable()) backend_poller_.join();
       if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     });
   }
@@ -536,6 +539,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     exit.result_json = request->result_json();
     exit.cause = request->cause();
     exit.stopped_by_request = request->stopped_by_request();
+    exit.time_limit = request->time_limit();
     Status reported = scheduler_->ReportExit(exit);
     if (!reported.ok()) return RefusedBySchedulerOr(*context, "ReportTrialExit", caller, reported);
     return grpc::Status::OK;
@@ -556,6 +560,13 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     }
     auto role = security::ParseRole(request->role());
     if (!role.ok()) return ToGrpcStatus(role.status());
+    if (*role == Role::kWorker && IsSlurmWorkerId(request->name())) {
+      // Those ids are the Slurm backend's: each names one attempt, whose credential the
+      // coordinator mints for that attempt's job alone.
+      return ToGrpcStatus(InvalidArgumentError(
+          "worker id '" + request->name().substr(0, kMaxName) +
+          "': names starting with slurm- are reserved for the Slurm backend's attempts"));
+    }
     const int64_t lifetime = request->lifetime_ms() == 0    ? security::kDefaultTokenLifetimeMs
                              : request->lifetime_ms() < 0 ? 0
                                                           : request->lifetime_ms();
@@ -750,16 +761,29 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return OkStatus();
   }
 
-  void TickLoop() {
+  // Calls `round` every 250 ms until Shutdown.
+  void Every250Ms(const std::function<void()>& round) {
     std::unique_lock<std::mutex> lock(tick_mutex_);
     while (!stopping_) {
       tick_cv_.wait_for(lock, std::chrono::milliseconds(250));
       if (stopping_) break;
       lock.unlock();
-      scheduler_->Tick();
-      if (exposer_) metrics_.Update(scheduler_->Snapshot());
+      round();
       lock.lock();
     }
+  }
+
+  void TickLoop() {
+    Every250Ms([this] {
+      scheduler_->Tick();
+      if (exposer_) metrics_.Update(scheduler_->Snapshot());
+    });
+  }
+
+  // The Slurm backend's rounds (sbatch, squeue, scancel) on a thread of their own: a slow
+  // slurmctld never delays the worker-timeout checks.
+  void BackendLoop() {
+    Every250Ms([this] { scheduler_->PollBackend(); });
   }
 
   std::unique_ptr<Scheduler> scheduler_;
@@ -777,7 +801,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::once_flag once_;
-  std::thread ticker_;
+  std::thread ticker_, backend_poller_;
   std::mutex tick_mutex_;
   std::condition_variable tick_cv_;
   bool stopping_ = false;
@@ -817,8 +841,29 @@ Result<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     MAESTRO_ASSIGN_OR_RETURN(
         tokens, TokenRegistry::Open(*store, ClockOf(options), bootstrap ? &*bootstrap : nullptr));
   }
+  SchedulerOptions scheduler_options = options.scheduler;
+  if (scheduler_options.slurm.enabled() && tokens) {
+    // Each Slurm attempt's worker gets a credential of its own, revoked when its job is gone.
+    TokenRegistry* registry = tokens.get();
+    const Caller by{"-", "coordinator", Role::kAdmin, ""};
+    scheduler_options.slurm.mint = [registry, by](const std::string& worker,
+                                                  int64_t lifetime_ms) -> Result<std::string> {
+      MAESTRO_ASSIGN_OR_RETURN(auto created,
+                               registry->Create(Role::kWorker, worker, lifetime_ms, by));
+      return std::move(created.first);
+    };
+    scheduler_options.slurm.revoke = [registry, by](const std::string& worker) {
+      for (const security::TokenRecord& token : registry->List()) {
+        if (token.role != Role::kWorker || token.worker != worker || token.revoked_ms != 0)
+          continue;
+        if (Status s = registry->Revoke(token.id, by); !s.ok()) {
+          std::cerr << "maestro-coordinator: warning: " << s.ToString() << std::endl;
+        }
+      }
+    };
+  }
   MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler,
-                           Scheduler::Open(std::move(store), options.scheduler));
+                           Scheduler::Open(std::move(store), std::move(scheduler_options)));
   auto impl = std::make_unique<Impl>(std::move(scheduler), std::move(tokens), ClockOf(options));
   MAESTRO_RETURN_IF_ERROR(impl->Listen(options, tls));
   return std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(impl)));

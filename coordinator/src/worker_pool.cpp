@@ -102,6 +102,26 @@ void WorkerPool::MarkLost(WorkerState& worker) {
   worker.session.clear();
 }
 
+std::set<AttemptRef> WorkerPool::PendingLaunches(const WorkerState& worker) const {
+  std::set<AttemptRef> out;
+  for (const AttemptPlan& plan : worker.pending_launches) out.insert({plan.trial, plan.attempt});
+  return out;
+}
+
+void WorkerPool::DropPendingLaunch(WorkerState& worker, const AttemptRef& ref) {
+  auto& pending = worker.pending_launches;
+  pending.erase(std::remove_if(pending.begin(), pending.end(),
+                               [&](const AttemptPlan& p) {
+                                 return p.trial == ref.trial && p.attempt == ref.attempt;
+                               }),
+                pending.end());
+}
+
+void WorkerPool::Forget(const std::string& id) {
+  auto it = workers_.find(id);
+  if (it != workers_.end() && it->second.running.empty()) workers_.erase(it);
+}
+
 void WorkerPool::Launch(const std::vector<std::string>& workers, std::vector<AttemptPlan> plans) {
   for (size_t i = 0; i < workers.size() && i < plans.size(); ++i) {
     WorkerState& worker = workers_[workers[i]];
@@ -126,12 +146,7 @@ void WorkerPool::Release(const std::vector<std::string>& workers, const AttemptR
     worker.running.erase(ref);
     // The other nodes of a gang stop with it (a node that already ended ignores this).
     if (workers.size() > 1) worker.pending_kills.push_back(ref);
-    auto& pending = worker.pending_launches;
-    pending.erase(std::remove_if(pending.begin(), pending.end(),
-                                 [&](const AttemptPlan& p) {
-                                   return p.trial == ref.trial && p.attempt == ref.attempt;
-                                 }),
-                  pending.end());
+    DropPendingLaunch(worker, ref);
   }
 }
 

@@ -4,11 +4,12 @@
 
 namespace maestro {
 
-sigset_t BlockStopSignals() {
+sigset_t BlockStopSignals(std::initializer_list<int> extra) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  for (int s : extra) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }

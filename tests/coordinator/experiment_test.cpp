@@ -236,10 +236,6 @@ TEST(ExperimentTest, BadFilesNameTheOffendingKey) {
       {head + "searcher: {name: random}\n", "searcher.max_trials"},
       {head + "searcher: {name: bayes}\n", "searcher.name: 'bayes'"},
       {head + "resources: {slots_per_trial: 0}\n", "resources.slots_per_trial"},
-      {head + "resources: {slots_per_trial: 2, nodes: 2}\n", "resources.nodes: a multi-node"},
-      {head + "config: {run: {device: cuda}}\nhyperparameters: {run.device: [cuda, cpu]}\n"
-              "resources: {slots_per_trial: 2, nodes: 2}\n",
-       "needs run.device cuda"},
       {head + "max_restarts: -1\n", "max_restarts"},
       {head + "evaluations: [{kind: linprobe}]\n", "evaluations: only a pipeline"},
       {"name: x\nkind: pipeline\ndataset: fmnist\n", "evaluations: a pipeline needs"},
@@ -253,13 +249,33 @@ TEST(ExperimentTest, BadFilesNameTheOffendingKey) {
         << "expected '" << expected << "' in: " << status.ToString();
   }
   EXPECT_TRUE(ParseError(head).ok()) << ParseError(head).ToString();
-  // Several processes on each of several nodes: GPU trials only.
+}
+
+// Several processes on each of several nodes: GPU trials only on worker daemons (a valid
+// experiment, which the Slurm backend runs with mpirun over its allocation).
+TEST(ExperimentTest, SeveralCpuProcessesOnSeveralNodesAreRefusedOnWorkers) {
+  const std::string head = "name: x\nkind: pretrain\ndataset: fmnist\n";
+  auto shape = [](const std::string& yaml) {
+    auto tree = ParseConfigText(yaml, "test");
+    EXPECT_TRUE(tree.ok());
+    auto spec = ParseExperiment(*tree);
+    EXPECT_TRUE(spec.ok()) << yaml << spec.status().ToString();
+    return spec.ok() ? CheckWorkerShape(*spec) : spec.status();
+  };
+  for (const std::string& cpu :
+       {head,
+        head + "config: {run: {device: cuda}}\nhyperparameters: {run.device: [cuda, cpu]}\n"}) {
+    const Status status = shape(cpu + "resources: {slots_per_trial: 2, nodes: 2}\n");
+    EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << cpu;
+    EXPECT_NE(status.message().find("resources.nodes: a multi-node"), std::string::npos)
+        << status.ToString();
+  }
   for (const std::string& gpu :
        {head + "config: {run: {device: cuda}}\n", head + "hyperparameters: {run.device: cuda}\n"}) {
     const std::string yaml = gpu + "resources: {slots_per_trial: 2, nodes: 2}\n";
-    EXPECT_TRUE(ParseError(yaml).ok()) << yaml << ParseError(yaml).ToString();
+    EXPECT_TRUE(shape(yaml).ok()) << yaml;
   }
-  EXPECT_TRUE(ParseError(head + "resources: {slots_per_trial: 1, nodes: 2}\n").ok());
+  EXPECT_TRUE(shape(head + "resources: {slots_per_trial: 1, nodes: 2}\n").ok());
 }
 
 TEST(ExperimentTest, AHugeGridIsRefusedNotExpanded) {

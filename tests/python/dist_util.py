@@ -51,16 +51,22 @@ def train_args(train, out, batch, steps, extra=()):
             "--set", "log.interval_steps=2", "--set", "checkpoint.interval_steps=4", *extra]
 
 
-def expect_equivalent(check, single, ranks, checksums, steps, what):
-    """The landed equivalence criterion: the data-parallel run in `ranks` ends within 1e-5
-    relative per tensor of the single process in `single`, and its two ranks' per-step
-    checksums (MAESTRO_PARAM_CHECKSUMS=`checksums`) are equal after every step."""
+def expect_close(check, single, ranks, steps, what="every parameter tensor"):
+    """The data-parallel run in `ranks` ends within 1e-5 relative per tensor of the single
+    process in `single` (both at checkpoint `steps`)."""
     a, b = weights(single, steps), weights(ranks, steps)
     errors = parameter_errors(a, b)
     worst = max(errors, key=errors.get)
     check.expect(set(a) == set(b) and errors[worst] < 1e-5,
-                 f"every parameter tensor within 1e-5 relative of the single process's (worst "
+                 f"{what} within 1e-5 relative of the single process's (worst "
                  f"{errors[worst]:.2e}, {worst}; {len(a)} tensors)")
+
+
+def expect_equivalent(check, single, ranks, checksums, steps, what):
+    """The landed equivalence criterion: the data-parallel run in `ranks` ends within 1e-5
+    relative per tensor of the single process in `single`, and its two ranks' per-step
+    checksums (MAESTRO_PARAM_CHECKSUMS=`checksums`) are equal after every step."""
+    expect_close(check, single, ranks, steps)
     sums = []
     for rank in (0, 1):
         with open(f"{checksums}.rank{rank}") as f:

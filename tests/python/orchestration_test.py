@@ -36,7 +36,7 @@ import threading
 import time
 import urllib.parse
 
-from run_util import Checker, Credentials, free_port, live_processes, prometheus_poll, start_listening
+from run_util import Checker, CoordinatorCli, Credentials, free_port, live_processes, prometheus_poll, start_listening
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -45,9 +45,10 @@ FAST = {"optim.batch_size": 32, "run.threads": 1, "data.num_workers": 1, "log.in
         "optim.warmup_epochs": 0.01}
 
 
-class Cluster:
+class Cluster(CoordinatorCli):
     def __init__(self, args):
         self.args = args
+        self.maestro = args.maestro
         self.dir = args.dir
         self.db = os.path.join(self.dir, "db")
         self.runs = os.path.join(self.dir, "runs")
@@ -78,34 +79,8 @@ class Cluster:
             command += ["--train-binary", train_binary]
         self.workers[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
-    def cli(self, *words, timeout=120):
-        return subprocess.run([self.args.maestro, *words, "--coordinator", self.address],
-                              capture_output=True, text=True, timeout=timeout)
-
-    def cli_json(self, *words):
-        r = self.cli(*words, "--json")
-        if r.returncode != 0:
-            raise RuntimeError(f"maestro {' '.join(words)}: {r.stderr.strip()}")
-        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-
     def create(self, path):
         return self.cli_json("experiment", "create", path)[0]
-
-    def trials(self, experiment):
-        return self.cli_json("experiment", "describe", str(experiment))[0]["trials"]
-
-    def events(self):
-        return self.cli_json("event", "list")
-
-    def wait(self, experiment, done, what, timeout=240):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            trials = self.trials(experiment)
-            if done(trials):
-                return trials
-            time.sleep(0.5)
-        raise RuntimeError(f"timed out waiting for {what}: "
-                           + json.dumps([(t["id"], t["state"], t["attempt"]) for t in trials]))
 
     def stop(self):
         for proc in [*self.workers.values(), self.coordinator]:

@@ -126,6 +126,42 @@ def log_tail(out_dir, size=3000):
         return f.read().decode(errors="replace")[-size:]
 
 
+class CoordinatorCli:
+    """The maestro CLI against the coordinator at `self.address` (`self.maestro`: the CLI)."""
+
+    def cli(self, *words, timeout=120):
+        return subprocess.run([self.maestro, *words, "--coordinator", self.address],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def cli_json(self, *words):
+        r = self.cli(*words, "--json")
+        if r.returncode != 0:
+            raise RuntimeError(f"maestro {' '.join(words)}: {r.stderr.strip()}")
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def trials(self, experiment):
+        return self.cli_json("experiment", "describe", str(experiment))[0]["trials"]
+
+    def events(self):
+        return self.cli_json("event", "list")
+
+    def wait(self, experiment, done, what, timeout=240):
+        """The experiment's trials once done(trials) holds (a coordinator that does not answer,
+        restarting say, is asked again); RuntimeError after `timeout` seconds."""
+        deadline = time.time() + timeout
+        trials = []
+        while time.time() < deadline:
+            try:
+                trials = self.trials(experiment)
+            except RuntimeError:
+                trials = []
+            if trials and done(trials):
+                return trials
+            time.sleep(0.5)
+        raise RuntimeError(f"timed out waiting for {what}: "
+                           + json.dumps([(t["id"], t["state"], t["attempt"]) for t in trials]))
+
+
 class Checker:
     def __init__(self):
         self.failures = 0

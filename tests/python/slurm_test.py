@@ -34,6 +34,29 @@ from dist_util import MPI_ENV, ROOT, expect_equivalent, train_args, weights
 from run_util import Checker, checkpoint_path
 
 CLUSTER = os.path.join(ROOT, "tools", "slurm_cluster.sh")
+
+
+def cluster_up(folder, cluster):
+    """`folder` emptied and the test cluster brought up in `cluster` (under it): (the result of
+    `up`, an environment whose SLURM_CONF is the cluster's)."""
+    # A run killed before its `down` left daemons behind (their pid files are in the folder).
+    if os.path.isdir(cluster):
+        subprocess.run([CLUSTER, "down", cluster], capture_output=True, timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    up = subprocess.run([CLUSTER, "up", cluster], capture_output=True, text=True, timeout=120)
+    return up, dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
+
+
+def cluster_down(cluster, env):
+    """Every job of this user canceled, then the test cluster taken down."""
+    try:
+        subprocess.run(["scancel", "--me"], env=env, capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pass  # no controller to ask: nothing runs
+    down = subprocess.run([CLUSTER, "down", cluster], capture_output=True, text=True, timeout=120)
+    if down.returncode != 0:
+        print(f"warning: {CLUSTER} down: {down.stderr.strip()[-300:]}")
 REQUEUE = os.path.join(ROOT, "deploy", "slurm", "requeue.sh")
 STEPS = 8
 SUBNET = "10.233.0.0/24"
@@ -64,14 +87,8 @@ def main():
     parser.add_argument("--dir", required=True)
     args = parser.parse_args()
     cluster = os.path.join(args.dir, "cluster")
-    # A run killed before its `down` left daemons behind (their pid files are in the folder).
-    if os.path.isdir(cluster):
-        subprocess.run([CLUSTER, "down", cluster], capture_output=True, timeout=120)
-    shutil.rmtree(args.dir, ignore_errors=True)
-    os.makedirs(args.dir)
     check = Checker()
-    up = subprocess.run([CLUSTER, "up", cluster], capture_output=True, text=True, timeout=120)
-    env = dict(os.environ, SLURM_CONF=os.path.join(cluster, "slurm.conf"))
+    up, env = cluster_up(args.dir, cluster)
     try:
         check.expect(up.returncode == 0, f"the test cluster comes up: {up.stderr.strip()[-300:]}")
         if up.returncode != 0:
@@ -228,9 +245,7 @@ def main():
             check.expect(r.returncode == 0 and "to start at" in r.stderr,
                          f"sbatch --test-only accepts deploy/slurm/{name}: {r.stderr.strip()[-160:]}")
     finally:
-        down = subprocess.run([CLUSTER, "down", cluster], capture_output=True, text=True, timeout=120)
-        if down.returncode != 0:
-            print(f"warning: {CLUSTER} down: {down.stderr.strip()[-300:]}")
+        cluster_down(cluster, env)
     print(f"slurm test: {check.failures} FAILURES" if check.failures else "slurm test: all ok")
     return 1 if check.failures else 0
 

@@ -134,5 +134,47 @@ TEST(GpuOfSlot, MapsThroughTheWorkersOwnVisibleDevices) {
   EXPECT_EQ(GpuOfSlot("4,6", 2), "2");  // beyond the list: the id itself
 }
 
+// The Slurm backend's worker runs in the attempt's own allocation: a CPU trial of several nodes
+// is one mpirun over it (Open MPI places ppr:slots:node), a GPU trial one srun; no torchrun
+// variables (the ranks take theirs from Open MPI or SLURM_*), no CUDA_VISIBLE_DEVICES of ours.
+TEST(PlanLaunch, SeveralNodesInsideASlurmAllocationStartEveryRankFromTheBatchNode) {
+  LaunchInput in = Base();
+  in.slurm_allocation = true;
+  in.nodes = 2;
+  in.slots = 3;
+  LaunchPlan plan = PlanLaunch(in);
+  const std::vector<std::string> mpi = {
+      "/usr/bin/mpirun",    "-np",     "6", "--map-by", "ppr:3:node", "--bind-to", "none",
+      "/opt/maestro-train", "pretrain"};
+  ASSERT_GE(plan.argv.size(), mpi.size());
+  EXPECT_EQ(std::vector<std::string>(plan.argv.begin(), plan.argv.begin() + mpi.size()), mpi);
+  EXPECT_EQ(plan.local_env.size(), 1u);
+  EXPECT_FALSE(HasName(plan.env, "MASTER_ADDR"));
+  EXPECT_FALSE(HasName(plan.env, "WORLD_SIZE"));
+  EXPECT_TRUE(Has(plan.env, "OMPI_ALLOW_RUN_AS_ROOT=1"));
+
+  in.gpu = true;
+  in.gpus = {"0", "1", "2"};
+  plan = PlanLaunch(in);
+  const std::vector<std::string> srun = {"srun",
+                                         "--nodes=2",
+                                         "--ntasks=6",
+                                         "--ntasks-per-node=3",
+                                         "--kill-on-bad-exit=1",
+                                         "/opt/maestro-train"};
+  ASSERT_GE(plan.argv.size(), srun.size());
+  EXPECT_EQ(std::vector<std::string>(plan.argv.begin(), plan.argv.begin() + srun.size()), srun);
+  EXPECT_EQ(plan.local_env.size(), 1u);
+  EXPECT_FALSE(HasName(plan.env, "CUDA_VISIBLE_DEVICES"));
+  EXPECT_FALSE(HasName(plan.env, "MASTER_ADDR"));
+
+  // One node in an allocation: as on any worker.
+  in.nodes = 1;
+  in.gpu = false;
+  in.slots = 1;
+  plan = PlanLaunch(in);
+  EXPECT_EQ(plan.argv.front(), "/opt/maestro-train");
+}
+
 }  // namespace
 }  // namespace maestro::worker

@@ -3,6 +3,7 @@
 // rescheduled when a worker is lost.
 //
 //   maestro-coordinator --db DIR --credentials CLUSTER_DIR [--listen 127.0.0.1:7071] [--runs DIR]
+//                       [--backend slurm --slurm-partition P [--slurm-account A] ...]
 //
 // Runs until SIGTERM or SIGINT. All state is in the RocksDB store under --db: a coordinator
 // killed with SIGKILL and started again on the same folder carries on where it stopped.
@@ -54,7 +55,66 @@ int main(int argc, char** argv) {
   double data_token_lifetime_s = 600;
   flags.Add("data-token-lifetime-s", &data_token_lifetime_s,
             "lifetime of a trainer's data token (renewed with heartbeats after a third of it)");
+  std::string backend = "workers";
+  auto& slurm = options.scheduler.slurm;
+  flags.Add("backend", &backend,
+            "where attempts run: workers (maestro-worker daemons that register) or slurm (each "
+            "attempt one batch job: docs/slurm.md)");
+  std::string slurm_partition, slurm_worker = maestro::SiblingProgram("maestro-worker");
+  flags.Add("slurm-partition", &slurm_partition,
+            "--backend slurm: the partition every job is submitted to (required)");
+  flags.Add("slurm-account", &slurm.account,
+            "--backend slurm: the account jobs are charged to (default: the user's)");
+  flags.Add("slurm-coordinator-address", &slurm.coordinator,
+            "--backend slurm: host:port the nodes reach this coordinator at (default: "
+            "--listen, unless it is a wildcard address)");
+  flags.Add("slurm-worker-binary", &slurm_worker,
+            "--backend slurm: maestro-worker as the nodes see it (default: the one next to "
+            "this program)");
+  flags.Add(
+      "slurm-env", &slurm.job_env,
+      "--backend slurm: NAME=value exported in every job (repeat; OMPI_MCA_btl_tcp_if_include "
+      "for mpirun across nodes, say)");
+  flags.Add("slurm-time-limit-min", &slurm.time_limit_minutes,
+            "--backend slurm: each job's time limit; at the limit the attempt checkpoints and is "
+            "restarted (one restart)");
+  flags.Add("slurm-signal-lead-s", &slurm.signal_lead_s,
+            "--backend slurm: seconds before the time limit that the job is told to checkpoint "
+            "(--signal=B:USR2@N)");
+  flags.Add("slurm-poll-ms", &slurm.poll_interval_ms,
+            "--backend slurm: how often squeue is asked about the jobs");
+  flags.Add("slurm-max-jobs", &slurm.max_jobs,
+            "--backend slurm: attempts submitted to Slurm at once (the rest wait here)");
   maestro::ParseFlagsOrExit(flags, argc, argv);
+  if (backend != "workers" && backend != "slurm") {
+    std::cerr << "maestro-coordinator: --backend: workers or slurm, not '" << backend << "'\n";
+    return 2;
+  }
+  if ((backend == "slurm") != !slurm_partition.empty()) {
+    std::cerr << "maestro-coordinator: --backend slurm and --slurm-partition go together\n";
+    return 2;
+  }
+  if (backend == "slurm") {
+    slurm.partition = slurm_partition;
+    slurm.worker_binary = maestro::AbsolutePath(slurm_worker);
+    if (slurm.coordinator.empty()) {
+      if (options.listen.rfind("0.0.0.0:", 0) == 0 || options.listen.rfind("[::]:", 0) == 0) {
+        std::cerr << "maestro-coordinator: --listen " << options.listen
+                  << " is a wildcard: give --slurm-coordinator-address\n";
+        return 2;
+      }
+      slurm.coordinator = options.listen;
+    }
+    if (slurm.coordinator.size() >= 2 &&
+        slurm.coordinator.compare(slurm.coordinator.size() - 2, 2, ":0") == 0) {
+      std::cerr << "maestro-coordinator: the nodes need a fixed port: give --listen HOST:PORT "
+                   "or --slurm-coordinator-address\n";
+      return 2;
+    }
+    if (!options.credentials_dir.empty()) {
+      slurm.ca_file = maestro::AbsolutePath(options.credentials_dir + "/ca.crt");
+    }
+  }
   if (options.db_dir.empty()) {
     std::cerr << "maestro-coordinator: --db is required (see --help)\n";
     return 2;
@@ -90,6 +150,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.scheduler.data_roots = *roots;
+  if (backend == "slurm") slurm.data_roots = root_forms;
   options.scheduler.heartbeat_interval_ms = heartbeat_ms;
   options.scheduler.worker_timeout_ms = static_cast<int64_t>(worker_timeout_s * 1000);
   options.scheduler.grace_period_ms = static_cast<int64_t>(grace_s * 1000);
@@ -107,6 +168,11 @@ int main(int argc, char** argv) {
   if (options.insecure) {
     std::cout << "WARNING: --insecure: plaintext, no authentication; anyone who can reach "
               << options.listen << " may submit, cancel and register work" << std::endl;
+  }
+  if (backend == "slurm") {
+    std::cout << "backend: slurm, partition " << slurm.partition
+              << (slurm.account.empty() ? "" : ", account " + slurm.account) << ", jobs reach "
+              << slurm.coordinator << std::endl;
   }
   std::cout << "state in " << options.db_dir << ", runs in " << resolved << ", data roots "
             << options.scheduler.data_roots.Describe() << "; listening on port "

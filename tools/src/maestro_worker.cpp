@@ -19,21 +19,9 @@
 #include "maestro/shared/stop_signals.h"
 #include "maestro/worker/daemon.h"
 
-namespace {
-
-// The maestro-train next to this program.
-std::string DefaultTrainer() {
-  char self[PATH_MAX] = {};
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "maestro-train";
-  return maestro::DirName(std::string(self, static_cast<size_t>(n))) + "/maestro-train";
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   maestro::worker::WorkerOptions options;
-  options.train_binary = DefaultTrainer();
+  options.train_binary = maestro::SiblingProgram("maestro-train");
   maestro::FlagParser flags(
       "maestro-worker",
       "The worker daemon: registers with maestro-coordinator (with its build and protocol\n"
@@ -73,8 +61,19 @@ int main(int argc, char** argv) {
   flags.Add("token-file", &options.token_file,
             "this worker's token, from `maestro worker enroll ID` (a file of mode 0600; "
             "default: $MAESTRO_TOKEN_FILE)");
+  flags.Add("one-attempt", &options.one_attempt,
+            "run one attempt, then exit (what the coordinator's Slurm backend starts as each "
+            "attempt's batch job): SIGUSR1 and SIGTERM stop it as a preemption (free), SIGUSR2 "
+            "(the job's `--signal=B:USR2@N` time-limit warning) as a timeout (one restart); a "
+            "trial of several nodes starts all its ranks from here (mpirun or srun)");
+  double assignment_timeout_s = 120;
+  flags.Add("assignment-timeout-s", &assignment_timeout_s,
+            "with --one-attempt: exit 1 when no assignment arrives this long after registering");
   maestro::ParseFlagsOrExit(flags, argc, argv);
-  const sigset_t stop_signals = maestro::BlockStopSignals();  // before any thread starts
+  options.assignment_timeout_ms = static_cast<int64_t>(assignment_timeout_s * 1000);
+  // Before any thread starts. One attempt in a Slurm job: Slurm's signals stop it too.
+  const sigset_t stop_signals = options.one_attempt ? maestro::BlockStopSignals({SIGUSR1, SIGUSR2})
+                                                    : maestro::BlockStopSignals();
   auto daemon = maestro::worker::WorkerDaemon::Create(options);
   if (!daemon.ok()) {
     std::cerr << "maestro-worker: " << daemon.status().ToString() << "\n";

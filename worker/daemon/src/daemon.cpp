@@ -9,6 +9,7 @@
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,6 +79,7 @@ struct Child {
   std::optional<ProcessExit> exit;
   Clock::time_point exited_at;
   bool stop_requested = false;  // by the coordinator (cancel, stale attempt)
+  bool time_limit = false;      // stopped for the Slurm job's time limit (SIGUSR2)
   int64_t parsed = 0;           // log bytes read for error lines
   std::string partial;          // an unfinished line
   std::string progress_path;    // the ranks' progress records (progress_record.h)
@@ -135,6 +137,10 @@ class WorkerDaemon::Impl {
         start = end + 1;
       }
     }
+    slurm_allocation_ = options_.one_attempt && std::getenv("SLURM_JOB_ID") != nullptr;
+    if (options_.assignment_timeout_ms <= 0) {
+      return InvalidArgumentError("--assignment-timeout-s: must be positive");
+    }
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/logs"));
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/configs"));
     MAESTRO_RETURN_IF_ERROR(MakeDirectories(options_.work_dir + "/secrets"));
@@ -176,12 +182,16 @@ class WorkerDaemon::Impl {
     while (true) {
       if (stop.load() != 0 && !shutting_down) {
         shutting_down = true;
+        const bool time_limit = stop.load() == SIGUSR2;
         // The grace period, then time to report the exits.
         shutdown_deadline =
             Clock::now() + std::chrono::milliseconds(grace_ms_) + std::chrono::seconds(30);
-        Say("stopping: sending SIGTERM to " + std::to_string(LiveChildren()) + " trainer(s)");
+        Say("stopping on signal " + std::to_string(stop.load()) +
+            (time_limit ? " (the Slurm job's time limit is near)" : "") + ": sending SIGTERM to " +
+            std::to_string(LiveChildren()) + " trainer(s)");
         for (auto& [key, child] : children_) {
           if (child.process && !child.exit) {
+            child.time_limit = time_limit;
             child.process->Stop(std::chrono::milliseconds(grace_ms_));
           }
         }
@@ -203,6 +213,17 @@ class WorkerDaemon::Impl {
       if (shutting_down && (children_.empty() || Clock::now() > shutdown_deadline)) {
         Say("stopped");
         return 0;
+      }
+      if (options_.one_attempt && launched_any_ && children_.empty()) {
+        Say("its one attempt has ended and its exit is reported: exiting");
+        return 0;
+      }
+      if (options_.one_attempt && !launched_any_ && !session_.empty() &&
+          Clock::now() - registered_at_ >
+              std::chrono::milliseconds(options_.assignment_timeout_ms)) {
+        Say("error: no assignment within " + std::to_string(options_.assignment_timeout_ms) +
+            " ms of registering (the coordinator released this attempt): exiting");
+        return 1;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -255,6 +276,7 @@ class WorkerDaemon::Impl {
     RenewLease();
     lease_stopped_ = false;
     session_ = response.session_id();
+    registered_at_ = Clock::now();
     heartbeat_ms_ = std::max<int64_t>(50, response.heartbeat_interval_ms());
     if (response.worker_timeout_ms() > 0) lease_ms_ = response.worker_timeout_ms();
     Say("registered with " + options_.coordinator + " (" + std::to_string(options_.slots) +
@@ -509,6 +531,7 @@ class WorkerDaemon::Impl {
     in.node_rank = a.node_rank();
     in.master_addr = a.master_addr();
     in.master_port = a.master_port();
+    in.slurm_allocation = slurm_allocation_;
     in.train_binary = options_.train_binary;
     in.mpirun = options_.mpirun;
     in.config_path = config_path;
@@ -575,6 +598,7 @@ class WorkerDaemon::Impl {
         (child.process ? ", pid " + std::to_string(child.process->pid())
                        : ": " + child.last_error));
     children_[{child.trial, child.attempt}] = std::move(child);
+    launched_any_ = true;
   }
 
   // The `count` lowest slot numbers no other attempt of this worker holds (the coordinator
@@ -615,6 +639,7 @@ class WorkerDaemon::Impl {
       request.set_exit_code(child.exit->exit_code);
       request.set_signal(child.exit->signal);
       request.set_stopped_by_request(child.stop_requested);
+      request.set_time_limit(child.time_limit);
       request.set_cause(child.last_error);
       if (child.exit->exit_code == 0 && !child.output_dir.empty()) {
         auto result = ReadFile(child.output_dir + "/result.json");
@@ -686,6 +711,9 @@ class WorkerDaemon::Impl {
   Clock::time_point last_contact_ = Clock::now();
   bool lease_stopped_ = false;
   bool reachable_ = true;
+  bool slurm_allocation_ = false;  // one attempt, in its own Slurm allocation
+  bool launched_any_ = false;      // one attempt: its assignment arrived
+  Clock::time_point registered_at_ = Clock::now();
   std::map<std::pair<int64_t, int64_t>, Child> children_;
   int64_t started_ = 0, completed_ = 0, heartbeat_failures_ = 0;
 

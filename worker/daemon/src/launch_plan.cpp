@@ -10,9 +10,25 @@ LaunchPlan PlanLaunch(const LaunchInput& in) {
   LaunchPlan plan;
   const int64_t slots = std::max<int64_t>(1, in.slots);
   const int64_t nodes = std::max<int64_t>(1, in.nodes);
-  const bool mpi = slots > 1 && !in.gpu;
-  const bool per_slot = slots > 1 && in.gpu;
-  if (mpi) plan.argv = {in.mpirun, "-np", std::to_string(slots), "--bind-to", "none"};
+  // Several nodes inside the attempt's own allocation: every rank started from here.
+  const bool allocation_gang = nodes > 1 && in.slurm_allocation;
+  const bool mpi = (slots > 1 || allocation_gang) && !in.gpu;
+  const bool per_slot = slots > 1 && in.gpu && !allocation_gang;
+  if (mpi && allocation_gang) {
+    plan.argv = {in.mpirun,
+                 "-np",
+                 std::to_string(nodes * slots),
+                 "--map-by",
+                 "ppr:" + std::to_string(slots) + ":node",
+                 "--bind-to",
+                 "none"};
+  } else if (mpi) {
+    plan.argv = {in.mpirun, "-np", std::to_string(slots), "--bind-to", "none"};
+  } else if (allocation_gang) {
+    plan.argv = {in.srun, "--nodes=" + std::to_string(nodes),
+                 "--ntasks=" + std::to_string(nodes * slots),
+                 "--ntasks-per-node=" + std::to_string(slots), "--kill-on-bad-exit=1"};
+  }
   for (const std::string& arg :
        {in.train_binary, in.job, std::string("--config"), in.config_path}) {
     plan.argv.push_back(arg);
@@ -37,7 +53,7 @@ LaunchPlan PlanLaunch(const LaunchInput& in) {
   }
 
   plan.local_env = {{}};
-  if (nodes > 1 || per_slot) {
+  if (!allocation_gang && (nodes > 1 || per_slot)) {
     // A gang's nodes meet at rank 0's address and port (from the coordinator); one node's
     // local ranks on this machine.
     const int64_t local = per_slot ? slots : 1;
@@ -55,8 +71,9 @@ LaunchPlan PlanLaunch(const LaunchInput& in) {
           {"RANK=" + std::to_string(node_rank * local + i), "LOCAL_RANK=" + std::to_string(i)});
     }
   }
-  if (in.gpu) {
-    // The attempt's own GPUs: local rank i's cuda:i is its i-th slot's device.
+  if (in.gpu && !allocation_gang) {
+    // The attempt's own GPUs (an allocation's srun gives each rank its GPUs itself): local rank i's
+    // cuda:i is its i-th slot's device.
     std::string visible;
     for (const std::string& gpu : in.gpus) visible += (visible.empty() ? "" : ",") + gpu;
     plan.env.push_back("CUDA_VISIBLE_DEVICES=" + visible);

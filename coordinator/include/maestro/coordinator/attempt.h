@@ -31,6 +31,7 @@ struct AttemptRef {
 // ATTEMPT file).
 struct AttemptPlan {
   int64_t trial = 0, attempt = 0, slots = 1, grace_period_ms = 0;
+  int64_t cpu_cores = 0, memory_mb = 0;  // per node, as the experiment asks (0: no requirement)
   std::string job;           // pretrain, finetune, linprobe
   Json config;               // the trainer config, without the placed keys
   std::string device;        // run.device
@@ -56,6 +57,7 @@ struct AttemptExit {
   int signal = 0;
   std::string result_json, cause;
   bool stopped_by_request = false;
+  bool time_limit = false;  // stopped for its Slurm job's time limit: a timeout (one restart)
   std::string actor;  // the credential that reports it
 };
 

@@ -82,6 +82,10 @@ struct ExperimentSpec {
 // client reads it, LoadExperimentInlined). INVALID_ARGUMENT names the offending key (unknown
 // keys included).
 Result<ExperimentSpec> ParseExperiment(const Json& tree);
+// What maestro's worker daemons cannot run (a backend check, made at submit by a coordinator
+// with worker daemons): several CPU processes on each of several nodes. INVALID_ARGUMENT
+// naming resources.nodes.
+Status CheckWorkerShape(const ExperimentSpec& spec);
 // The client's side. The file's tree with `config` and every evaluation's `config` read
 // (relative to the file's folder) and inlined as mappings: what a client sends to the
 // coordinator. Checked with ParseExperiment; NOT_FOUND for a file that does not exist.

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/log_store.h"
 #include "maestro/coordinator/placement.h"
+#include "maestro/coordinator/slurm_backend.h"
 #include "maestro/coordinator/store.h"
 #include "maestro/coordinator/trial_record.h"
 #include "maestro/coordinator/worker_pool.h"
@@ -56,6 +58,9 @@ struct SchedulerOptions {
   int64_t grace_period_ms = 30000;       // SIGTERM -> SIGKILL when a trainer is stopped
   // Leases, timeouts and recorded times; nullptr: SystemClock(). Outlives the scheduler.
   const Clock* clock = nullptr;
+  // Enabled (a partition set): attempts run as Slurm batch jobs (slurm_backend.h), placed by
+  // Tick() as soon as they are queued, instead of on registered worker daemons.
+  SlurmOptions slurm;
 };
 
 // What the metrics exporter reads (service.cpp): a consistent snapshot.
@@ -119,6 +124,11 @@ class Scheduler {
   // Declares workers without a heartbeat for worker_timeout_ms lost (their trials are
   // rescheduled). Called periodically by the server.
   void Tick();
+  // The Slurm backend (nothing without it): one round with Slurm (its commands run outside the
+  // lock), the attempts of jobs that ended unreported ended, queued trials submitted. Called
+  // periodically by the server, on a thread of its own.
+  void PollBackend();
+  bool HasSlurmBackend() const { return slurm_ != nullptr; }
   SchedulerSnapshot Snapshot();
 
  private:
@@ -146,6 +156,15 @@ class Scheduler {
   ResourceUse UseOf(const WorkerState& worker) const;
   // Places queued trials on `worker` (node 0 of a gang), up to `free_slots`.
   void Schedule(WorkerState& worker, int64_t free_slots, Lifecycle& life);
+  // The Slurm backend: each queued trial (within max_concurrent_trials and the backend's job
+  // limit) becomes an attempt of its own worker id, launched as a batch job.
+  void ScheduleOnSlurm(Lifecycle& life);
+  // Assigns `trial`'s next attempt to `gang` (dequeued already) and plans it; a plan that
+  // cannot be made fails the trial (nullopt).
+  std::optional<AttemptPlan> AssignAttempt(TrialRecord& trial, const ExperimentSpec& spec,
+                                           const std::vector<std::string>& gang, Lifecycle& life);
+  // Jobs that ended before their workers reported: their attempts end as Slurm says.
+  void EndGoneAttempts(const SlurmBackend::PollResult& polled, Lifecycle& life, Change& change);
   // An attempt ended without a completed stage: canceled if that was asked, else as `end`
   // says. `cause_kind`: crash, signal, worker_lost, retryable, permanent, preempted, ...
   void EndAttemptFailed(TrialRecord& trial, const std::string& cause_kind, const std::string& cause,
@@ -169,7 +188,9 @@ class Scheduler {
   // The queue: (-priority, trial id) of queued trials.
   std::set<std::pair<int64_t, int64_t>> queue_;
   std::map<int64_t, Running> running_;  // by trial
-  WorkerPool workers_;                  // the attempt backend: maestro's worker daemons
+  WorkerPool workers_;  // maestro's worker daemons (the sessions of a Slurm job's too)
+  std::unique_ptr<SlurmBackend> slurm_;  // --backend slurm, else null
+  AttemptBackend* backend_ = nullptr;    // slurm_, or the worker pool
   TrialLogStore logs_;
   std::map<std::string, int64_t> restarts_by_cause_;
   std::vector<double> queue_waits_s_;

@@ -93,6 +93,12 @@ class WorkerPool : public AttemptBackend {
   std::vector<WorkerState*> Silent(int64_t now_ms, int64_t timeout_ms);
   // Ends `worker`'s session: it must register again. Its attempts are the caller's to end.
   void MarkLost(WorkerState& worker);
+  // The attempts launched on `worker` that wait for its next heartbeat's answer.
+  std::set<AttemptRef> PendingLaunches(const WorkerState& worker) const;
+  // `ref` no longer waits for `worker` (it runs it already).
+  void DropPendingLaunch(WorkerState& worker, const AttemptRef& ref);
+  // Forgets worker `id` (one Slurm job's: its job is gone) unless it still holds an attempt.
+  void Forget(const std::string& id);
   std::map<std::string, WorkerState>& workers() { return workers_; }
   const std::map<std::string, WorkerState>& workers() const { return workers_; }
 

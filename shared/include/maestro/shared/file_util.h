@@ -49,5 +49,8 @@ std::string DirName(const std::string& path);
 // `path` made absolute against the current folder (no symlink resolution); unchanged when it
 // is absolute already or the current folder cannot be read.
 std::string AbsolutePath(const std::string& path);
+// The program `name` in the folder of the running program (maestro-train beside
+// maestro-worker, say); `name` itself when /proc/self/exe cannot be read.
+std::string SiblingProgram(const std::string& name);
 
 }  // namespace maestro

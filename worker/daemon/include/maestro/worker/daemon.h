@@ -39,6 +39,13 @@ struct WorkerOptions {
   // refusal reported; nothing is created outside. runs_root is required.
   std::string runs_root;
   std::vector<std::string> data_roots;
+  // One attempt, then exit (the coordinator's Slurm backend starts such a worker as the batch
+  // job of each attempt): the worker exits 0 once its attempt has ended and its exit is
+  // reported, or 1 when no assignment arrives within assignment_timeout_ms of registering.
+  // Inside a Slurm allocation (SLURM_JOB_ID set) a trial of several nodes starts all its ranks
+  // from here (launch_plan.h).
+  bool one_attempt = false;
+  int64_t assignment_timeout_ms = 120000;
 };
 
 class WorkerDaemon {
@@ -49,8 +56,9 @@ class WorkerDaemon {
 
   // Runs until `stop` is non-zero, then stops its trainers (SIGTERM; they checkpoint and exit
   // preempted, so the coordinator reschedules them without spending their restart budget),
-  // reports their exits and returns 0. Returns 2 when the coordinator refuses it (another
-  // protocol version). Prints what it does to `out`.
+  // reports their exits and returns 0. `stop` holding SIGUSR2 (a Slurm job's time-limit
+  // warning) reports those exits as stopped for the time limit (one restart). Returns 2 when the
+  // coordinator refuses it (another protocol version). Prints what it does to `out`.
   int Run(const std::atomic<int>& stop, std::ostream& out);
   int metrics_port() const;
 

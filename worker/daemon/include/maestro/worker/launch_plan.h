@@ -7,7 +7,11 @@
 // - `mpirun -np N`: a CPU trial of N slots (Open MPI joins only ranks it started itself);
 // - one process per slot, torchrun-style (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
 //   MASTER_ADDR, MASTER_PORT): a GPU trial of several slots, or any trial of several nodes
-//   (each node's worker starts its share; rank 0's node serves the rendezvous).
+//   (each node's worker starts its share; rank 0's node serves the rendezvous);
+// - inside a Slurm allocation (the coordinator's Slurm backend: one worker for the whole
+//   attempt), a trial of several nodes starts every rank from the batch node: `mpirun` over the
+//   allocation for CPU ranks (Open MPI reads the allocation and starts its daemons with srun),
+//   `srun` for GPU ranks (they take their places from SLURM_*, shared/slurm_env.h).
 #pragma once
 
 #include <cstdint>
@@ -26,8 +30,9 @@ struct LaunchInput {
   int64_t nodes = 1, node_rank = 0;
   std::string master_addr;  // a gang's rank-0 address and port (nodes > 1)
   int64_t master_port = 0;
+  bool slurm_allocation = false;  // the worker runs in the attempt's own Slurm allocation
   // The worker.
-  std::string train_binary, mpirun;
+  std::string train_binary, mpirun, srun = "srun";
   std::string config_path;        // the assignment's config, written by the worker
   std::string rendezvous_record;  // where rank 0 records the rendezvous it served
   std::string ca_file;            // the cluster CA for the trainer's data-service calls
