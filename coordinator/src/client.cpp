@@ -69,6 +69,63 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     return std::make_pair(response.canceled_queued(), response.stopping());
   }
 
+  Result<int64_t> ContinueExperiment(int64_t id) override {
+    pb::ContinueExperimentRequest request;
+    request.set_experiment_id(id);
+    pb::ContinueExperimentResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(
+        FromGrpcStatus(stub_->ContinueExperiment(&context, request, &response), address_));
+    return response.queued();
+  }
+
+  Result<std::vector<int64_t>> ExtendExperiment(int64_t id, int64_t trials) override {
+    pb::ExtendExperimentRequest request;
+    request.set_experiment_id(id);
+    request.set_trials(trials);
+    pb::ExtendExperimentResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(120));
+    MAESTRO_RETURN_IF_ERROR(
+        FromGrpcStatus(stub_->ExtendExperiment(&context, request, &response), address_));
+    return std::vector<int64_t>(response.trial_ids().begin(), response.trial_ids().end());
+  }
+
+  Result<std::pair<Json, Json>> GetTrial(int64_t trial) override {
+    pb::GetTrialRequest request;
+    request.set_trial_id(trial);
+    pb::GetTrialResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(30));
+    MAESTRO_RETURN_IF_ERROR(
+        FromGrpcStatus(stub_->GetTrial(&context, request, &response), address_));
+    MAESTRO_ASSIGN_OR_RETURN(Json record, Json::Parse(response.trial_json()));
+    MAESTRO_ASSIGN_OR_RETURN(Json configs, Json::Parse(response.configs_json()));
+    return std::make_pair(std::move(record), std::move(configs));
+  }
+
+  Result<std::vector<Json>> MetricHistory(int64_t experiment, int64_t trial) override {
+    std::vector<Json> out;
+    std::string token;
+    do {
+      pb::GetMetricHistoryRequest request;
+      request.set_experiment_id(experiment);
+      request.set_trial_id(trial);
+      request.set_page_token(token);
+      pb::GetMetricHistoryResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(Deadline(30));
+      MAESTRO_RETURN_IF_ERROR(
+          FromGrpcStatus(stub_->GetMetricHistory(&context, request, &response), address_));
+      MAESTRO_ASSIGN_OR_RETURN(std::vector<Json> page, ParseAll(response.records_json()));
+      out.insert(out.end(), std::make_move_iterator(page.begin()),
+                 std::make_move_iterator(page.end()));
+      token = response.next_page_token();
+    } while (!token.empty());
+    return out;
+  }
+
   Result<LogSlice> TrialLogs(int64_t trial, int64_t offset) override {
     pb::GetTrialLogsRequest request;
     request.set_trial_id(trial);

@@ -8,6 +8,7 @@
 #include "maestro/coordinator/searcher.h"
 #include "maestro/shared/exit_status.h"
 #include "maestro/shared/ids.h"
+#include "maestro/shared/trial_placement.h"
 
 namespace maestro::coordinator {
 namespace {
@@ -190,6 +191,11 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
   if (created.existed) return created;
   MAESTRO_ASSIGN_OR_RETURN(Json stored, store_->Experiment(created.id));
   catalogue_.Add(created.id, std::move(stored), std::move(spec));
+  MAESTRO_RETURN_IF_ERROR(TakeTrials(created, actor));
+  return created;
+}
+
+Status Scheduler::TakeTrials(const CreatedExperiment& created, const std::string& actor) {
   Change change;
   change.SetActor(actor);
   Lifecycle life(change, clock_->WallMs());
@@ -211,7 +217,71 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
     Enqueue(trials_.emplace(id, std::move(trial)).first->second);
   }
   CommitOrLog(std::move(change));
-  return created;
+  return OkStatus();
+}
+
+Result<std::vector<int64_t>> Scheduler::ExtendExperiment(int64_t id, int64_t count,
+                                                         const std::string& actor) {
+  if (count <= 0)
+    return InvalidArgumentError("trials: extend by at least 1, not " + std::to_string(count));
+  // The spec as it is now; the new trials' identities are made outside the lock (a large
+  // extension never holds up heartbeats), then stored if nobody extended it meanwhile.
+  ExperimentSpec spec;
+  Json tree;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const Json* experiment = catalogue_.Experiment(id);
+    if (experiment == nullptr) return NotFoundError("no experiment " + std::to_string(id));
+    const ExperimentSpec* known = catalogue_.Spec(id);
+    if (known == nullptr) {
+      return FailedPreconditionError("experiment " + std::to_string(id) + " " +
+                                     experiment->StringOr("refused", "cannot be run") +
+                                     ": submit it again");
+    }
+    spec = *known;
+    tree = experiment->Find("spec") != nullptr ? *experiment->Find("spec") : Json();
+  }
+  if (spec.searcher.name != "random") {
+    return FailedPreconditionError("experiment " + std::to_string(id) + " searches with " +
+                                   spec.searcher.name +
+                                   ": only a random search draws more trials (a grid's trials "
+                                   "are its cells: submit a grid with more values)");
+  }
+  const int64_t before = spec.searcher.max_trials;
+  if (count > kMaxTrialsPerExperiment - before) {
+    return InvalidArgumentError("trials: " + std::to_string(before) + " + " +
+                                std::to_string(count) + " is more than an experiment may have (" +
+                                std::to_string(kMaxTrialsPerExperiment) + ")");
+  }
+  spec.searcher.max_trials = before + count;
+  if (!tree.is_object())
+    return FailedPreconditionError("experiment " + std::to_string(id) + " has no stored spec");
+  Json& searcher = tree.as_object()["searcher"];
+  if (!searcher.is_object()) searcher = Json(Json::Object{});
+  searcher.as_object()["name"] = Json("random");
+  searcher.as_object()["max_trials"] = Json(spec.searcher.max_trials);
+  // Draw i depends only on (seed, i, key): the first `before` draws are the trials it has.
+  MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<SearchMethod> search, MakeSearchMethod(spec));
+  std::vector<NewTrial> trials;
+  for (const auto& trial : search->Start()) {
+    if (trial.ordinal < before) continue;
+    auto identity = TrialIdentity(spec, trial.hparams);
+    if (!identity.ok()) {
+      return identity.status().WithContext("trial " + std::to_string(trial.ordinal));
+    }
+    trials.push_back({*identity, trial.hparams});
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  const ExperimentSpec* now = catalogue_.Spec(id);
+  if (now == nullptr || now->searcher.max_trials != before) {
+    return AbortedError("experiment " + std::to_string(id) + " was extended meanwhile: ask again");
+  }
+  MAESTRO_ASSIGN_OR_RETURN(CreatedExperiment created,
+                           store_->ExtendExperiment(id, tree, trials, actor));
+  MAESTRO_ASSIGN_OR_RETURN(Json stored, store_->Experiment(id));
+  catalogue_.Add(id, std::move(stored), std::move(spec));
+  MAESTRO_RETURN_IF_ERROR(TakeTrials(created, actor));
+  return created.trials;
 }
 
 std::vector<Json> Scheduler::ListExperiments() {
@@ -282,6 +352,117 @@ Result<std::pair<int64_t, int64_t>> Scheduler::CancelExperiment(int64_t id,
   }
   MAESTRO_RETURN_IF_ERROR(store_->Commit(std::move(change)));
   return std::make_pair(canceled, stopping);
+}
+
+Result<int64_t> Scheduler::ContinueExperiment(int64_t id, const std::string& actor) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Json* experiment = catalogue_.Experiment(id);
+  if (experiment == nullptr) return NotFoundError("no experiment " + std::to_string(id));
+  if (catalogue_.Spec(id) == nullptr) {
+    return FailedPreconditionError("experiment " + std::to_string(id) + " " +
+                                   experiment->StringOr("refused", "cannot be run") +
+                                   ": submit it again");
+  }
+  Change change;
+  change.SetActor(actor);
+  if (experiment->StringOr("state") == "canceled") {
+    experiment->as_object().erase("state");
+    change.PutExperiment(*experiment);
+  }
+  Lifecycle life(change, clock_->WallMs());
+  int64_t queued = 0;
+  for (int64_t t : ExperimentCatalogue::TrialIdsOf(*experiment)) {
+    auto found = trials_.find(t);
+    if (found == trials_.end()) continue;
+    TrialRecord& trial = found->second;
+    if (trial.state != TrialState::kFailed && trial.state != TrialState::kCanceled) continue;
+    const std::string before(TrialStateName(trial.state));
+    Applied(life.Queue(trial, id, "continued after " + before));
+    trial.queued_at_ms = clock_->WallMs();
+    Enqueue(trial);
+    ++queued;
+  }
+  change.AddEvent(Json(Json::Object{{"kind", "experiment_continued"},
+                                    {"experiment", id},
+                                    {"queued", queued},
+                                    {"time_ms", clock_->WallMs()}}));
+  MAESTRO_RETURN_IF_ERROR(store_->Commit(std::move(change)));
+  return queued;
+}
+
+Result<std::pair<Json, Json>> Scheduler::TrialDetail(int64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = trials_.find(id);
+  if (found == trials_.end()) return NotFoundError("no trial " + std::to_string(id));
+  const TrialRecord& trial = found->second;
+  const ExperimentSpec* spec = SpecOf(trial);
+  Json::Object configs;
+  if (spec != nullptr) {
+    const auto names = StageNames(*spec);
+    for (size_t stage = 0; stage < names.size(); ++stage) {
+      Json config;
+      if (stage == 0) {
+        MAESTRO_ASSIGN_OR_RETURN(config, TrialConfig(*spec, trial.hparams));
+      } else {
+        config = spec->evaluations.at(stage - 1).config;
+      }
+      if (config.is_object()) StripPlacement(config);
+      configs[names[stage]] = std::move(config);
+    }
+  }
+  return std::make_pair(trial.ToJson(), Json(std::move(configs)));
+}
+
+Result<std::pair<std::vector<Json>, std::string>> Scheduler::MetricHistory(
+    int64_t experiment, int64_t trial, const std::string& page_token, int64_t max_records) {
+  std::vector<int64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (experiment != 0) {
+      const Json* record = catalogue_.Experiment(experiment);
+      if (record == nullptr) return NotFoundError("no experiment " + std::to_string(experiment));
+      ids = ExperimentCatalogue::TrialIdsOf(*record);
+    } else if (trials_.count(trial) > 0) {
+      ids = {trial};
+    } else {
+      return NotFoundError("no trial " + std::to_string(trial));
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  // The token: "<trial>.<attempt>.<step>" of the first record of the page.
+  int64_t from_trial = ids.empty() ? 0 : ids.front(), from_attempt = 0, from_step = 0;
+  if (!page_token.empty()) {
+    long long t = 0, a = 0, st = 0;
+    char tail = 0;
+    if (std::sscanf(page_token.c_str(), "%lld.%lld.%lld%c", &t, &a, &st, &tail) != 3 || t < 0 ||
+        a < 0 || st < 0) {
+      return InvalidArgumentError("page_token: '" + page_token.substr(0, 64) +
+                                  "' is not one this coordinator gave");
+    }
+    from_trial = t;
+    from_attempt = a;
+    from_step = st;
+  }
+  const size_t limit = static_cast<size_t>(std::clamp<int64_t>(max_records, 1, 10000));
+  std::vector<Json> out;
+  for (int64_t id : ids) {
+    if (id < from_trial) continue;
+    const bool first = id == from_trial;
+    for (MetricRecord& r : store_->MetricsFrom(id, first ? from_attempt : 0, first ? from_step : 0,
+                                               limit - out.size() + 1)) {
+      if (out.size() == limit) {
+        return std::make_pair(std::move(out), std::to_string(id) + "." + std::to_string(r.attempt) +
+                                                  "." + std::to_string(r.step));
+      }
+      Json::Object record = r.record.is_object() ? r.record.as_object() : Json::Object{};
+      record["trial"] = Json(id);
+      record["attempt"] = Json(r.attempt);
+      record["step"] = Json(r.step);
+      out.emplace_back(std::move(record));
+    }
+  }
+  return std::make_pair(std::move(out), std::string());
 }
 
 Result<TrialLogs> Scheduler::Logs(int64_t trial, int64_t offset, int64_t max_bytes) {

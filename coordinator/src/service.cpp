@@ -310,6 +310,87 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status ContinueExperiment(grpc::ServerContext* context,
+                                  const pb::ContinueExperimentRequest* request,
+                                  pb::ContinueExperimentResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ContinueExperiment", Access::kWrite, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (auto creator = scheduler_->ExperimentCreator(request->experiment_id());
+        creator.ok() && !OwnedBy(caller, *creator)) {
+      return Refuse(*context, "ContinueExperiment", "owner", &caller,
+                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 "experiment " + std::to_string(request->experiment_id()) +
+                                     " was created by another user (an admin may continue it)"));
+    }
+    auto queued = scheduler_->ContinueExperiment(request->experiment_id(), caller.Actor());
+    if (!queued.ok()) return ToGrpcStatus(queued.status());
+    response->set_queued(*queued);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ExtendExperiment(grpc::ServerContext* context,
+                                const pb::ExtendExperimentRequest* request,
+                                pb::ExtendExperimentResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "ExtendExperiment", Access::kWrite, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (auto creator = scheduler_->ExperimentCreator(request->experiment_id());
+        creator.ok() && !OwnedBy(caller, *creator)) {
+      return Refuse(*context, "ExtendExperiment", "owner", &caller,
+                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 "experiment " + std::to_string(request->experiment_id()) +
+                                     " was created by another user (an admin may extend it)"));
+    }
+    auto added =
+        scheduler_->ExtendExperiment(request->experiment_id(), request->trials(), caller.Actor());
+    if (!added.ok()) return ToGrpcStatus(added.status());
+    for (int64_t id : *added) response->add_trial_ids(id);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetTrial(grpc::ServerContext* context, const pb::GetTrialRequest* request,
+                        pb::GetTrialResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "GetTrial", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    auto detail = scheduler_->TrialDetail(request->trial_id());
+    if (!detail.ok()) return ToGrpcStatus(detail.status());
+    response->set_trial_json(detail->first.Dump());
+    response->set_configs_json(detail->second.Dump());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetMetricHistory(grpc::ServerContext* context,
+                                const pb::GetMetricHistoryRequest* request,
+                                pb::GetMetricHistoryResponse* response) override {
+    Caller caller;
+    if (auto refused = Authorize(*context, "GetMetricHistory", Access::kRead, nullptr, caller);
+        !refused.ok()) {
+      return refused;
+    }
+    if (request->max_records() < 0 || request->max_records() > 10000) {
+      return ToGrpcStatus(InvalidArgumentError("max_records: 1 to 10000 (0: 1000), not " +
+                                               std::to_string(request->max_records())));
+    }
+    if (request->page_token().size() > kMaxName) {
+      return TooLarge("page_token", request->page_token().size(), kMaxName);
+    }
+    auto page = scheduler_->MetricHistory(
+        request->experiment_id(), request->trial_id(), request->page_token(),
+        request->max_records() == 0 ? 1000 : request->max_records());
+    if (!page.ok()) return ToGrpcStatus(page.status());
+    for (const Json& record : page->first) response->add_records_json(record.Dump());
+    response->set_next_page_token(page->second);
+    return grpc::Status::OK;
+  }
+
   grpc::Status GetTrialLogs(grpc::ServerContext* context, const pb::GetTrialLogsRequest* request,
                             pb::GetTrialLogsResponse* response) override {
     Caller caller;

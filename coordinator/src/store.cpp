@@ -123,6 +123,35 @@ Result<CreatedExperiment> Store::CreateExperiment(const Json& experiment,
   created.id = next.Find("experiment")->as_int();
   rocksdb::WriteBatch batch;
   Json::Array trial_ids;
+  PlaceTrials(trials, created, next_trial, batch, trial_ids);
+  Json record = experiment;
+  record.as_object()["id"] = Json(created.id);
+  record.as_object()["trials"] = Json(std::move(trial_ids));
+  record.as_object()["state"] = Json("active");
+  batch.Put(ExperimentKey(created.id), record.Dump());
+  if (!idempotency_key.empty()) batch.Put("idem/" + idempotency_key, Json(created.id).Dump());
+  Json::Object event{{"seq", next_event},
+                     {"kind", "experiment_created"},
+                     {"experiment", created.id},
+                     {"trials", static_cast<int64_t>(trials.size())},
+                     {"reused", static_cast<int64_t>(created.reused.size())}};
+  if (const Json* by = experiment.Find("created_by");
+      by != nullptr && by->is_string() && !by->as_string().empty()) {
+    event["by"] = *by;
+  }
+  batch.Put(EventKey(next_event), Json(std::move(event)).Dump());
+  ++next_event;
+  batch.Put("meta/next",
+            Json(Json::Object{
+                     {"experiment", created.id + 1}, {"trial", next_trial}, {"event", next_event}})
+                .Dump());
+  MAESTRO_RETURN_IF_ERROR(FromRocksStatus(db_->Write(Synced(), &batch), "storing the experiment"));
+  return created;
+}
+
+void Store::PlaceTrials(const std::vector<NewTrial>& trials, CreatedExperiment& created,
+                        int64_t& next_trial, rocksdb::WriteBatch& batch,
+                        Json::Array& trial_ids) const {
   for (const auto& trial : trials) {
     auto existing = GetJson("ident/" + trial.identity);
     int64_t id = 0;
@@ -142,28 +171,38 @@ Result<CreatedExperiment> Store::CreateExperiment(const Json& experiment,
     created.trials.push_back(id);
     trial_ids.emplace_back(id);
   }
-  Json record = experiment;
-  record.as_object()["id"] = Json(created.id);
+}
+
+Result<CreatedExperiment> Store::ExtendExperiment(int64_t id, const Json& spec,
+                                                  const std::vector<NewTrial>& trials,
+                                                  const std::string& actor) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  MAESTRO_ASSIGN_OR_RETURN(Json record, GetJson(ExperimentKey(id)));
+  MAESTRO_ASSIGN_OR_RETURN(Json next, GetJson("meta/next"));
+  int64_t next_trial = next.Find("trial")->as_int(), next_event = next.Find("event")->as_int();
+  CreatedExperiment created;
+  created.id = id;
+  rocksdb::WriteBatch batch;
+  Json::Array trial_ids;
+  if (const Json* earlier = record.Find("trials"); earlier != nullptr && earlier->is_array()) {
+    trial_ids = earlier->as_array();
+  }
+  PlaceTrials(trials, created, next_trial, batch, trial_ids);
   record.as_object()["trials"] = Json(std::move(trial_ids));
-  record.as_object()["state"] = Json("active");
-  batch.Put(ExperimentKey(created.id), record.Dump());
-  if (!idempotency_key.empty()) batch.Put("idem/" + idempotency_key, Json(created.id).Dump());
+  record.as_object()["spec"] = spec;
+  batch.Put(ExperimentKey(id), record.Dump());
   Json::Object event{{"seq", next_event},
-                     {"kind", "experiment_created"},
-                     {"experiment", created.id},
+                     {"kind", "experiment_extended"},
+                     {"experiment", id},
                      {"trials", static_cast<int64_t>(trials.size())},
                      {"reused", static_cast<int64_t>(created.reused.size())}};
-  if (const Json* by = experiment.Find("created_by"); by != nullptr && by->is_string() &&
-                                                      !by->as_string().empty()) {
-    event["by"] = *by;
-  }
+  if (!actor.empty()) event["by"] = Json(actor);
   batch.Put(EventKey(next_event), Json(std::move(event)).Dump());
-  ++next_event;
-  batch.Put("meta/next",
-            Json(Json::Object{
-                     {"experiment", created.id + 1}, {"trial", next_trial}, {"event", next_event}})
-                .Dump());
-  MAESTRO_RETURN_IF_ERROR(FromRocksStatus(db_->Write(Synced(), &batch), "storing the experiment"));
+  next.as_object()["trial"] = Json(next_trial);
+  next.as_object()["event"] = Json(next_event + 1);
+  batch.Put("meta/next", next.Dump());
+  MAESTRO_RETURN_IF_ERROR(
+      FromRocksStatus(db_->Write(Synced(), &batch), "extending the experiment"));
   return created;
 }
 
@@ -194,6 +233,22 @@ std::vector<Json> Store::Workers() const { return Scan("worker/", ""); }
 std::vector<Json> Store::Datasets() const { return Scan("dataset/", ""); }
 std::vector<Json> Store::Tokens() const { return Scan("token/", ""); }
 std::vector<Json> Store::Metrics(int64_t trial) const { return Scan(MetricPrefix(trial), ""); }
+
+std::vector<MetricRecord> Store::MetricsFrom(int64_t trial, int64_t attempt, int64_t step,
+                                             size_t limit) const {
+  std::vector<MetricRecord> out;
+  const std::string prefix = MetricPrefix(trial);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix + Padded(attempt, 6) + "/" + Padded(step, 16));
+       it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
+    // <prefix><attempt 6>/<step 16>
+    const std::string key = it->key().ToString().substr(prefix.size());
+    auto json = Json::Parse(it->value().ToStringView());
+    if (!json.ok() || key.size() != 23) continue;
+    out.push_back({std::stoll(key.substr(0, 6)), std::stoll(key.substr(7)), std::move(*json)});
+  }
+  return out;
+}
 
 std::vector<LogChunkRecord> Store::Logs(int64_t trial) const {
   std::vector<LogChunkRecord> out;

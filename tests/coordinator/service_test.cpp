@@ -4,6 +4,7 @@
 // coordinator restarted on its state, and a pipeline moving from pretraining to its probe.
 #include "maestro/coordinator/service.h"
 
+#include <google/protobuf/descriptor.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -693,6 +694,15 @@ TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
   cancel.set_experiment_id(999);
   pb::GetTrialLogsRequest logs;
   logs.set_trial_id(999);
+  pb::ContinueExperimentRequest continue_experiment;
+  continue_experiment.set_experiment_id(999);
+  pb::ExtendExperimentRequest extend;
+  extend.set_experiment_id(999);
+  extend.set_trials(1);
+  pb::GetTrialRequest get_trial;
+  get_trial.set_trial_id(999);
+  pb::GetMetricHistoryRequest history;
+  history.set_trial_id(999);
   pb::RegisterDatasetRequest dataset;
   dataset.set_name("d");
   dataset.set_dataset_json("{}");
@@ -729,6 +739,10 @@ TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
       MAESTRO_RPC(DescribeExperiment, kRead, describe),
       MAESTRO_RPC(CancelExperiment, kWrite, cancel),
       MAESTRO_RPC(GetTrialLogs, kRead, logs),
+      MAESTRO_RPC(ContinueExperiment, kWrite, continue_experiment),
+      MAESTRO_RPC(ExtendExperiment, kWrite, extend),
+      MAESTRO_RPC(GetTrial, kRead, get_trial),
+      MAESTRO_RPC(GetMetricHistory, kRead, history),
       MAESTRO_RPC(ListEvents, kRead, list_events),
       MAESTRO_RPC(ListWorkers, kRead, list_workers),
       MAESTRO_RPC(RegisterDataset, kWrite, dataset),
@@ -741,7 +755,11 @@ TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
       MAESTRO_RPC(RevokeToken, kAdmin, revoke),
   };
 #undef MAESTRO_RPC
-  ASSERT_EQ(rpcs.size(), 15u);  // every rpc of coordinator.proto
+  ASSERT_EQ(rpcs.size(), 19u);  // every rpc of coordinator.proto
+  const auto* service = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+      pb::Coordinator::service_full_name());
+  ASSERT_NE(service, nullptr);
+  ASSERT_EQ(service->method_count(), 19);  // a new rpc needs its row above
 
   const std::string user = NewToken("user", "alice");
   const std::string viewer = NewToken("viewer", "bob");
@@ -860,6 +878,15 @@ TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
   EXPECT_EQ(Rpc(&pb::Coordinator::Stub::CancelExperiment, cancel, &canceled, &mallory).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::CancelExperiment, cancel, &canceled).ok());
+  // Nor continue it (the owner, or an admin, may).
+  pb::ContinueExperimentRequest continue_request;
+  continue_request.set_experiment_id(created.experiment_id());
+  pb::ContinueExperimentResponse continued;
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::ContinueExperiment, continue_request, &continued, &mallory)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::ContinueExperiment, continue_request, &continued).ok());
+  EXPECT_GE(continued.queued(), 1);
   pb::ListEventsRequest request;
   pb::ListEventsResponse response;
   ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::ListEvents, request, &response).ok());
@@ -877,6 +904,7 @@ TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
       << by_kind["dataset_registered/alices"];
   EXPECT_EQ(by_kind["experiment_created/"].rfind("admin:", 0), 0u);
   EXPECT_EQ(by_kind["experiment_canceled/"].rfind("admin:", 0), 0u);
+  EXPECT_EQ(by_kind["experiment_continued/"].rfind("admin:", 0), 0u);
 }
 
 // Without credentials the coordinator starts only when told to be insecure, and only on

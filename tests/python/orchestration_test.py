@@ -96,13 +96,13 @@ class Cluster(CoordinatorCli):
                 proc.wait()
 
 
-def write_experiment(path, name, hparams, kind="pretrain", extra=""):
+def write_experiment(path, name, hparams, kind="pretrain", extra="", searcher="{name: grid}"):
     values = dict(FAST)
     values.update(hparams)
     lines = [f"name: {name}", f"kind: {kind}", "dataset: fmnist",
              f"config: {ROOT}/configs/fmnist_pretrain.yaml", "hyperparameters:"]
     lines += [f"  {key}: {json.dumps(value)}" for key, value in values.items()]
-    lines += ["searcher: {name: grid}", extra]
+    lines += [f"searcher: {searcher}", extra]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
@@ -188,6 +188,7 @@ def main():
         created = cluster.create(grid)
         trials = cluster.wait(created["experiment"], lambda ts: all(t["state"] == "completed" for t in ts),
                               "the grid")
+        grid_exp, grid_trials = created["experiment"], trials
         holders = {e["worker"] for e in cluster.events() if e["kind"] == "trial_assigned"}
         check.expect(len(trials) == 4 and holders == {"w1", "w2"},
                      f"a 4-trial grid completes on both workers ({sorted(holders)})")
@@ -373,7 +374,7 @@ def main():
         os.chmod(crasher, 0o755)
         cluster.start_worker("w3", train_binary=crasher)
         crash = write_experiment(os.path.join(args.dir, "crash.yaml"), "crash",
-                                 {"model.mask_ratio": 0.35}, extra="max_restarts: 2")
+                                 {"model.mask_ratio": 0.35, "optim.max_steps": 20}, extra="max_restarts: 2")
         created = cluster.create(crash)
         trials = cluster.wait(created["experiment"], lambda ts: ts[0]["state"] == "failed", "the crashing trial", 90)
         t = trials[0]
@@ -382,6 +383,61 @@ def main():
                      f"a trainer that always crashes is stopped after max_restarts: {t.get('cause')}")
         check.expect(cluster.coordinator.poll() is None and cluster.workers["w3"].poll() is None,
                      "the daemons are still up")
+
+        # 8. A sweep's later life. `experiment continue`: the failed trial runs again, with a fresh
+        #    restart budget, now that a worker has a trainer that works.
+        cluster.workers["w3"].send_signal(signal.SIGTERM)
+        cluster.workers["w3"].wait(timeout=60)
+        cluster.start_worker("w4")
+        r = cluster.cli("experiment", "continue", str(created["experiment"]))
+        trials = cluster.wait(created["experiment"], lambda ts: ts[0]["state"] in ("completed", "failed"),
+                              "the continued trial", 120)
+        t = trials[0]
+        check.expect(r.returncode == 0 and "1 trials queued again" in r.stdout and t["state"] == "completed"
+                     and t["restarts"] == 0 and t["attempt"] == 4,
+                     f"experiment continue ran the failed trial again with a fresh budget ({r.stdout.strip()}; "
+                     f"{t['state']}, attempt {t['attempt']}, restarts {t['restarts']})")
+        r = cluster.cli("experiment", "continue", str(created["experiment"]))
+        check.expect(r.returncode == 0 and "0 trials queued again" in r.stdout,
+                     "continuing it again queues nothing")
+        # `experiment extend`: a random search gets its next draw, which runs.
+        draw = write_experiment(os.path.join(args.dir, "random.yaml"), "random",
+                                {"model.mask_ratio": {"type": "double", "minval": 0.5, "maxval": 0.9},
+                                 "optim.max_steps": 20}, searcher="{name: random, max_trials: 1, seed: 3}")
+        random_exp = cluster.create(draw)["experiment"]
+        r = cluster.cli("experiment", "extend", str(random_exp), "--trials", "1")
+        trials = cluster.wait(random_exp, lambda ts: len(ts) == 2 and all(t["state"] == "completed" for t in ts),
+                              "the extended search", 120)
+        check.expect(r.returncode == 0 and "extended by 1 trials" in r.stdout
+                     and trials[0]["hparams"] != trials[1]["hparams"],
+                     f"experiment extend adds a random search's next draw and runs it ({r.stdout.strip()})")
+        r = cluster.cli("experiment", "extend", str(grid_exp), "--trials", "1")
+        check.expect(r.returncode != 0 and "only a random search" in r.stderr,
+                     f"a grid is not extended: {r.stderr.strip()[-120:]}")
+        # `trial compare`: the keys two grid cells differ in, and both histories.
+        a, b = grid_trials[0], grid_trials[-1]
+        r = cluster.cli("trial", "compare", str(a["id"]), str(b["id"]))
+        differing = {line.split()[0] for line in r.stdout.split("metric histories")[0].splitlines()[2:] if line.strip()}
+        swept = {f"pretrain.{k}" for k in a["hparams"] if a["hparams"][k] != b["hparams"][k]}
+        compared = cluster.cli_json("trial", "compare", str(a["id"]), str(b["id"]))[0]
+        full = [h for h in compared["history"] if h["a"] and h["b"]]
+        check.expect(r.returncode == 0 and differing == swept and len(swept) == 2 and full
+                     and all(h["a"]["loss"] > 0 and h["b"]["loss"] > 0 for h in full),
+                     f"trial compare shows only the keys that differ ({sorted(differing)}) and both histories "
+                     f"({len(full)} steps with both)")
+        # `experiment results --history`: every record of every trial, as CSV, across pages.
+        r = cluster.cli("experiment", "results", str(grid_exp), "--history")
+        rows = r.stdout.splitlines()
+        per_trial = {}
+        for row in rows[1:]:
+            per_trial.setdefault(int(row.split(",")[0]), []).append(row)
+        stored = {t["id"]: len(cluster.cli_json("trial", "compare", str(t["id"]), str(t["id"]))[0]["history"])
+                  for t in grid_trials}
+        check.expect(r.returncode == 0 and rows and rows[0].startswith("trial,attempt,stage,step,")
+                     and "loss" in rows[0] and set(per_trial) == set(stored)
+                     and all(len(per_trial[i]) >= stored[i] > 0 for i in stored),
+                     f"experiment results --history lists every trial's records as CSV "
+                     f"({len(rows) - 1} rows: {sorted((i, len(v)) for i, v in per_trial.items())})")
     finally:
         cluster.stop()
     codes = [p.returncode for p in [cluster.coordinator, cluster.workers.get("w3")] if p is not None]

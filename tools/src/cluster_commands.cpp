@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -72,7 +73,171 @@ std::string Percent(const Json* value) {
   return text;
 }
 
+// Progress records as one row each: trial, attempt, stage, step first, then every other key
+// (sorted); or one JSON object per line.
+void PrintHistory(const std::vector<Json>& records, bool json, const std::string& format) {
+  if (json) {
+    for (const Json& r : records) std::cout << r.Dump() << "\n";
+    return;
+  }
+  const std::vector<std::string> first = {"trial", "attempt", "stage", "step"};
+  std::set<std::string> others;
+  for (const Json& r : records) {
+    if (!r.is_object()) continue;
+    for (const auto& [key, unused] : r.as_object()) {
+      if (std::find(first.begin(), first.end(), key) == first.end()) others.insert(key);
+    }
+  }
+  std::vector<std::string> header = first;
+  header.insert(header.end(), others.begin(), others.end());
+  std::vector<std::vector<std::string>> rows;
+  for (const Json& r : records) {
+    std::vector<std::string> row;
+    for (const std::string& key : header) {
+      const Json* v = r.Find(key);
+      row.push_back(v != nullptr ? Cell(*v) : "");
+    }
+    rows.push_back(std::move(row));
+  }
+  PrintTable(header, rows, format);
+}
+
+// A config tree as dotted keys (lists and scalars as their JSON text).
+void Flatten(const Json& tree, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (tree.is_object() && !tree.as_object().empty()) {
+    for (const auto& [key, value] : tree.as_object()) {
+      Flatten(value, prefix.empty() ? key : prefix + "." + key, out);
+    }
+    return;
+  }
+  out[prefix] = tree.is_string() ? tree.as_string() : tree.Dump();
+}
+
 }  // namespace
+
+int ExperimentContinue(int argc, char** argv) {
+  std::string address = "127.0.0.1:7071";
+  FlagParser flags("maestro experiment continue ID",
+                   "Continues a sweep after errors: the experiment's failed and canceled trials\n"
+                   "are queued again, each with a fresh restart budget, and resume from their\n"
+                   "latest checkpoints. A trial shared with another experiment (the same cell)\n"
+                   "is continued once, for both. A canceled experiment is active again.");
+  AddCoordinatorFlags(flags, &address);
+  const std::string id_text = Positional(argc, argv);
+  ParseVerbFlags(flags, argc, argv, !id_text.empty());
+  const int64_t id = ParseId(id_text, "experiment");
+  auto queued = Connect(address)->ContinueExperiment(id);
+  if (!queued.ok()) throw Error(queued.status());
+  std::cout << "experiment " << id << " continued: " << *queued << " trials queued again\n";
+  return 0;
+}
+
+int ExperimentExtend(int argc, char** argv) {
+  std::string address = "127.0.0.1:7071";
+  int64_t trials = 0;
+  FlagParser flags("maestro experiment extend ID --trials N",
+                   "Adds N trials to a running random search: its next N draws (the earlier\n"
+                   "trials keep their values), queued at once. A grid's trials are its cells:\n"
+                   "submit a grid with more values instead.");
+  AddCoordinatorFlags(flags, &address);
+  flags.Add("trials", &trials, "how many trials to add (required)");
+  const std::string id_text = Positional(argc, argv);
+  ParseVerbFlags(flags, argc, argv, !id_text.empty());
+  const int64_t id = ParseId(id_text, "experiment");
+  if (trials <= 0) throw Error(InvalidArgumentError("--trials N: how many to add, at least 1"));
+  auto added = Connect(address)->ExtendExperiment(id, trials);
+  if (!added.ok()) throw Error(added.status());
+  std::cout << "experiment " << id << " extended by " << added->size() << " trials:";
+  for (int64_t t : *added) std::cout << " " << t;
+  std::cout << "\n";
+  return 0;
+}
+
+int TrialCompare(int argc, char** argv) {
+  std::string address = "127.0.0.1:7071";
+  bool json = false;
+  FlagParser flags("maestro trial compare A B",
+                   "Two trials side by side: only the config keys whose values differ (each\n"
+                   "stage's trainer config, as the coordinator makes it), then both metric\n"
+                   "histories by stage and step (the latest attempt's record of each step).");
+  AddCoordinatorFlags(flags, &address);
+  flags.Add("json", &json, "print one JSON object: {trials, differences, history}");
+  std::vector<std::string> ids;
+  for (int i = 3; i < argc && argv[i][0] != '-' && ids.size() < 2; ++i) ids.push_back(argv[i]);
+  std::vector<char*> rest = {argv[0], argv[1], argv[2]};
+  for (int i = 3 + static_cast<int>(ids.size()); i < argc; ++i) rest.push_back(argv[i]);
+  ParseVerbFlags(flags, static_cast<int>(rest.size()), rest.data(), false);
+  if (ids.size() != 2)
+    throw Error(InvalidArgumentError("give two trial ids: maestro trial compare A B"));
+  const int64_t a = ParseId(ids[0], "trial"), b = ParseId(ids[1], "trial");
+  auto client = Connect(address);
+  std::map<std::string, std::string> config[2];
+  std::map<std::pair<std::string, int64_t>, Json> steps[2];  // (stage, step) -> record
+  for (int side = 0; side < 2; ++side) {
+    const int64_t id = side == 0 ? a : b;
+    auto trial = client->GetTrial(id);
+    if (!trial.ok()) throw Error(trial.status());
+    Flatten(trial->second, "", config[side]);
+    auto history = client->MetricHistory(0, id);
+    if (!history.ok()) throw Error(history.status());
+    for (const Json& r : *history) {  // in attempt order: a later attempt's record wins
+      steps[side][{r.StringOr("stage"), r.IntOr("step", 0)}] = r;
+    }
+  }
+  std::set<std::string> keys;
+  for (const auto& side : config) {
+    for (const auto& [key, unused] : side) keys.insert(key);
+  }
+  std::vector<std::vector<std::string>> differences;
+  Json::Object differences_json;
+  for (const std::string& key : keys) {
+    auto va = config[0].find(key), vb = config[1].find(key);
+    const std::string x = va != config[0].end() ? va->second : "-";
+    const std::string y = vb != config[1].end() ? vb->second : "-";
+    if (x == y) continue;
+    differences.push_back({key, x, y});
+    differences_json[key] = Json(Json::Array{Json(x), Json(y)});
+  }
+  std::set<std::pair<std::string, int64_t>> points;
+  for (const auto& side : steps) {
+    for (const auto& [point, unused] : side) points.insert(point);
+  }
+  auto figure = [](const std::map<std::pair<std::string, int64_t>, Json>& side,
+                   const std::pair<std::string, int64_t>& point, const char* key) {
+    auto it = side.find(point);
+    const Json* v = it != side.end() ? it->second.Find(key) : nullptr;
+    return v != nullptr ? Cell(*v) : std::string("-");
+  };
+  if (json) {
+    Json::Array history;
+    for (const auto& point : points) {
+      Json::Object row{{"stage", point.first}, {"step", point.second}};
+      for (int side = 0; side < 2; ++side) {
+        auto it = steps[side].find(point);
+        row[side == 0 ? "a" : "b"] = it != steps[side].end() ? it->second : Json();
+      }
+      history.emplace_back(std::move(row));
+    }
+    std::cout << Json(Json::Object{{"trials", Json(Json::Array{Json(a), Json(b)})},
+                                   {"differences", Json(std::move(differences_json))},
+                                   {"history", Json(std::move(history))}})
+                     .Dump()
+              << "\n";
+    return 0;
+  }
+  const std::string ta = "trial " + std::to_string(a), tb = "trial " + std::to_string(b);
+  std::cout << "config keys that differ (" << differences.size() << "):\n";
+  PrintTable({"key", ta, tb}, differences, "table");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& point : points) {
+    rows.push_back({point.first, std::to_string(point.second), figure(steps[0], point, "loss"),
+                    figure(steps[1], point, "loss"), figure(steps[0], point, "lr"),
+                    figure(steps[1], point, "lr")});
+  }
+  std::cout << "\nmetric histories (" << points.size() << " steps):\n";
+  PrintTable({"stage", "step", ta + " loss", tb + " loss", ta + " lr", tb + " lr"}, rows, "table");
+  return 0;
+}
 
 int ExperimentCancel(int argc, char** argv) {
   std::string address = "127.0.0.1:7071";
@@ -100,13 +265,23 @@ int ExperimentResults(int argc, char** argv) {
                    "pipeline's evaluations), the final top-1 accuracy in percent.");
   AddCoordinatorFlags(flags, &address);
   flags.Add("format", &format, "table, markdown or csv");
-  flags.Add("json", &json, "print JSON (one object per trial)");
+  flags.Add("json", &json, "print JSON (one object per trial; with --history, per record)");
+  bool history = false;
+  flags.Add("history", &history,
+            "every progress record every trial reported (trial, attempt, stage, step, loss, "
+            "lr, images/s, time), read page by page: CSV by default, or --json");
   const std::string id_text = Positional(argc, argv);
   ParseVerbFlags(flags, argc, argv, !id_text.empty());
   if (format != "table" && format != "markdown" && format != "csv") {
     throw Error(InvalidArgumentError("--format: table, markdown or csv, not '" + format + "'"));
   }
   const int64_t id = ParseId(id_text, "experiment");
+  if (history) {
+    auto records = Connect(address)->MetricHistory(id, 0);
+    if (!records.ok()) throw Error(records.status());
+    PrintHistory(*records, json, format == "table" ? "csv" : format);
+    return 0;
+  }
   auto described = Connect(address)->DescribeExperiment(id);
   if (!described.ok()) throw Error(described.status());
   const auto& [experiment, trials] = *described;
@@ -272,8 +447,11 @@ int WorkerList(int argc, char** argv) {
     }
     std::string running;
     for (const Json& r : w.Find("running")->as_array()) {
-      running += (running.empty() ? "" : " ") + std::to_string(r.Find("trial")->as_int()) + "/" +
-                 std::to_string(r.Find("attempt")->as_int());
+      // Appended piece by piece: GCC 12 misreads `"" + std::string&&` here (-Wrestrict).
+      if (!running.empty()) running += ' ';
+      running += std::to_string(r.Find("trial")->as_int());
+      running += '/';
+      running += std::to_string(r.Find("attempt")->as_int());
     }
     const Json* ago = w.Find("last_heartbeat_ms_ago");
     rows.push_back({w.Find("id")->as_string(), w.Find("state")->as_string(),

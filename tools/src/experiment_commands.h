@@ -16,7 +16,13 @@ int ExperimentList(int argc, char** argv);
 int ExperimentDescribe(int argc, char** argv);
 // maestro experiment cancel ID
 int ExperimentCancel(int argc, char** argv);
-// maestro experiment results ID [--format table|markdown|csv] [--json]
+// maestro experiment continue ID
+int ExperimentContinue(int argc, char** argv);
+// maestro experiment extend ID --trials N
+int ExperimentExtend(int argc, char** argv);
+// maestro trial compare A B [--json]
+int TrialCompare(int argc, char** argv);
+// maestro experiment results ID [--format table|markdown|csv] [--json] [--history]
 int ExperimentResults(int argc, char** argv);
 // maestro trial logs ID [-f] [--offset N]
 int TrialLogs(int argc, char** argv);

@@ -3,7 +3,9 @@
 //   maestro viz recon --checkpoint DIR --out grid.png [--images N] [--mask-ratio R] [--seed S]
 //   maestro eval recon --checkpoint DIR [--images N] [--mask-ratio R] [--seed S] [--out FILE]
 //   maestro data ingest --format idx --src DIR --out ROOT [--split train|test] [--shards K]
-//   maestro experiment preview|create|list|describe|cancel|results, trial logs, worker list,
+//   maestro experiment preview|create|list|describe|cancel|continue|extend|results,
+//   trial logs|compare,
+//   worker list,
 //   maestro dataset register|list (the coordinator's verbs)
 #include <torch/torch.h>
 
@@ -38,11 +40,19 @@ constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
                 trial config checked against the trainer's schema
   experiment create FILE | list | describe ID | cancel ID
                 submit to / read from maestro-coordinator (--coordinator HOST:PORT)
-  experiment results ID
+  experiment results ID [--history]
                 one row per trial: swept values, final pretraining loss, evaluation top-1
-                (a table, --format markdown|csv, or --json)
+                (a table, --format markdown|csv, or --json); --history: every progress
+                record of every trial (CSV or --json)
+  experiment continue ID
+                queue an experiment's failed and canceled trials again (fresh restart
+                budgets, resuming from their checkpoints)
+  experiment extend ID --trials N
+                add N trials to a random search (its next draws)
   trial logs ID [-f]
                 a trial's trainer output, every attempt; -f follows it
+  trial compare A B
+                the config keys two trials differ in, and both metric histories
   worker list   the workers: alive / lost, slots, running trials, build
   event list    the coordinator's event log (assignments, restarts with causes, ...)
   dataset register NAME --path DIR | --service ADDR
@@ -301,7 +311,12 @@ int main(int argc, char** argv) {
       return maestro::tools::ExperimentCancel(argc, argv);
     if (noun == "experiment" && verb == "results")
       return maestro::tools::ExperimentResults(argc, argv);
+    if (noun == "experiment" && verb == "continue")
+      return maestro::tools::ExperimentContinue(argc, argv);
+    if (noun == "experiment" && verb == "extend")
+      return maestro::tools::ExperimentExtend(argc, argv);
     if (noun == "trial" && verb == "logs") return maestro::tools::TrialLogs(argc, argv);
+    if (noun == "trial" && verb == "compare") return maestro::tools::TrialCompare(argc, argv);
     if (noun == "worker" && verb == "list") return maestro::tools::WorkerList(argc, argv);
     if (noun == "worker" && verb == "enroll") return maestro::tools::WorkerEnroll(argc, argv);
     if (noun == "cluster" && verb == "init") return maestro::tools::ClusterInit(argc, argv);

@@ -30,6 +30,15 @@ class CoordinatorClient {
   virtual Result<std::pair<Json, std::vector<Json>>> DescribeExperiment(int64_t id) = 0;
   // (queued trials canceled, running trials told to stop).
   virtual Result<std::pair<int64_t, int64_t>> CancelExperiment(int64_t id) = 0;
+  // The number of failed and canceled trials queued again.
+  virtual Result<int64_t> ContinueExperiment(int64_t id) = 0;
+  // The trials added to a random search.
+  virtual Result<std::vector<int64_t>> ExtendExperiment(int64_t id, int64_t trials) = 0;
+  // A trial's record and {stage: trainer config}.
+  virtual Result<std::pair<Json, Json>> GetTrial(int64_t trial) = 0;
+  // Every progress record of `experiment`'s trials (or of `trial` when experiment is 0), read
+  // page by page.
+  virtual Result<std::vector<Json>> MetricHistory(int64_t experiment, int64_t trial) = 0;
   // Bytes of a trial's log from `offset`: (data, next offset, trial state).
   struct LogSlice {
     std::string data;

@@ -97,7 +97,28 @@ class Scheduler {
   Result<std::string> ExperimentCreator(int64_t id);
   // (queued trials canceled, running trials told to stop).
   Result<std::pair<int64_t, int64_t>> CancelExperiment(int64_t id, const std::string& actor = "");
+  // Continues a sweep after errors: `id`'s failed and canceled trials queued again under its
+  // settings, each with a fresh restart budget, resuming from its stage's latest checkpoint (a
+  // trial shared by identity with another experiment is queued once, for both); a canceled
+  // experiment is active again. The number queued. NOT_FOUND for an unknown id,
+  // FAILED_PRECONDITION for an experiment refused at load.
+  Result<int64_t> ContinueExperiment(int64_t id, const std::string& actor = "");
+  // Adds `count` trials to a random search (its next draws; the earlier ones are unchanged),
+  // queued at once: the trial ids added (a cell another experiment holds is shared, as at
+  // creation). FAILED_PRECONDITION for a grid; INVALID_ARGUMENT beyond the size cap; ABORTED
+  // when extended concurrently.
+  Result<std::vector<int64_t>> ExtendExperiment(int64_t id, int64_t count,
+                                                const std::string& actor = "");
   Result<TrialLogs> Logs(int64_t trial, int64_t offset, int64_t max_bytes);
+  // A trial's record and {stage name: its trainer config without the placed keys}.
+  Result<std::pair<Json, Json>> TrialDetail(int64_t trial);
+  // Progress records ({trial, attempt, step, ...}) of `experiment`'s trials, or of `trial`
+  // alone when `experiment` is 0, in (trial, attempt, step) order from `page_token` (""
+  // first), at most `max_records`: (records, the next page's token, "" after the last).
+  // NOT_FOUND for an unknown experiment or trial, INVALID_ARGUMENT for a malformed token.
+  Result<std::pair<std::vector<Json>, std::string>> MetricHistory(int64_t experiment, int64_t trial,
+                                                                  const std::string& page_token,
+                                                                  int64_t max_records);
   std::vector<Json> ListWorkers();
   Status RegisterDataset(const std::string& name, const Json& dataset,
                          const std::string& actor = "");
@@ -173,6 +194,9 @@ class Scheduler {
   // of it dequeued (the lifecycle changes records only).
   void Enqueue(const TrialRecord& trial);
   void Dequeue(const TrialRecord& trial);
+  // Under the lock: `created`'s trials taken into memory and queued (new ones; shared failed
+  // or canceled ones again, under created.id's settings), committed as `actor`.
+  Status TakeTrials(const CreatedExperiment& created, const std::string& actor);
   // Its current attempt ends on its workers (the backend forgets it) and in the running set.
   void ReleaseAttempt(const TrialRecord& trial);
   bool IsCurrent(const TrialRecord& trial, const std::string& worker, int64_t attempt) const;

@@ -33,6 +33,7 @@
 
 namespace rocksdb {
 class DB;
+class WriteBatch;
 }
 
 namespace maestro::coordinator {
@@ -77,6 +78,12 @@ class Change {
   std::vector<Json> events_;
 };
 
+// A stored progress record and where it is.
+struct MetricRecord {
+  int64_t attempt = 0, step = 0;
+  Json record;
+};
+
 // A stored chunk of a trial's log.
 struct LogChunkRecord {
   int64_t attempt = 0;
@@ -101,6 +108,13 @@ class Store {
                                              const std::vector<NewTrial>& trials,
                                              const std::string& idempotency_key);
 
+  // Adds `trials` to experiment `id` and stores `spec` as its spec, with an
+  // "experiment_extended" event by `actor`, in one synced batch; a trial whose identity a
+  // stored trial holds is shared, as at creation. NOT_FOUND for an unknown experiment.
+  Result<CreatedExperiment> ExtendExperiment(int64_t id, const Json& spec,
+                                             const std::vector<NewTrial>& trials,
+                                             const std::string& actor);
+
   // Writes `change` in one synced batch.
   Status Commit(Change change);
 
@@ -113,6 +127,9 @@ class Store {
   std::vector<Json> Tokens() const;
   // A trial's progress records, in (attempt, step) order.
   std::vector<Json> Metrics(int64_t trial) const;
+  // At most `limit` of them, from (attempt, step) on.
+  std::vector<MetricRecord> MetricsFrom(int64_t trial, int64_t attempt, int64_t step,
+                                        size_t limit) const;
   // A trial's log chunks, in (attempt, offset) order.
   std::vector<LogChunkRecord> Logs(int64_t trial) const;
   // Events with seq >= `from`, in order.
@@ -120,6 +137,11 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<rocksdb::DB> db);
+  // New trials get ids from `next_trial` on (their records and identities put in `batch`);
+  // known identities are shared. Every trial's id is appended to created.trials and
+  // `trial_ids`, shared ones to created.reused.
+  void PlaceTrials(const std::vector<NewTrial>& trials, CreatedExperiment& created,
+                   int64_t& next_trial, rocksdb::WriteBatch& batch, Json::Array& trial_ids) const;
   Result<Json> GetJson(const std::string& key) const;
   std::vector<Json> Scan(const std::string& prefix, const std::string& from) const;
 
