@@ -67,7 +67,24 @@ grpc::Status TooLarge(const std::string& what, size_t size, size_t limit) {
                           std::to_string(limit));
 }
 
+// Why a call was refused (the auth failures counter's labels).
+const std::set<std::string>& AuthFailureReasons() {
+  static const std::set<std::string> reasons = {"missing", "malformed", "unknown",   "expired",
+                                                "revoked", "role",      "worker_id", "attempt",
+                                                "session", "owner"};
+  return reasons;
+}
+
+// The causes a restart is charged for (EndAttemptFailed's retries).
+const std::vector<std::string>& RestartCauses() {
+  static const std::vector<std::string> causes = {"crash", "signal", "retryable", "worker_lost",
+                                                  "timeout"};
+  return causes;
+}
+
 // The coordinator's Prometheus series, refreshed from Scheduler::Snapshot() twice a second.
+// Counters with a known set of labels start at zero, so every series exists from the start
+// (docs/metrics.md).
 class CoordinatorMetrics {
  public:
   CoordinatorMetrics()
@@ -84,7 +101,8 @@ class CoordinatorMetrics {
                                                                          60, 300, 1800, 3600})),
         restarts_(prometheus::BuildCounter()
                       .Name("maestro_coordinator_trial_restarts_total")
-                      .Help("Trial restarts by cause (crash, signal, retryable, worker_lost)")
+                      .Help("Trial restarts by cause (crash, signal, retryable, worker_lost, "
+                            "timeout)")
                       .Register(*registry_)),
         workers_(prometheus::BuildGauge()
                      .Name("maestro_coordinator_workers")
@@ -110,11 +128,16 @@ class CoordinatorMetrics {
                     .Name("maestro_trial_images_per_second")
                     .Help("A running trial's training images/s")
                     .Register(*registry_)),
-        auth_failures_(prometheus::BuildCounter()
-                           .Name("maestro_coordinator_auth_failures_total")
-                           .Help("Calls refused for their caller, by reason (missing, malformed, "
-                                 "unknown, expired, revoked, role, worker_id, attempt, session, owner)")
-                           .Register(*registry_)) {}
+        auth_failures_(
+            prometheus::BuildCounter()
+                .Name("maestro_coordinator_auth_failures_total")
+                .Help("Calls refused for their caller, by reason (missing, malformed, "
+                      "unknown, expired, revoked, role, worker_id, attempt, session, owner)")
+                .Register(*registry_)) {
+    for (const std::string& reason : AuthFailureReasons()) auth_failures_.Add({{"reason", reason}});
+    for (const std::string& cause : RestartCauses()) restarts_.Add({{"cause", cause}});
+    RegisterBuildInfo(*registry_, "maestro-coordinator");
+  }
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
   void CountAuthFailure(const std::string& reason) {
@@ -740,10 +763,7 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
 
   grpc::Status Refuse(const grpc::ServerContext& context, const char* rpc,
                       const std::string& reason, const Caller* caller, grpc::Status status) {
-    static const std::set<std::string> kReasons = {
-        "missing", "malformed", "unknown", "expired", "revoked", "role", "worker_id", "attempt",
-        "session", "owner"};
-    metrics_.CountAuthFailure(kReasons.count(reason) ? reason : "malformed");
+    metrics_.CountAuthFailure(AuthFailureReasons().count(reason) ? reason : "malformed");
     refusals_.Write(context, rpc,
                     caller != nullptr ? "credential '" + caller->name + "' " + caller->token_id +
                                             ", " + security::RoleName(caller->role)

@@ -128,6 +128,24 @@ class DataServer::Impl final : public pb::DataService::Service {
       }
     }
     if (splits_.empty()) return InvalidArgumentError("no datasets to serve (--dataset DIR)");
+    // Every series with a known set of labels exists from the start, at zero
+    // (docs/metrics.md).
+    for (const char* outcome : {"completed", "cancelled", "idle", "error"}) {
+      ended_family_.Add({{"outcome", outcome}});
+    }
+    for (const char* reason :
+         {"missing", "malformed", "bad_signature", "expired", "wrong_stream"}) {
+      auth_failures_.Add({{"reason", reason}});
+    }
+    for (grpc::StatusCode code :
+         {grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::NOT_FOUND,
+          grpc::StatusCode::OUT_OF_RANGE, grpc::StatusCode::RESOURCE_EXHAUSTED,
+          grpc::StatusCode::FAILED_PRECONDITION, grpc::StatusCode::UNAVAILABLE,
+          grpc::StatusCode::DEADLINE_EXCEEDED, grpc::StatusCode::INTERNAL,
+          grpc::StatusCode::DATA_LOSS, grpc::StatusCode::UNKNOWN}) {
+      rejected_family_.Add({{"code", GrpcCodeName(code)}});
+    }
+    RegisterBuildInfo(*registry_, "maestro-data");
     if (!options_.metrics_listen.empty()) {
       MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options_.metrics_listen, registry_));
     }

@@ -159,6 +159,7 @@ class WorkerDaemon::Impl {
     auth_ = ClientAuth{options_.ca_file, options_.token_file, ""};
     MAESTRO_ASSIGN_OR_RETURN(auto credentials, MakeChannelCredentials(auth_, options_.coordinator));
     if (!options_.metrics_listen.empty()) {
+      RegisterBuildInfo(*registry_, "maestro-worker");
       MAESTRO_ASSIGN_OR_RETURN(exposer_, ServeMetrics(options_.metrics_listen, registry_));
     }
     // Reconnect within a second of the coordinator coming back (gRPC's default backoff grows to
@@ -675,26 +676,6 @@ class WorkerDaemon::Impl {
     started_counter_.Increment(static_cast<double>(started_) - started_counter_.Value());
     heartbeat_failures_counter_.Increment(static_cast<double>(heartbeat_failures_) -
                                           heartbeat_failures_counter_.Value());
-    std::map<int64_t, prometheus::Gauge*> next_loss, next_step;
-    for (const auto& [key, child] : children_) {
-      const auto& figures = child.progress.figures();
-      if (child.exit || !figures) continue;
-      const std::map<std::string, std::string> labels = {{"trial", std::to_string(child.trial)}};
-      auto& loss = loss_family_.Add(labels);
-      auto& step = step_family_.Add(labels);
-      loss.Set(figures->loss);
-      step.Set(static_cast<double>(figures->step));
-      next_loss[child.trial] = &loss;
-      next_step[child.trial] = &step;
-    }
-    for (const auto& [trial, gauge] : loss_series_) {
-      if (!next_loss.count(trial)) loss_family_.Remove(gauge);
-    }
-    for (const auto& [trial, gauge] : step_series_) {
-      if (!next_step.count(trial)) step_family_.Remove(gauge);
-    }
-    loss_series_ = std::move(next_loss);
-    step_series_ = std::move(next_step);
   }
 
   WorkerOptions options_;
@@ -745,17 +726,6 @@ class WorkerDaemon::Impl {
           .Help("Assignments refused because a path left this worker's roots")
           .Register(*registry_)
           .Add({});
-  prometheus::Family<prometheus::Gauge>& loss_family_ =
-      prometheus::BuildGauge()
-          .Name("maestro_worker_trial_loss")
-          .Help("Training loss of a trainer this worker runs (last progress line)")
-          .Register(*registry_);
-  prometheus::Family<prometheus::Gauge>& step_family_ =
-      prometheus::BuildGauge()
-          .Name("maestro_worker_trial_step")
-          .Help("Optimizer step of a trainer this worker runs")
-          .Register(*registry_);
-  std::map<int64_t, prometheus::Gauge*> loss_series_, step_series_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "maestro/shared/grpc_auth.h"
 #include "maestro/shared/status.h"
+#include "maestro/shared/version.h"
 
 namespace maestro {
 
@@ -38,6 +40,16 @@ inline Result<std::unique_ptr<prometheus::Exposer>> ServeMetrics(
   }
   exposer->RegisterCollectable(registry);
   return exposer;
+}
+
+// maestro_build_info{daemon, build} 1: which program and build a target is (docs/metrics.md).
+inline void RegisterBuildInfo(prometheus::Registry& registry, const std::string& daemon) {
+  prometheus::BuildGauge()
+      .Name("maestro_build_info")
+      .Help("Always 1: the daemon and its build (version+commit)")
+      .Register(registry)
+      .Add({{"daemon", daemon}, {"build", MaestroBuild()}})
+      .Set(1);
 }
 
 // The port an exposer listens on; 0 without one.
