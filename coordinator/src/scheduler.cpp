@@ -939,6 +939,7 @@ Status Scheduler::ReportExit(const AttemptExit& report) {
 void Scheduler::DeclareLost(WorkerState& worker, const std::string& why, Lifecycle& life,
                             Change& change) {
   workers_.MarkLost(worker);
+  ++workers_declared_lost_;
   change.AddEvent(Json(Json::Object{{"kind", "worker_lost"},
                                     {"worker", worker.id},
                                     {"cause", why},
@@ -1036,6 +1037,7 @@ SchedulerSnapshot Scheduler::Snapshot() {
     }
   }
   s.restarts_by_cause = restarts_by_cause_;
+  s.workers_declared_lost = workers_declared_lost_;
   s.queue_waits_s.swap(queue_waits_s_);
   for (const auto& [id, running] : running_) {
     SchedulerSnapshot::Running r;

@@ -104,6 +104,13 @@ class CoordinatorMetrics {
                       .Help("Trial restarts by cause (crash, signal, retryable, worker_lost, "
                             "timeout)")
                       .Register(*registry_)),
+        workers_lost_(
+            prometheus::BuildCounter()
+                .Name("maestro_coordinator_workers_lost_total")
+                .Help("Workers declared lost (silent past the worker timeout, or not back "
+                      "after a coordinator restart)")
+                .Register(*registry_)
+                .Add({})),
         workers_(prometheus::BuildGauge()
                      .Name("maestro_coordinator_workers")
                      .Help("Workers by state (alive, lost)")
@@ -154,6 +161,10 @@ class CoordinatorMetrics {
       const double delta = static_cast<double>(n) - counter.Value();
       if (delta > 0) counter.Increment(delta);
     }
+    if (const double delta = static_cast<double>(s.workers_declared_lost) - workers_lost_.Value();
+        delta > 0) {
+      workers_lost_.Increment(delta);
+    }
     workers_.Add({{"state", "alive"}}).Set(static_cast<double>(s.workers_alive));
     workers_.Add({{"state", "lost"}}).Set(static_cast<double>(s.workers_lost));
     slots_.Add({{"kind", "total"}}).Set(static_cast<double>(s.slots_total));
@@ -194,6 +205,7 @@ class CoordinatorMetrics {
   prometheus::Family<prometheus::Gauge>& trials_;
   prometheus::Histogram& queue_wait_;
   prometheus::Family<prometheus::Counter>& restarts_;
+  prometheus::Counter& workers_lost_;
   prometheus::Family<prometheus::Gauge>& workers_;
   prometheus::Family<prometheus::Gauge>& slots_;
   prometheus::Family<prometheus::Gauge>& step_;

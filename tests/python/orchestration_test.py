@@ -139,7 +139,8 @@ def prometheus_loss_series(work_dir, metrics_port, trial):
     with open(os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")) as f:
         shipped = f.read()
     config = shipped.replace("scrape_interval: 15s", "scrape_interval: 1s").replace(
-        "127.0.0.1:9471", f"127.0.0.1:{metrics_port}")
+        "127.0.0.1:9471", f"127.0.0.1:{metrics_port}").replace(
+        "- maestro.rules.yml", "- " + os.path.join(ROOT, "deploy", "prometheus", "maestro.rules.yml"))
     if config == shipped:
         return False, "the shipped prometheus.yml has the coordinator target 127.0.0.1:9471"
     query = urllib.parse.quote(f'maestro_trial_loss{{job="maestro-coordinator",trial="{trial}"}}[1m]')

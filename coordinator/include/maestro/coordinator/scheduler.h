@@ -68,6 +68,7 @@ struct SchedulerSnapshot {
   std::map<std::string, int64_t> trials_by_state;
   int64_t workers_alive = 0, workers_lost = 0, slots_total = 0, slots_in_use = 0;
   std::map<std::string, int64_t> restarts_by_cause;  // since this coordinator started
+  int64_t workers_declared_lost = 0;                 // since this coordinator started
   std::vector<double> queue_waits_s;                 // assignments since the last snapshot
   struct Running {
     int64_t experiment = 0, trial = 0, step = 0;
@@ -217,6 +218,7 @@ class Scheduler {
   AttemptBackend* backend_ = nullptr;    // slurm_, or the worker pool
   TrialLogStore logs_;
   std::map<std::string, int64_t> restarts_by_cause_;
+  int64_t workers_declared_lost_ = 0;
   std::vector<double> queue_waits_s_;
 };
 
