@@ -73,7 +73,8 @@ echo "demo: data service on 127.0.0.1:$data_port, coordinator on $coordinator" \
   "(Prometheus metrics: http://127.0.0.1:$metrics_port/metrics)"
 echo "demo: to watch it, run Prometheus with deploy/prometheus/prometheus.yml (its coordinator" \
   "target set to 127.0.0.1:$metrics_port; it loads the alerting rules in" \
-  "deploy/prometheus/maestro.rules.yml); every series is described in docs/metrics.md"
+  "deploy/prometheus/maestro.rules.yml), and Grafana with deploy/grafana/provisioning (the" \
+  "dashboards in deploy/grafana/dashboards); every series is described in docs/metrics.md"
 
 for w in w1 w2; do
   "$bin/maestro" worker enroll "$w" --out "$out/cluster/$w.token" --coordinator "$coordinator"

@@ -1,12 +1,21 @@
-"""docs/metrics.md is the truth: the three daemons, with a trial running and streaming from the
-data service, export exactly the series families the catalogue lists for them (nothing missing
-either way), with the listed type and label names, and `promtool check metrics` accepts every
-scrape.
+"""Observability against real processes: maestro-data serve, maestro-coordinator and one
+maestro-worker on 127.0.0.1 with TLS, a pretraining trial streaming its shards from the data
+service.
 
-maestro-data serve, maestro-coordinator and one maestro-worker run on 127.0.0.1 with TLS; a
-pretraining trial reads its shards from the data service. Exit status 0 when everything holds.
+1. docs/metrics.md is the truth: each daemon exports exactly the series families the catalogue
+   lists for it (nothing missing either way), with the listed type and label names, and
+   `promtool check metrics` accepts every scrape.
+2. The Grafana dashboards, proven the honest way (Grafana is not installable here): a real
+   Prometheus scrapes the three daemons with the shipped configuration (rules loaded), and
+   every query of every panel, its template variables filled from Prometheus' own label values,
+   is accepted by Prometheus' HTTP query API and returns at least one series. Each dashboard
+   has what Grafana's provisioning needs (uid, title, schemaVersion, panels with a datasource
+   and targets), and the provisioning files name the data source the panels use.
+Exit status 0 when everything holds.
 """
 import argparse
+import glob
+import json
 import os
 import re
 import shutil
@@ -14,12 +23,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 from orchestration_test import ROOT, write_experiment
-from run_util import Checker, CoordinatorCli, Credentials, free_port, start_listening
+from run_util import Checker, CoordinatorCli, Credentials, free_port, prometheus_poll, start_listening
 
 CATALOGUE = os.path.join(ROOT, "docs", "metrics.md")
+GRAFANA = os.path.join(ROOT, "deploy", "grafana")
 EXPORTERS = ("coordinator", "worker", "data")
 
 
@@ -57,6 +68,63 @@ def families(text):
         names = set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', m.group(3) or ""))
         labels.setdefault(family, set()).update(names - {"le"})
     return {f: (types.get(f, "untyped"), frozenset(labels.get(f, set()))) for f in set(types) | set(labels)}
+
+
+def dashboards():
+    return {os.path.basename(p): json.load(open(p)) for p in sorted(glob.glob(os.path.join(GRAFANA, "dashboards", "*.json")))}
+
+
+def provisioning_problems(boards):
+    """What Grafana's file provisioning needs of the dashboards and their data source."""
+    problems = []
+    datasource = open(os.path.join(GRAFANA, "provisioning", "datasources", "maestro.yml")).read()
+    provider = open(os.path.join(GRAFANA, "provisioning", "dashboards", "maestro.yml")).read()
+    if "type: prometheus" not in datasource or "uid: maestro-prometheus" not in datasource:
+        problems.append("the data source is not the Prometheus uid maestro-prometheus")
+    if "type: file" not in provider or "path:" not in provider:
+        problems.append("the dashboard provider is not a file provider with a path")
+    uids = set()
+    for name, board in boards.items():
+        for key in ("uid", "title", "schemaVersion", "panels"):
+            if not board.get(key):
+                problems.append(f"{name}: no {key}")
+        uids.add(board.get("uid"))
+        variables = {v["name"]: v for v in board.get("templating", {}).get("list", [])}
+        if variables.get("datasource", {}).get("current", {}).get("value") != "maestro-prometheus":
+            problems.append(f"{name}: its datasource variable does not default to maestro-prometheus")
+        for panel in board.get("panels", []):
+            if panel.get("type") == "text":
+                continue
+            if panel.get("datasource", {}).get("type") != "prometheus" or not panel.get("targets"):
+                problems.append(f"{name}: panel {panel.get('title')!r} has no Prometheus datasource or targets")
+            for target in panel.get("targets", []):
+                if not target.get("expr") or not target.get("refId"):
+                    problems.append(f"{name}: panel {panel.get('title')!r} has a target without expr or refId")
+    if len(uids) != len(boards):
+        problems.append("two dashboards share a uid")
+    return problems
+
+
+def panel_queries(boards, get):
+    """{(dashboard, panel title, expr): number of series} with template variables filled from
+    Prometheus' label values (the first value of each) and $__rate_interval as 1m."""
+    out = {}
+    for name, board in boards.items():
+        values = {"__rate_interval": "1m", "__interval": "15s"}
+        for v in board.get("templating", {}).get("list", []):
+            if v.get("type") != "query":
+                continue
+            m = re.fullmatch(r"label_values\((\w+), *(\w+)\)", v["definition"])
+            found = get(f"label/{m.group(2)}/values?match[]={m.group(1)}") if m else []
+            values[v["name"]] = found[0] if found else "none"
+        for panel in board.get("panels", []):
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                for key, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
+                    expr = expr.replace("$" + key, value).replace("${" + key + "}", value)
+                result = get("query?query=" + urllib.parse.quote(expr))["result"]
+                out[(name, panel["title"], expr)] = len(result)
+    return out
 
 
 def main():
@@ -120,6 +188,33 @@ def main():
                                   timeout=60)
             check.expect(lint.returncode == 0, f"{exporter}: promtool check metrics accepts the scrape "
                                                f"{(lint.stdout + lint.stderr).strip()[-300:]}")
+        # 2. The dashboards against a real Prometheus scraping the three daemons.
+        boards = dashboards()
+        problems = provisioning_problems(boards)
+        check.expect(len(boards) >= 4 and not problems,
+                     f"{len(boards)} dashboards with what Grafana's provisioning needs: {problems}")
+        shipped = open(os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")).read()
+        config = (shipped.replace("scrape_interval: 15s", "scrape_interval: 1s")
+                  .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
+                  .replace("127.0.0.1:9470", f"127.0.0.1:{ports['data']}")
+                  .replace("127.0.0.1:9471", f"127.0.0.1:{ports['coordinator']}")
+                  .replace('"127.0.0.1:9472", "127.0.0.1:9473"', f'"127.0.0.1:{ports["worker"]}"')
+                  .replace("- maestro.rules.yml", "- " + os.path.join(ROOT, "deploy", "prometheus", "maestro.rules.yml")))
+        last = {}
+
+        def every_panel_answers(get):
+            targets = get("targets")["activeTargets"]
+            if len(targets) != 3 or any(t["health"] != "up" for t in targets):
+                return None
+            last.clear()
+            last.update(panel_queries(boards, get))
+            return last if all(n > 0 for n in last.values()) else None
+
+        answered = prometheus_poll(os.path.join(args.dir, "prometheus"), config, every_panel_answers, timeout=90)
+        empty = sorted(f"{d}: {t}: {e}" for (d, t, e), n in last.items() if n == 0)
+        check.expect(answered is not None,
+                     f"a real Prometheus scraping the three daemons answers all {len(last)} panel queries of "
+                     f"{len(boards)} dashboards with at least one series each (empty: {empty})")
         cli.cli("experiment", "cancel", str(exp["experiment"]))
     finally:
         for proc in reversed(procs):
