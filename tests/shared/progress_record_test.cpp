@@ -46,6 +46,57 @@ TEST(ProgressRecordTest, RoundTrips) {
   EXPECT_TRUE(std::isnan(back->loss));
 }
 
+// The window since the previous record: counts and sums of the per-step durations in the
+// shared buckets, read back exactly; a record without one has none.
+TEST(ProgressRecordTest, AWindowRoundTripsInItsBuckets) {
+  DurationCounts d;
+  d.Observe(0.0005);  // first bucket (<= 1 ms)
+  d.Observe(0.001);   // first bucket: the bounds are inclusive
+  d.Observe(0.3);     // (0.25, 0.5]
+  d.Observe(1000);    // above the last bound: the +Inf bucket
+  EXPECT_EQ(d.counts.front(), 2);
+  EXPECT_EQ(d.counts[8], 1);
+  EXPECT_EQ(d.counts.back(), 1);
+  EXPECT_EQ(d.total(), 4);
+  EXPECT_DOUBLE_EQ(d.sum, 1000.3015);
+  ProgressRecord r;
+  r.phase = "train";
+  r.step = 10;
+  r.has_window = true;
+  r.steps = 5;
+  r.samples = 160;
+  r.step_s = d;
+  r.data_wait_s.Observe(0.02);
+  r.grad_norm = 0.75;
+  r.checkpoint_age_s = 12.5;
+  r.checkpoint_interval_s = 30;
+  auto back = ParseProgressRecord(FormatProgressRecord(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->has_window);
+  EXPECT_EQ(back->steps, 5);
+  EXPECT_EQ(back->samples, 160);
+  EXPECT_EQ(back->step_s.counts, d.counts);
+  EXPECT_DOUBLE_EQ(back->step_s.sum, d.sum);
+  EXPECT_EQ(back->data_wait_s.total(), 1);
+  EXPECT_EQ(back->allreduce_s.total(), 0);
+  EXPECT_DOUBLE_EQ(back->grad_norm, 0.75);
+  EXPECT_DOUBLE_EQ(back->checkpoint_age_s, 12.5);
+  EXPECT_DOUBLE_EQ(back->checkpoint_interval_s, 30);
+  r.has_window = false;
+  back = ParseProgressRecord(FormatProgressRecord(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_FALSE(back->has_window);
+  // Counts of another length, or negative, are refused.
+  ProgressRecord plain;
+  plain.phase = "train";
+  std::string line = FormatProgressRecord(plain);
+  line.pop_back();  // the closing brace: fields are appended
+  EXPECT_FALSE(
+      ParseProgressRecord(line + R"(,"steps":1,"samples":1,"step_s":{"sum":1,"counts":[1]}})")
+          .ok());
+  EXPECT_FALSE(ParseProgressRecord(line + R"(,"steps":-1,"samples":1})").ok());
+}
+
 TEST(ProgressRecordTest, AnythingElseIsRefusedNamingWhy) {
   auto why = [](const std::string& line) {
     auto r = ParseProgressRecord(line);

@@ -50,6 +50,29 @@ TEST(ProgressReaderTest, KeepsRankZerosLastTrainingFigures) {
   EXPECT_EQ(reader.figures()->step, 116);
 }
 
+// Every rank's windows are kept for the per-rank metrics until taken, in order.
+TEST(ProgressReaderTest, KeepsEveryRanksWindowsUntilTaken) {
+  ProgressReader reader;
+  for (int64_t rank : {0, 1}) {
+    ProgressRecord r;
+    r.phase = "train";
+    r.rank = rank;
+    r.step = 5;
+    r.has_window = true;
+    r.steps = 5;
+    r.samples = 32 * 5;
+    reader.Feed(FormatProgressRecord(r) + "\n");
+  }
+  reader.Feed(Line("train", 0, 10, 1.0));  // no window
+  auto windows = reader.TakeWindows();
+  ASSERT_EQ(windows.size(), 2u);
+  EXPECT_EQ(windows[0].rank, 0);
+  EXPECT_EQ(windows[1].rank, 1);
+  EXPECT_EQ(windows[1].samples, 160);
+  EXPECT_TRUE(reader.TakeWindows().empty());
+  EXPECT_EQ(reader.figures()->step, 10);
+}
+
 class TrainerProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -8,6 +8,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -670,12 +671,77 @@ class WorkerDaemon::Impl {
   }
 
   void UpdateMetrics() {
+    // Each rank's windows (progress_record.h) go into its series; taken either way.
+    std::set<std::pair<int64_t, int64_t>> live;  // (trial, rank) of running attempts
+    for (auto& [key, child] : children_) {
+      std::vector<ProgressRecord> windows = child.progress.TakeWindows();
+      if (!exposer_) continue;
+      for (const ProgressRecord& w : windows) AddWindow(child.trial, w);
+      if (!child.exit) {
+        for (const auto& [series_key, unused] : rank_series_) {
+          if (series_key.first == child.trial) live.insert(series_key);
+        }
+      }
+    }
     if (!exposer_) return;
+    // An ended attempt's series go (label sets stay bounded by the running trials' ranks).
+    for (auto it = rank_series_.begin(); it != rank_series_.end();) {
+      if (live.count(it->first)) {
+        ++it;
+        continue;
+      }
+      RankSeries& r = it->second;
+      steps_family_.Remove(r.steps);
+      samples_family_.Remove(r.samples);
+      step_time_family_.Remove(r.step);
+      data_wait_family_.Remove(r.wait);
+      allreduce_family_.Remove(r.sync);
+      checkpoint_write_family_.Remove(r.checkpoint_write);
+      grad_norm_family_.Remove(r.grad_norm);
+      checkpoint_age_family_.Remove(r.checkpoint_age);
+      checkpoint_interval_family_.Remove(r.checkpoint_interval);
+      it = rank_series_.erase(it);
+    }
     running_gauge_.Set(static_cast<double>(LiveChildren()));
     slots_gauge_.Set(static_cast<double>(options_.slots));
     started_counter_.Increment(static_cast<double>(started_) - started_counter_.Value());
     heartbeat_failures_counter_.Increment(static_cast<double>(heartbeat_failures_) -
                                           heartbeat_failures_counter_.Value());
+  }
+
+  // One rank's window into its series (made at its first window).
+  void AddWindow(int64_t trial, const ProgressRecord& w) {
+    auto [it, made] = rank_series_.try_emplace({trial, w.rank});
+    RankSeries& r = it->second;
+    if (made) {
+      const std::map<std::string, std::string> labels = {{"trial", std::to_string(trial)},
+                                                         {"rank", std::to_string(w.rank)}};
+      const prometheus::Histogram::BucketBoundaries bounds(DurationBucketsSeconds().begin(),
+                                                           DurationBucketsSeconds().end());
+      r.steps = &steps_family_.Add(labels);
+      r.samples = &samples_family_.Add(labels);
+      r.step = &step_time_family_.Add(labels, bounds);
+      r.wait = &data_wait_family_.Add(labels, bounds);
+      r.sync = &allreduce_family_.Add(labels, bounds);
+      r.checkpoint_write = &checkpoint_write_family_.Add(labels, bounds);
+      r.grad_norm = &grad_norm_family_.Add(labels);
+      r.checkpoint_age = &checkpoint_age_family_.Add(labels);
+      r.checkpoint_interval = &checkpoint_interval_family_.Add(labels);
+    }
+    r.steps->Increment(static_cast<double>(w.steps));
+    r.samples->Increment(static_cast<double>(w.samples));
+    auto observe = [](prometheus::Histogram* h, const DurationCounts& d) {
+      if (d.total() == 0) return;
+      std::vector<double> increments(d.counts.begin(), d.counts.end());
+      h->ObserveMultiple(increments, d.sum);
+    };
+    observe(r.step, w.step_s);
+    observe(r.wait, w.data_wait_s);
+    observe(r.sync, w.allreduce_s);
+    observe(r.checkpoint_write, w.checkpoint_write_s);
+    if (w.grad_norm >= 0) r.grad_norm->Set(w.grad_norm);
+    r.checkpoint_age->Set(w.checkpoint_age_s);
+    r.checkpoint_interval->Set(w.checkpoint_interval_s);
   }
 
   WorkerOptions options_;
@@ -726,6 +792,62 @@ class WorkerDaemon::Impl {
           .Help("Assignments refused because a path left this worker's roots")
           .Register(*registry_)
           .Add({});
+  // Per-rank training figures (docs/metrics.md), by (trial, rank) while its attempt runs.
+  struct RankSeries {
+    prometheus::Counter *steps = nullptr, *samples = nullptr;
+    prometheus::Histogram *step = nullptr, *wait = nullptr, *sync = nullptr,
+                          *checkpoint_write = nullptr;
+    prometheus::Gauge *grad_norm = nullptr, *checkpoint_age = nullptr,
+                      *checkpoint_interval = nullptr;
+  };
+  std::map<std::pair<int64_t, int64_t>, RankSeries> rank_series_;
+  prometheus::Family<prometheus::Counter>& steps_family_ =
+      prometheus::BuildCounter()
+          .Name("maestro_trainer_optimizer_steps_total")
+          .Help("Optimizer steps a trainer rank took in its current attempt")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Counter>& samples_family_ =
+      prometheus::BuildCounter()
+          .Name("maestro_trainer_samples_total")
+          .Help("Samples a trainer rank trained on in its current attempt")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Histogram>& step_time_family_ =
+      prometheus::BuildHistogram()
+          .Name("maestro_trainer_step_seconds")
+          .Help("Time of one optimizer step (its evaluation and checkpoint left out)")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Histogram>& data_wait_family_ =
+      prometheus::BuildHistogram()
+          .Name("maestro_trainer_data_wait_seconds")
+          .Help("Time one optimizer step waited for its batches")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Histogram>& allreduce_family_ =
+      prometheus::BuildHistogram()
+          .Name("maestro_trainer_allreduce_seconds")
+          .Help("Time one optimizer step spent in the gradient all-reduce (data-parallel runs)")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Histogram>& checkpoint_write_family_ =
+      prometheus::BuildHistogram()
+          .Name("maestro_trainer_checkpoint_write_seconds")
+          .Help("Time to write and commit one checkpoint (rank 0 writes it)")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Gauge>& grad_norm_family_ =
+      prometheus::BuildGauge()
+          .Name("maestro_trainer_grad_norm")
+          .Help("Global gradient norm at the last progress record (before clipping)")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Gauge>& checkpoint_age_family_ =
+      prometheus::BuildGauge()
+          .Name("maestro_trainer_checkpoint_age_seconds")
+          .Help("Time since the trainer's last committed checkpoint, at its last progress record")
+          .Register(*registry_);
+  prometheus::Family<prometheus::Gauge>& checkpoint_interval_family_ =
+      prometheus::BuildGauge()
+          .Name("maestro_trainer_checkpoint_interval_seconds")
+          .Help(
+              "The expected time between checkpoints (checkpoint.interval_seconds, or "
+              "interval_steps at the measured step time); 0: none")
+          .Register(*registry_);
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 

@@ -7,6 +7,9 @@ void ProgressReader::Feed(std::string_view bytes) {
   size_t start = 0, end;
   while ((end = partial_.find('\n', start)) != std::string::npos) {
     auto record = ParseProgressRecord(std::string_view(partial_.data() + start, end - start));
+    if (record.ok() && record->has_window && windows_.size() < kMaxWindows) {
+      windows_.push_back(*record);
+    }
     if (record.ok() && record->rank == 0 && record->phase == "train") {
       figures_ = std::move(*record);
     } else if (!record.ok() && first_problem_.empty()) {

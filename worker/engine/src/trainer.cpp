@@ -466,11 +466,19 @@ class Trainer {
     int64_t window_images = 0;
     double window_sync_s = 0;  // time in the gradient all-reduce (data-parallel runs)
     int64_t window_steps = 0;
+    // The progress record's window (progress_record.h): per-step durations since the last
+    // record, counted into the shared buckets.
+    DurationCounts window_step_s, window_wait_s, window_sync_counts, window_checkpoint_s;
+    double step_wait_s = 0;  // waiting for data in the current optimizer step's micro-batches
+    double grad_norm = -1;
+    auto last_step_end = start;
     RecordProgress("start", static_cast<double>(position_.epoch), 0, 0, 0);
     double logged_loss = 0, logged_rate = 0;  // the last progress line's, for the "done" record
 
     while (position_.optimizer_step < total_steps_) {
+      const auto fetch_start = Clock::now();
       dataloader::Batch batch = source_->Next();
+      step_wait_s += std::chrono::duration<double>(Clock::now() - fetch_start).count();
       for (const auto& reason : batch.skipped) {
         if (++skipped_samples_ <= 20) out_ << "warning: corrupt " << reason << " replaced\n";
       }
@@ -517,7 +525,9 @@ class Trainer {
         const auto sync_start = Clock::now();
         if (Status s = grad_sync_->AllReduce(*comm_); !s.ok())
           return Fail({kExitRetryableFailure, "gradient all-reduce: " + s.ToString()});
-        window_sync_s += std::chrono::duration<double>(Clock::now() - sync_start).count();
+        const double sync_s = std::chrono::duration<double>(Clock::now() - sync_start).count();
+        window_sync_s += sync_s;
+        window_sync_counts.Observe(sync_s);
         std::vector<torch::Tensor> shared = {
             torch::tensor(
                 {static_cast<float>(step_loss), stopping ? 1.0f : 0.0f, by_time ? 1.0f : 0.0f})
@@ -528,17 +538,26 @@ class Trainer {
         stopping = shared[0][1].item<float>() > 0;
         by_time = shared[0][2].item<float>() > 0;
       }
+      // The gradient norm of the steps that end a log window (reading the gradients only).
+      const bool logs_next = (position_.optimizer_step + 1) % config_.log.interval_steps == 0 ||
+                             position_.optimizer_step + 1 == total_steps_;
       if (config_.optim.clip_grad > 0) {
         std::vector<torch::Tensor> params;
         for (auto& p : job_->module().parameters()) {
           if (p.requires_grad()) params.push_back(p);
         }
-        torch::nn::utils::clip_grad_norm_(params, config_.optim.clip_grad);
+        const double norm = torch::nn::utils::clip_grad_norm_(params, config_.optim.clip_grad);
+        if (logs_next) grad_norm = norm;
+      } else if (logs_next) {
+        grad_norm = GradientNorm();
       }
       job_->optimizer().Step(lr);
       job_->optimizer().ZeroGrad();
       ++position_.optimizer_step;
       ++window_steps;
+      window_step_s.Observe(std::chrono::duration<double>(Clock::now() - last_step_end).count());
+      window_wait_s.Observe(step_wait_s);
+      step_wait_s = 0;
       WriteParameterChecksum();
       loss_sum = 0;
       micro_in_step = 0;
@@ -580,13 +599,31 @@ class Trainer {
           out_ << line;
         }
         out_ << std::endl;
-        RecordProgress("train", epoch_now, step_loss, lr, rate);
+        ProgressRecord window;
+        window.has_window = true;
+        window.steps = window_steps;
+        window.samples = window_images;
+        window.step_s = window_step_s;
+        window.data_wait_s = window_wait_s;
+        window.allreduce_s = window_sync_counts;
+        window.checkpoint_write_s = window_checkpoint_s;
+        window.grad_norm = grad_norm;
+        window.checkpoint_age_s =
+            std::chrono::duration<double>(Clock::now() - last_checkpoint_time_).count();
+        window.checkpoint_interval_s =
+            config_.checkpoint.interval_seconds > 0 ? config_.checkpoint.interval_seconds
+            : config_.checkpoint.interval_steps > 0
+                ? static_cast<double>(config_.checkpoint.interval_steps) * window_step_s.sum /
+                      static_cast<double>(std::max<int64_t>(1, window_step_s.total()))
+                : 0;
+        RecordProgress("train", epoch_now, step_loss, lr, rate, std::move(window));
         logged_loss = step_loss;
         logged_rate = rate;
         window_start = Clock::now();
         window_images = 0;
         window_sync_s = 0;
         window_steps = 0;
+        window_step_s = window_wait_s = window_sync_counts = window_checkpoint_s = {};
       }
 
       const bool finished = position_.optimizer_step == total_steps_;
@@ -630,16 +667,21 @@ class Trainer {
             return Fail({kExitRetryableFailure, "barrier: " + s.ToString()});
         }
         if (rank_ == 0) {
+          const auto save_start = Clock::now();
           if (Status s = SaveCheckpoint(lr); !s.ok()) {
             if (distributed_) comm_->Abort("checkpoint: " + s.ToString());
             return Fail({kExitRetryableFailure, "checkpoint: " + s.ToString()});
           }
+          window_checkpoint_s.Observe(
+              std::chrono::duration<double>(Clock::now() - save_start).count());
         } else {
           last_checkpoint_time_ = Clock::now();
         }
         if (Status s = comm_->Barrier(); !s.ok())
           return Fail({kExitRetryableFailure, "barrier: " + s.ToString()});
       }
+      // The next step's time starts here (its evaluation and checkpoint are not in it).
+      last_step_end = Clock::now();
       if (stopping) {
         out_ << "preempted by signal " << g_stop_signal.load()
              << (world_size_ > 1 ? " (on some rank)" : "") << " after optimizer step "
@@ -663,9 +705,8 @@ class Trainer {
   // This rank's progress record (progress_record.h), when the worker asked for them. A record
   // that cannot be written is reported once and training goes on.
   void RecordProgress(const char* phase, double epoch, double loss, double lr,
-                      double images_per_second) {
+                      double images_per_second, ProgressRecord record = {}) {
     if (progress_file_.empty()) return;
-    ProgressRecord record;
     record.phase = phase;
     record.rank = rank_;
     record.step = position_.optimizer_step;
@@ -682,6 +723,15 @@ class Trainer {
                 << " (no more are written)" << std::endl;
       progress_file_.clear();
     }
+  }
+
+  // The global gradient norm (the gradients are read, not changed).
+  double GradientNorm() {
+    std::vector<torch::Tensor> norms;
+    for (auto& p : job_->module().parameters()) {
+      if (p.grad().defined()) norms.push_back(p.grad().detach().norm());
+    }
+    return norms.empty() ? 0 : torch::stack(norms).norm().item<double>();
   }
 
   // result.json: what a scheduler reads of a finished run (docs/training.md): the job, its

@@ -7,12 +7,21 @@
 // for people only and is never parsed.
 //
 //   {"v":1,"phase":"train","rank":0,"step":40,"total_steps":235,"epoch":0.34,"loss":0.1234,
-//    "lr":0.0001234,"images_per_s":1234,"time_ms":1796601600000}
+//    "lr":0.0001234,"images_per_s":1234,"time_ms":1796601600000,
+//    "steps":10,"samples":320,"step_s":{"sum":1.2,"counts":[0,...]},"data_wait_s":{...},
+//    "allreduce_s":{...},"checkpoint_write_s":{...},"grad_norm":0.8,"checkpoint_age_s":12.5,
+//    "checkpoint_interval_s":30}
+//
+// The window fields (steps on) cover the optimizer steps since this rank's previous record;
+// durations are counted into kDurationBucketsSeconds (a Prometheus histogram's buckets, so the
+// daemon adds them up without the single values). They are optional: a record without them
+// has no window figures.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "maestro/shared/status.h"
 
@@ -22,6 +31,22 @@ inline constexpr int64_t kProgressRecordVersion = 1;
 // The environment variable naming the progress file (unset: no records are written).
 inline constexpr char kProgressFileEnv[] = "MAESTRO_PROGRESS_FILE";
 
+// Upper bounds of the duration buckets, in seconds (a last bucket, +Inf, follows).
+inline const std::vector<double>& DurationBucketsSeconds() {
+  static const std::vector<double> bounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                             0.5,   1,      2.5,   5,    10,    30,   60,  300};
+  return bounds;
+}
+
+// Durations counted into DurationBucketsSeconds() (non-cumulative counts: counts[i] values fell
+// in (bounds[i-1], bounds[i]]; the last entry, above the last bound) and their sum.
+struct DurationCounts {
+  std::vector<int64_t> counts = std::vector<int64_t>(DurationBucketsSeconds().size() + 1, 0);
+  double sum = 0;
+  void Observe(double seconds);
+  int64_t total() const;
+};
+
 struct ProgressRecord {
   // "start" (before the first step; no figures yet), "train" (a progress line's figures),
   // "done" (after the last step: the last progress line's figures again).
@@ -30,6 +55,13 @@ struct ProgressRecord {
   int64_t step = 0, total_steps = 0;  // optimizer steps
   double epoch = 0, loss = 0, lr = 0, images_per_second = 0;
   int64_t time_ms = 0;  // wall clock
+  // The window since this rank's previous record (absent: has_window false).
+  bool has_window = false;
+  int64_t steps = 0, samples = 0;  // optimizer steps and this rank's samples
+  DurationCounts step_s, data_wait_s, allreduce_s, checkpoint_write_s;
+  double grad_norm = -1;             // the last step's global gradient norm; -1: not measured
+  double checkpoint_age_s = 0;       // since the last committed checkpoint (or the start)
+  double checkpoint_interval_s = 0;  // the expected time between checkpoints; 0: unknown
 };
 
 // One line of JSON, without the newline.
