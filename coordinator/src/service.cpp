@@ -331,18 +331,28 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
         !refused.ok()) {
       return refused;
     }
-    if (auto creator = scheduler_->ExperimentCreator(request->experiment_id());
-        creator.ok() && !OwnedBy(caller, *creator)) {
-      return Refuse(*context, "CancelExperiment", "owner", &caller,
-                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                 "experiment " + std::to_string(request->experiment_id()) +
-                                     " was created by another user (an admin may cancel it)"));
+    if (auto refused = RefuseUnlessOwner(*context, "CancelExperiment", request->experiment_id(),
+                                         caller, "cancel");
+        !refused.ok()) {
+      return refused;
     }
     auto canceled = scheduler_->CancelExperiment(request->experiment_id(), caller.Actor());
     if (!canceled.ok()) return ToGrpcStatus(canceled.status());
     response->set_canceled_queued(canceled->first);
     response->set_stopping(canceled->second);
     return grpc::Status::OK;
+  }
+
+  // OK when `caller` may change experiment `id` (its creator, or an admin; an unknown id is the
+  // call's own NOT_FOUND); else the refusal, counted and logged.
+  grpc::Status RefuseUnlessOwner(const grpc::ServerContext& context, const char* rpc, int64_t id,
+                                 const Caller& caller, const char* verb) {
+    auto creator = scheduler_->ExperimentCreator(id);
+    if (!creator.ok() || OwnedBy(caller, *creator)) return grpc::Status::OK;
+    return Refuse(context, rpc, "owner", &caller,
+                  grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                               "experiment " + std::to_string(id) +
+                                   " was created by another user (an admin may " + verb + " it)"));
   }
 
   grpc::Status ContinueExperiment(grpc::ServerContext* context,
@@ -353,12 +363,10 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
         !refused.ok()) {
       return refused;
     }
-    if (auto creator = scheduler_->ExperimentCreator(request->experiment_id());
-        creator.ok() && !OwnedBy(caller, *creator)) {
-      return Refuse(*context, "ContinueExperiment", "owner", &caller,
-                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                 "experiment " + std::to_string(request->experiment_id()) +
-                                     " was created by another user (an admin may continue it)"));
+    if (auto refused = RefuseUnlessOwner(*context, "ContinueExperiment", request->experiment_id(),
+                                         caller, "continue");
+        !refused.ok()) {
+      return refused;
     }
     auto queued = scheduler_->ContinueExperiment(request->experiment_id(), caller.Actor());
     if (!queued.ok()) return ToGrpcStatus(queued.status());
@@ -374,12 +382,10 @@ class CoordinatorServer::Impl final : public pb::Coordinator::Service {
         !refused.ok()) {
       return refused;
     }
-    if (auto creator = scheduler_->ExperimentCreator(request->experiment_id());
-        creator.ok() && !OwnedBy(caller, *creator)) {
-      return Refuse(*context, "ExtendExperiment", "owner", &caller,
-                    grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                                 "experiment " + std::to_string(request->experiment_id()) +
-                                     " was created by another user (an admin may extend it)"));
+    if (auto refused = RefuseUnlessOwner(*context, "ExtendExperiment", request->experiment_id(),
+                                         caller, "extend");
+        !refused.ok()) {
+      return refused;
     }
     auto added =
         scheduler_->ExtendExperiment(request->experiment_id(), request->trials(), caller.Actor());

@@ -887,6 +887,14 @@ TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
             grpc::StatusCode::PERMISSION_DENIED);
   ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::ContinueExperiment, continue_request, &continued).ok());
   EXPECT_GE(continued.queued(), 1);
+  // Nor extend it (refused for the owner check, before the search method is looked at).
+  pb::ExtendExperimentRequest extend_request;
+  extend_request.set_experiment_id(created.experiment_id());
+  extend_request.set_trials(1);
+  pb::ExtendExperimentResponse extended;
+  EXPECT_EQ(Rpc(&pb::Coordinator::Stub::ExtendExperiment, extend_request, &extended, &mallory)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   pb::ListEventsRequest request;
   pb::ListEventsResponse response;
   ASSERT_TRUE(Rpc(&pb::Coordinator::Stub::ListEvents, request, &response).ok());
