@@ -856,6 +856,21 @@ TEST_F(ServiceTest, EveryRpcAnswersEveryCallerWithTheCodeItsRoleEarns) {
   EXPECT_EQ(cells, static_cast<int>(callers.size() * rpcs.size()));
 }
 
+// Worker ids slurm-* belong to the Slurm backend's attempts: nobody enrolls one, not even an
+// admin (a standing worker under such a name could pose as an attempt's job).
+TEST_F(ServiceTest, SlurmAttemptWorkerIdsCannotBeEnrolled) {
+  pb::CreateTokenRequest request;
+  request.set_role("worker");
+  request.set_name("slurm-1-1");
+  pb::CreateTokenResponse response;
+  const grpc::Status refused = Rpc(&pb::Coordinator::Stub::CreateToken, request, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("reserved for the Slurm backend"), std::string::npos)
+      << refused.error_message();
+  request.set_name("node-slurm-1");  // only the prefix is reserved
+  EXPECT_TRUE(Rpc(&pb::Coordinator::Stub::CreateToken, request, &response).ok());
+}
+
 // Audit: a state change names the credential that made it.
 TEST_F(ServiceTest, EveryStateChangeRecordsTheCredentialThatMadeIt) {
   const std::string alice = NewToken("user", "alice");
