@@ -73,15 +73,9 @@ Status Scheduler::Load() {
       // registers again as any worker does.
       const AttemptRef ref{trial.id, trial.attempt};
       const ExperimentSpec* spec = SpecOf(trial);
-      const Json* dataset = spec != nullptr ? catalogue_.Dataset(spec->dataset) : nullptr;
       std::optional<AttemptPlan> plan;
-      if (trial.state == TrialState::kAssigned && dataset != nullptr) {
-        auto planned =
-            PlanAttempt(trial, *spec, *dataset, {options_.runs_dir, options_.grace_period_ms});
-        if (planned.ok()) {
-          planned->nodes = spec->resources.nodes;
-          plan = std::move(*planned);
-        }
+      if (trial.state == TrialState::kAssigned && spec != nullptr) {
+        if (auto planned = PlanOf(trial, *spec); planned.ok()) plan = std::move(*planned);
       }
       if (!plan) workers_.Expect(trial.worker, ref, now);
       slurm_->Recover(trial.worker, ref, plan ? &*plan : nullptr);
@@ -232,13 +226,8 @@ Result<std::vector<int64_t>> Scheduler::ExtendExperiment(int64_t id, int64_t cou
     std::lock_guard<std::mutex> lock(mutex_);
     const Json* experiment = catalogue_.Experiment(id);
     if (experiment == nullptr) return NotFoundError("no experiment " + std::to_string(id));
-    const ExperimentSpec* known = catalogue_.Spec(id);
-    if (known == nullptr) {
-      return FailedPreconditionError("experiment " + std::to_string(id) + " " +
-                                     experiment->StringOr("refused", "cannot be run") +
-                                     ": submit it again");
-    }
-    spec = *known;
+    MAESTRO_RETURN_IF_ERROR(CheckRunnable(id, *experiment));
+    spec = *catalogue_.Spec(id);
     tree = experiment->Find("spec") != nullptr ? *experiment->Find("spec") : Json();
   }
   if (spec.searcher.name != "random") {
@@ -358,11 +347,7 @@ Result<int64_t> Scheduler::ContinueExperiment(int64_t id, const std::string& act
   std::lock_guard<std::mutex> lock(mutex_);
   Json* experiment = catalogue_.Experiment(id);
   if (experiment == nullptr) return NotFoundError("no experiment " + std::to_string(id));
-  if (catalogue_.Spec(id) == nullptr) {
-    return FailedPreconditionError("experiment " + std::to_string(id) + " " +
-                                   experiment->StringOr("refused", "cannot be run") +
-                                   ": submit it again");
-  }
+  MAESTRO_RETURN_IF_ERROR(CheckRunnable(id, *experiment));
   Change change;
   change.SetActor(actor);
   if (experiment->StringOr("state") == "canceled") {
@@ -631,6 +616,25 @@ ResourceUse Scheduler::UseOf(const WorkerState& worker) const {
   return used;
 }
 
+Result<AttemptPlan> Scheduler::PlanOf(const TrialRecord& trial, const ExperimentSpec& spec) const {
+  const Json* dataset = catalogue_.Dataset(spec.dataset);
+  if (dataset == nullptr) {
+    return FailedPreconditionError("dataset '" + spec.dataset + "' is no longer registered");
+  }
+  MAESTRO_ASSIGN_OR_RETURN(
+      AttemptPlan plan,
+      PlanAttempt(trial, spec, *dataset, {options_.runs_dir, options_.grace_period_ms}));
+  if (slurm_) plan.nodes = spec.resources.nodes;  // one worker starts every node's ranks
+  return plan;
+}
+
+Status Scheduler::CheckRunnable(int64_t id, const Json& experiment) const {
+  if (catalogue_.Spec(id) != nullptr) return OkStatus();
+  return FailedPreconditionError("experiment " + std::to_string(id) + " " +
+                                 experiment.StringOr("refused", "cannot be run") +
+                                 ": submit it again");
+}
+
 std::optional<AttemptPlan> Scheduler::AssignAttempt(TrialRecord& trial, const ExperimentSpec& spec,
                                                     const std::vector<std::string>& gang,
                                                     Lifecycle& life) {
@@ -643,12 +647,7 @@ std::optional<AttemptPlan> Scheduler::AssignAttempt(TrialRecord& trial, const Ex
   Applied(life.Assign(
       trial, gang,
       {{"stage", stage_name}, {"resume", trial.stage_runs > 0}, {"queue_wait_ms", queue_wait_ms}}));
-  const Json* dataset = catalogue_.Dataset(spec.dataset);
-  auto plan =
-      dataset != nullptr
-          ? PlanAttempt(trial, spec, *dataset, {options_.runs_dir, options_.grace_period_ms})
-          : Result<AttemptPlan>(
-                FailedPreconditionError("dataset '" + spec.dataset + "' is no longer registered"));
+  auto plan = PlanOf(trial, spec);
   if (!plan.ok()) {
     Applied(life.Fail(trial, "cannot_start", plan.status().ToString(),
                       "cannot start: " + plan.status().ToString()));
@@ -677,7 +676,6 @@ void Scheduler::ScheduleOnSlurm(Lifecycle& life) {
     const std::string worker = SlurmWorkerId({trial.id, trial.attempt + 1});
     std::optional<AttemptPlan> plan = AssignAttempt(trial, *spec, {worker}, life);
     if (!plan) continue;
-    plan->nodes = spec->resources.nodes;  // one worker starts every node's ranks
     backend_->Launch({worker}, {std::move(*plan)});
     ++running_per_experiment[trial.experiment];
     ++jobs;

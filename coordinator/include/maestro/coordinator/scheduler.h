@@ -181,6 +181,12 @@ class Scheduler {
   // The Slurm backend: each queued trial (within max_concurrent_trials and the backend's job
   // limit) becomes an attempt of its own worker id, launched as a batch job.
   void ScheduleOnSlurm(Lifecycle& life);
+  // The plan of `trial`'s current attempt on its registered dataset (with the Slurm backend,
+  // for every node at once: one worker starts all the ranks). FAILED_PRECONDITION when the
+  // dataset is no longer registered; PlanAttempt's errors.
+  Result<AttemptPlan> PlanOf(const TrialRecord& trial, const ExperimentSpec& spec) const;
+  // FAILED_PRECONDITION for experiment `id` refused at load (no spec to run it by).
+  Status CheckRunnable(int64_t id, const Json& experiment) const;
   // Assigns `trial`'s next attempt to `gang` (dequeued already) and plans it; a plan that
   // cannot be made fails the trial (nullopt).
   std::optional<AttemptPlan> AssignAttempt(TrialRecord& trial, const ExperimentSpec& spec,
