@@ -71,7 +71,9 @@ Json OptimJson(const OptimConfig& o) {
                            {"weight_decay", o.weight_decay},
                            {"betas", Doubles({o.beta1, o.beta2})},
                            {"clip_grad", o.clip_grad},
-                           {"max_steps", o.max_steps}});
+                           {"max_steps", o.max_steps},
+                           {"max_epochs", o.max_epochs},
+                           {"steps", o.steps}});
 }
 
 template <typename T>
@@ -208,6 +210,10 @@ Json TrainConfig::ToJson() const {
       {"log", Json(Json::Object{{"interval_steps", log.interval_steps}})},
       {"dist", Json(Json::Object{{"bucket_mb", dist.bucket_mb}, {"timeout_s", dist.timeout_s}})},
   });
+  if (!is_classification()) {
+    out.as_object()["eval"] = Json(Json::Object{
+        {"images", eval.images}, {"split", eval.split}, {"mask_seed", eval.mask_seed}});
+  }
   if (is_classification()) {
     Json classify_json = ClassifyJson(classify);
     classify_json.as_object()["pretrained"] = Json(classify.pretrained);
@@ -219,9 +225,11 @@ Json TrainConfig::ToJson() const {
 }
 
 std::string TrainConfig::ResultHash() const {
-  // max_steps only stops a run early; the steps it runs do not depend on it.
+  // max_steps and max_epochs only stop a run early; the steps it runs do not depend on them.
   Json optim_json = OptimJson(optim);
   optim_json.as_object().erase("max_steps");
+  optim_json.as_object().erase("max_epochs");
+  if (optim.steps == 0) optim_json.as_object().erase("steps");
   Json relevant(Json::Object{{"model", ModelJson(model_preset, model)},
                              {"data", AugmentJson(data)},
                              {"optim", std::move(optim_json)},
@@ -295,6 +303,8 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
   }
   o.Read("clip_grad", &c.optim.clip_grad);
   o.Read("max_steps", &c.optim.max_steps);
+  o.Read("max_epochs", &c.optim.max_epochs);
+  o.Read("steps", &c.optim.steps);
 
   ConfigReader& r = root.Section("run");
   int64_t seed = 0;
@@ -319,6 +329,13 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
   ds.Read("timeout_s", &c.dist.timeout_s);
 
   if (c.is_classification()) ReadClassify(root.Section("classify"), c);
+  ConfigReader* ev = nullptr;
+  if (!c.is_classification()) {
+    ev = &root.Section("eval");
+    ev->Read("images", &c.eval.images);
+    ev->Read("split", &c.eval.split);
+    ev->Read("mask_seed", &c.eval.mask_seed);
+  }
 
   // Values, once types are right.
   if (c.optim.optimizer != "adamw" && c.optim.optimizer != "lars")
@@ -330,6 +347,19 @@ Result<TrainConfig> ParseTrainConfig(const Json& tree, const std::string& job) {
     o.Fail("warmup_epochs", "must be in [0, epochs)");
   }
   if (c.optim.max_steps < 0) o.Fail("max_steps", "must be non-negative");
+  if (!(c.optim.max_epochs >= 0 && c.optim.max_epochs <= kMaxEpochs)) {
+    o.Fail("max_epochs", "must be in [0, " + std::to_string(kMaxEpochs) + "]");
+  }
+  if (c.optim.steps < 0 || c.optim.steps > kMaxSteps) {
+    o.Fail("steps", "must be in [0, " + std::to_string(kMaxSteps) + "] (0: epochs decide)");
+  }
+  if (ev != nullptr) {
+    if (c.eval.images < 0 || c.eval.images > kMaxEvalImages) {
+      ev->Fail("images", "must be in [0, " + std::to_string(kMaxEvalImages) + "] (0: off)");
+    }
+    if (c.eval.split.empty()) ev->Fail("split", "must name a split (test: held out)");
+    if (c.eval.mask_seed < 0) ev->Fail("mask_seed", "must be non-negative");
+  }
   if (c.data.mean.size() != static_cast<size_t>(c.model.in_chans) ||
       c.data.std.size() != static_cast<size_t>(c.model.in_chans)) {
     d.Fail("mean", "mean and std need one value per input channel (" +

@@ -17,6 +17,7 @@
 #include "maestro/dataloader/dataset.h"
 #include "maestro/dataloader/transform.h"
 #include "maestro/engine/data.h"
+#include "maestro/engine/heldout.h"
 #include "maestro/engine/pretrained.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/flags.h"
@@ -48,7 +49,7 @@ constexpr const char* kUsage = R"(usage: maestro <noun> <verb> [flags]
                 queue an experiment's failed and canceled trials again (fresh restart
                 budgets, resuming from their checkpoints)
   experiment extend ID --trials N
-                add N trials to a random search (its next draws)
+                add N trials to a random or asha search (its next draws)
   trial logs ID [-f]
                 a trial's trainer output, every attempt; -f follows it
   trial compare A B
@@ -96,15 +97,10 @@ void AddCommon(maestro::FlagParser& flags, CommonArgs& args) {
   flags.Add("seed", &args.seed, "seed of the mask noise");
 }
 
-struct EvalBatch {
-  torch::Tensor images;  // (N, C, S, S) normalized
-  torch::Tensor noise;   // (N, L)
-};
+using EvalBatch = maestro::engine::HeldOutImages;
 
-// The first `count` images of the split, resized to the model's input (no crop, no flip),
-// channels replicated when the model wants more, normalized; mask noise keyed by (seed, index).
+// The first `count` images of the split (engine/heldout.h).
 EvalBatch LoadImages(const PretrainedMae& pretrained, const CommonArgs& args, int64_t count) {
-  const auto& o = pretrained.model->options();
   maestro::engine::DataConfig data = pretrained.data;
   data.split = args.split;
   if (!args.data_dir.empty()) {
@@ -113,24 +109,11 @@ EvalBatch LoadImages(const PretrainedMae& pretrained, const CommonArgs& args, in
   }
   auto dataset = maestro::engine::OpenDataset(data);
   if (!dataset.ok()) throw maestro::Error(dataset.status());
-  count = std::min(count, (*dataset)->size());
-  maestro::dataloader::AugmentOptions eval;
-  eval.output_size = o.img_size;
-  eval.random_crop = false;
-  eval.horizontal_flip = false;
-  std::vector<torch::Tensor> images, noise;
-  for (int64_t i = 0; i < count; ++i) {
-    auto sample = (*dataset)->Get(i);
-    if (!sample.ok()) throw maestro::Error(sample.status());
-    auto image = maestro::dataloader::AugmentSample(*sample, eval, 0, 0);
-    if (image.size(0) != o.in_chans) image = image.expand({o.in_chans, -1, -1});
-    images.push_back(image);
-    noise.push_back(
-        maestro::dataloader::MaskNoise(o.num_patches(), static_cast<uint64_t>(args.seed), 0, i));
-  }
-  auto mean = torch::tensor(pretrained.mean, torch::kFloat32).view({1, -1, 1, 1});
-  auto std = torch::tensor(pretrained.std, torch::kFloat32).view({1, -1, 1, 1});
-  return {(torch::stack(images).to(torch::kFloat32) / 255.0 - mean) / std, torch::stack(noise)};
+  auto images =
+      maestro::engine::LoadHeldOutImages(**dataset, pretrained.model->options(), pretrained.mean,
+                                         pretrained.std, count, static_cast<uint64_t>(args.seed));
+  if (!images.ok()) throw maestro::Error(images.status());
+  return std::move(*images);
 }
 
 int VizRecon(int argc, char** argv) {
@@ -248,24 +231,10 @@ int EvalRecon(int argc, char** argv) {
   if (!pretrained.ok()) throw maestro::Error(pretrained.status());
   auto& model = pretrained->model;
   EvalBatch batch = LoadImages(*pretrained, args, args.images);
-  torch::NoGradGuard no_grad;
-  double model_loss_sum = 0, baseline_loss_sum = 0;
-  const int64_t n = batch.images.size(0), chunk = 500;
-  for (int64_t begin = 0; begin < n; begin += chunk) {
-    auto imgs = batch.images.slice(0, begin, std::min(n, begin + chunk));
-    auto noise = batch.noise.slice(0, begin, std::min(n, begin + chunk));
-    auto out = model->forward(imgs, noise);
-    const double weight = static_cast<double>(imgs.size(0));
-    model_loss_sum += out.loss.item<double>() * weight;
-    // The baseline: the mean of the visible target patches, for every patch.
-    auto target = model->loss_target(imgs);
-    auto visible = (1 - out.mask).unsqueeze(-1);                               // (B, L, 1)
-    auto mean_patch = (target * visible).sum(1, true) / visible.sum(1, true);  // (B, 1, D)
-    auto baseline_pred = mean_patch.expand_as(target);
-    baseline_loss_sum += model->forward_loss(imgs, baseline_pred, out.mask).item<double>() * weight;
-  }
-  const double model_loss = model_loss_sum / static_cast<double>(n);
-  const double baseline_loss = baseline_loss_sum / static_cast<double>(n);
+  const auto figures = maestro::engine::MeasureMaskedLoss(model, batch, /*with_baseline=*/true);
+  const double model_loss = figures.model_loss;
+  const double baseline_loss = figures.baseline_loss;
+  const int64_t n = batch.images.size(0);
   std::printf(
       "%s on %lld %s images (mask ratio %.2f, seed %lld):\n  masked-patch loss %.4f\n"
       "  mean-of-visible baseline %.4f\n  ratio %.3f\n",

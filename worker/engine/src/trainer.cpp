@@ -159,9 +159,28 @@ class Trainer {
     if (optimizer_steps_per_epoch_ == 0) {
       return Failure{kExitPermanentFailure, "optim.accum_iter exceeds the micro-steps of an epoch"};
     }
-    total_steps_ = static_cast<int64_t>(
-        std::ceil(config_.optim.epochs * static_cast<double>(optimizer_steps_per_epoch_)));
+    // The schedule spans optim.steps when set, else optim.epochs; max_steps and max_epochs
+    // stop the run earlier on the same schedule (a later run with a larger stop continues it).
+    const double steps_per_epoch = static_cast<double>(optimizer_steps_per_epoch_);
+    schedule_epochs_ = config_.optim.epochs;
+    if (config_.optim.steps > 0) {
+      schedule_epochs_ = static_cast<double>(config_.optim.steps) / steps_per_epoch;
+      if (!(config_.optim.warmup_epochs < schedule_epochs_)) {
+        return Failure{kExitPermanentFailure,
+                       "optim.warmup_epochs " + std::to_string(config_.optim.warmup_epochs) +
+                           " is not below the " + std::to_string(schedule_epochs_) +
+                           " epochs of optim.steps " + std::to_string(config_.optim.steps)};
+      }
+    }
+    total_steps_ = config_.optim.steps > 0
+                       ? config_.optim.steps
+                       : static_cast<int64_t>(std::ceil(config_.optim.epochs * steps_per_epoch));
     if (config_.optim.max_steps > 0) total_steps_ = std::min(total_steps_, config_.optim.max_steps);
+    if (config_.optim.max_epochs > 0) {
+      total_steps_ =
+          std::min(total_steps_,
+                   static_cast<int64_t>(std::ceil(config_.optim.max_epochs * steps_per_epoch)));
+    }
     out_ << "data " << dataset_->identity().name << ": " << dataset_->size() << " samples, "
          << steps_per_epoch_ << " micro-steps of " << micro_global_batch_
          << " per epoch, accum_iter " << config_.optim.accum_iter << ", " << total_steps_
@@ -487,7 +506,7 @@ class Trainer {
             static_cast<double>(position_.epoch) +
             static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_);
         lr = ScheduledLearningRate(peak_lr_, config_.optim.min_lr, config_.optim.warmup_epochs,
-                                   config_.optim.epochs, fractional_epoch);
+                                   schedule_epochs_, fractional_epoch);
       }
       auto imgs = normalize_(batch.images);
       // LibTorch's own draws (drop path) restart from a key of the micro-step, so a resumed run
@@ -640,12 +659,18 @@ class Trainer {
           metrics << record.Dump() << "\n";
           metrics.flush();
           char line[200];
-          std::snprintf(line, sizeof(line),
-                        "eval after step %lld (epoch %.2f): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
-                        static_cast<long long>(position_.optimizer_step), epoch_now,
-                        evaluation->Find("top1")->as_double(),
-                        evaluation->Find("top5")->as_double(),
-                        evaluation->Find("loss")->as_double());
+          if (const Json* top1 = evaluation->Find("top1")) {
+            std::snprintf(
+                line, sizeof(line),
+                "eval after step %lld (epoch %.2f): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
+                static_cast<long long>(position_.optimizer_step), epoch_now, top1->as_double(),
+                evaluation->Find("top5")->as_double(), evaluation->Find("loss")->as_double());
+          } else {
+            std::snprintf(line, sizeof(line),
+                          "eval after step %lld (epoch %.2f): held-out masked-patch loss %.4f",
+                          static_cast<long long>(position_.optimizer_step), epoch_now,
+                          evaluation->Find("heldout_masked_loss")->as_double());
+          }
           out_ << line << std::endl;
         }
       }
@@ -690,7 +715,11 @@ class Trainer {
       }
     }
     out_ << "completed " << total_steps_ << " optimizer steps" << std::endl;
-    RecordProgress("done", static_cast<double>(config_.optim.epochs), logged_loss, lr, logged_rate);
+    RecordProgress(
+        "done",
+        static_cast<double>(position_.epoch) +
+            static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_),
+        logged_loss, lr, logged_rate);
     if (skipped_samples_ > 0) {
       out_ << "warning: " << skipped_samples_ << " corrupt samples were replaced by the next "
            << "readable ones" << std::endl;
@@ -797,6 +826,7 @@ class Trainer {
   PixelNormalizer normalize_;
   int64_t micro_global_batch_ = 0, steps_per_epoch_ = 0, optimizer_steps_per_epoch_ = 0,
           total_steps_ = 0;
+  double schedule_epochs_ = 0;  // the learning-rate schedule's length
   double peak_lr_ = 0;
   Position position_;
   int64_t evaluated_epoch_ = 0;

@@ -49,6 +49,20 @@ struct OptimConfig {
   double clip_grad = 0;   // max global grad norm; 0 = off
   int64_t max_steps = 0;  // stop after this many optimizer steps (0 = run all epochs); the
                           // schedule still spans `epochs`
+  double max_epochs = 0;  // stop after this many epochs (0 = off), as max_steps does
+  // The run's length in optimizer steps instead of `epochs` (0: epochs decide): the schedule
+  // spans exactly these steps (warmup_epochs still counts epochs of data).
+  int64_t steps = 0;
+};
+
+// Pretraining's held-out measure (pretrain jobs only): the masked-patch loss of the first
+// `images` images of `split`, resized without crop or flip, with mask noise keyed by
+// (mask_seed, index) - the `maestro eval recon` figure - after every epoch and at the end of
+// the run, as the evaluation record {heldout_masked_loss}. It reads the model only.
+struct PretrainEvalConfig {
+  int64_t images = 0;  // 0: no held-out measure
+  std::string split = "test";
+  int64_t mask_seed = 0;
 };
 
 struct RunConfig {
@@ -114,6 +128,7 @@ struct TrainConfig {
   LogConfig log;
   DistConfig dist;
   ClassifyConfig classify;  // finetune and linprobe only
+  PretrainEvalConfig eval;  // pretrain only
 
   bool is_classification() const { return job != kJobPretrain; }
 
@@ -132,8 +147,10 @@ struct TrainConfig {
   // Every field, for printing and saving.
   Json ToJson() const;
   // sha256 of the fields that change the trained result (model, data augmentation, optim,
-  // seed, precision); paths, worker and thread counts, logging and checkpoint cadence and
-  // optim.max_steps are left out, so changing them does not make a checkpoint foreign.
+  // seed, precision); paths, worker and thread counts, logging and checkpoint cadence,
+  // optim.max_steps and optim.max_epochs (where a run stops, not what it computes) and the
+  // held-out measure are left out, so changing them does not make a checkpoint foreign.
+  // optim.steps enters only when set (configs without it hash as they always did).
   std::string ResultHash() const;
 };
 
@@ -144,6 +161,8 @@ inline constexpr int64_t kMaxDataWorkers = 64;
 inline constexpr int64_t kMaxBatchSize = 1 << 20;
 inline constexpr int64_t kMaxAccumIter = 1 << 16;
 inline constexpr double kMaxEpochs = 100000;
+inline constexpr int64_t kMaxSteps = int64_t{1} << 40;
+inline constexpr int64_t kMaxEvalImages = 1 << 20;
 inline constexpr double kMaxActivationBytes = 1024.0 * (1 << 30);  // 1 TiB per rank
 
 // An estimate of one rank's activation memory for a training step (fp32).
