@@ -71,17 +71,19 @@ std::vector<Json> ExperimentCatalogue::Summaries(
   for (const auto& [id, e] : experiments_) {
     std::map<TrialState, int64_t> counts;
     const std::vector<int64_t> ids = TrialIdsOf(e);
-    int64_t finished = 0;
+    int64_t settled = 0;  // finished, or stopped by its searcher (nothing runs it now)
     for (int64_t t : ids) {
       auto trial = trials.find(t);
       if (trial == trials.end()) continue;
       ++counts[trial->second.state];
-      if (IsFinished(trial->second.state)) ++finished;
+      if (IsFinished(trial->second.state) || trial->second.state == TrialState::kStopped) {
+        ++settled;
+      }
     }
     std::string state = "active";
     if (e.StringOr("state") == "canceled") {
       state = "canceled";
-    } else if (finished == static_cast<int64_t>(ids.size())) {
+    } else if (settled == static_cast<int64_t>(ids.size())) {
       state =
           counts[TrialState::kFailed] + counts[TrialState::kCanceled] > 0 ? "failed" : "completed";
     }
@@ -172,8 +174,11 @@ Status CheckTrialInputs(const ExperimentSpec& spec, const PathRoots& data_roots,
       }
     }
   }
-  // A pipeline's evaluations probe its own pretraining's checkpoint (set per trial).
-  if (spec.kind != "pipeline") {
+  // A pipeline's evaluations probe its own pretraining's checkpoint (set per trial); a
+  // hyperparameter on classify.pretrained replaces the base config's value in every trial.
+  bool searched = false;
+  for (const auto& h : spec.hyperparameters) searched |= h.key == "classify.pretrained";
+  if (spec.kind != "pipeline" && !searched) {
     if (const Json* pretrained = FindConfigValue(spec.config, "classify.pretrained")) {
       MAESTRO_RETURN_IF_ERROR(check_weights("config.classify.pretrained", *pretrained));
     }

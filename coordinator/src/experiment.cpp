@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <set>
 
+#include "maestro/coordinator/asha.h"
 #include "maestro/shared/config_tree.h"
 #include "maestro/shared/file_util.h"
+#include "maestro/shared/train_config.h"
 
 namespace maestro::coordinator {
 namespace {
@@ -140,6 +142,26 @@ bool TrialsUseCuda(const ExperimentSpec& spec) {
   return cuda;
 }
 
+// The asha settings, defaults filled in (asha.h).
+Status CheckAsha(ExperimentSpec& spec) {
+  SearcherSpec& s = spec.searcher;
+  if (s.metric.empty()) s.metric = spec.kind == "pretrain" ? "heldout_masked_loss" : "top1";
+  MAESTRO_RETURN_IF_ERROR(CheckAshaMetric(spec.kind, s.metric));
+  if (s.mode.empty()) s.mode = s.metric == "top1" || s.metric == "top5" ? "max" : "min";
+  if (s.mode != "min" && s.mode != "max") {
+    return Bad("searcher.mode", "'" + s.mode + "' is not min or max");
+  }
+  if (s.unit != "steps" && s.unit != "epochs") {
+    return Bad("searcher.unit", "'" + s.unit + "' is not steps or epochs");
+  }
+  if (s.min_budget <= 0) return Bad("searcher.min_budget", "a positive budget is required");
+  if (s.max_budget <= 0) return Bad("searcher.max_budget", "a positive budget is required");
+  if (s.unit == "epochs" && s.max_budget > static_cast<int64_t>(engine::kMaxEpochs)) {
+    return Bad("searcher.max_budget", "above " + std::to_string(engine::kMaxEpochs) + " epochs");
+  }
+  return RungBudgets(s).status();
+}
+
 }  // namespace
 
 Result<ExperimentSpec> ParseExperiment(const Json& tree) {
@@ -156,6 +178,12 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree) {
   searcher.Read("name", &searcher_name);
   searcher.Read("max_trials", &spec.searcher.max_trials);
   searcher.Read("seed", &seed);
+  searcher.Read("metric", &spec.searcher.metric);
+  searcher.Read("mode", &spec.searcher.mode);
+  searcher.Read("unit", &spec.searcher.unit);
+  searcher.Read("min_budget", &spec.searcher.min_budget);
+  searcher.Read("max_budget", &spec.searcher.max_budget);
+  searcher.Read("reduction_factor", &spec.searcher.reduction_factor);
   ConfigReader& resources = root.Section("resources");
   resources.Read("slots_per_trial", &spec.resources.slots_per_trial);
   resources.Read("nodes", &spec.resources.nodes);
@@ -180,11 +208,24 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree) {
     return Bad("kind", "'" + spec.kind + "' is not one of pretrain, finetune, linprobe, pipeline");
   }
   if (spec.dataset.empty()) return Bad("dataset", "required (a registered dataset's name)");
-  if (spec.searcher.name != "grid" && spec.searcher.name != "random") {
-    return Bad("searcher.name", "'" + spec.searcher.name + "' is not grid or random");
+  if (spec.searcher.name != "grid" && spec.searcher.name != "random" &&
+      spec.searcher.name != "asha") {
+    return Bad("searcher.name", "'" + spec.searcher.name + "' is not grid, random or asha");
   }
-  if (spec.searcher.name == "random" && spec.searcher.max_trials <= 0) {
-    return Bad("searcher.max_trials", "a random searcher needs a positive max_trials");
+  if (spec.searcher.name != "grid" && spec.searcher.max_trials <= 0) {
+    return Bad("searcher.max_trials",
+               "a " + spec.searcher.name + " searcher needs a positive max_trials");
+  }
+  if (spec.searcher.name == "asha") {
+    MAESTRO_RETURN_IF_ERROR(CheckAsha(spec));
+  } else {
+    const SearcherSpec defaults;
+    const SearcherSpec& s = spec.searcher;
+    if (!s.metric.empty() || !s.mode.empty() || s.unit != defaults.unit || s.min_budget != 0 ||
+        s.max_budget != 0 || s.reduction_factor != defaults.reduction_factor) {
+      const std::string keys = "metric, mode, unit, min_budget, max_budget, reduction_factor";
+      return Bad("searcher", keys + ": asha's settings, not " + s.name + "'s");
+    }
   }
   if (spec.resources.slots_per_trial <= 0) return Bad("resources.slots_per_trial", "must be >= 1");
   if (spec.resources.nodes <= 0) return Bad("resources.nodes", "must be >= 1");
@@ -229,6 +270,15 @@ Result<ExperimentSpec> ParseExperiment(const Json& tree) {
       }
       if (eval.config.is_null()) eval.config = Json(Json::Object{});
       spec.evaluations.push_back(std::move(eval));
+    }
+  }
+  if (spec.searcher.name == "asha") {
+    for (const auto& h : spec.hyperparameters) {
+      if (h.key == "optim.steps" || h.key == "optim.epochs" || h.key == "optim.max_steps" ||
+          h.key == "optim.max_epochs") {
+        return Bad("hyperparameters." + h.key,
+                   "an asha searcher sets the trials' length and stops (searcher.max_budget)");
+      }
     }
   }
   if (spec.kind == "pipeline" && spec.evaluations.empty()) {

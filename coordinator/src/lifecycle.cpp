@@ -29,7 +29,7 @@ const std::vector<TransitionRule>& Rules() {
        {S::kQueued, S::kAssigned, S::kRunning, S::kStopped},
        S::kCanceled,
        "trial_canceled"},
-      {T::kStop, "stop", {S::kAssigned, S::kRunning}, S::kStopped, "trial_stopped"},
+      {T::kStop, "stop", {S::kAssigned, S::kRunning, S::kCanceled}, S::kStopped, "trial_stopped"},
       {T::kResume, "resume", {S::kStopped}, S::kQueued, "trial_resumed"},
   };
   return rules;
@@ -212,9 +212,11 @@ Status Lifecycle::Stop(TrialRecord& trial, const std::string& cause) {
   return OkStatus();
 }
 
-Status Lifecycle::Resume(TrialRecord& trial) {
+Status Lifecycle::Resume(TrialRecord& trial, const std::string& why) {
   MAESTRO_RETURN_IF_ERROR(CheckTransition(trial, T::kResume));
-  Record(trial, T::kResume, {});
+  Json::Object detail;
+  if (!why.empty()) detail["cause"] = Json(why);
+  Record(trial, T::kResume, std::move(detail));
   return OkStatus();
 }
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "maestro/coordinator/asha.h"
 #include "maestro/coordinator/searcher.h"
+#include "maestro/shared/config_tree.h"
 
 namespace maestro::coordinator {
 std::vector<std::string> StageNames(const ExperimentSpec& spec) {
@@ -79,6 +81,16 @@ Result<AttemptPlan> PlanAttempt(const TrialRecord& trial, const ExperimentSpec& 
   if (trial.stage == 0) {
     out.job = spec.train_job();
     MAESTRO_ASSIGN_OR_RETURN(config, TrialConfig(spec, trial.hparams));
+    if (spec.searcher.name == "asha") {
+      // This attempt trains to its rung's budget (on the schedule of max_budget) and stops.
+      MAESTRO_ASSIGN_OR_RETURN(std::vector<int64_t> budgets, RungBudgets(spec.searcher));
+      if (trial.rung < 0 || trial.rung >= static_cast<int64_t>(budgets.size())) {
+        return FailedPreconditionError("rung " + std::to_string(trial.rung) + " of " +
+                                       std::to_string(budgets.size()) + " does not exist");
+      }
+      MAESTRO_RETURN_IF_ERROR(SetConfigValue(config, AshaStopKey(spec.searcher),
+                                             Json(budgets[static_cast<size_t>(trial.rung)])));
+    }
   } else {
     const EvaluationSpec& eval = spec.evaluations.at(static_cast<size_t>(trial.stage - 1));
     out.job = eval.kind;

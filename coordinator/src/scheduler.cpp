@@ -1,8 +1,10 @@
 #include "maestro/coordinator/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <tuple>
 
 #include "maestro/coordinator/lifecycle.h"
 #include "maestro/coordinator/searcher.h"
@@ -128,13 +130,13 @@ const ExperimentSpec* Scheduler::SpecOf(const TrialRecord& trial) const {
 
 void Scheduler::Enqueue(const TrialRecord& trial) {
   if (const ExperimentSpec* spec = SpecOf(trial)) {
-    queue_.insert({-spec->resources.priority, trial.id});
+    queue_.insert({-spec->resources.priority, -trial.rung, trial.id});
   }
 }
 
 void Scheduler::Dequeue(const TrialRecord& trial) {
   if (const ExperimentSpec* spec = SpecOf(trial)) {
-    queue_.erase({-spec->resources.priority, trial.id});
+    queue_.erase({-spec->resources.priority, -trial.rung, trial.id});
   }
 }
 
@@ -165,7 +167,7 @@ Result<CreatedExperiment> Scheduler::CreateExperiment(const Json& tree,
     if (!identity.ok()) {
       return identity.status().WithContext("trial " + std::to_string(trial.ordinal));
     }
-    trials.push_back({*identity, trial.hparams});
+    trials.push_back({*identity, trial.hparams, spec.searcher.name != "asha"});
   }
   if (trials.empty()) return InvalidArgumentError("hyperparameters: the experiment has no trials");
   std::lock_guard<std::mutex> lock(mutex_);
@@ -230,11 +232,11 @@ Result<std::vector<int64_t>> Scheduler::ExtendExperiment(int64_t id, int64_t cou
     spec = *catalogue_.Spec(id);
     tree = experiment->Find("spec") != nullptr ? *experiment->Find("spec") : Json();
   }
-  if (spec.searcher.name != "random") {
-    return FailedPreconditionError("experiment " + std::to_string(id) + " searches with " +
-                                   spec.searcher.name +
-                                   ": only a random search draws more trials (a grid's trials "
-                                   "are its cells: submit a grid with more values)");
+  if (spec.searcher.name == "grid") {
+    return FailedPreconditionError("experiment " + std::to_string(id) +
+                                   " searches with grid: only a random or asha search draws more "
+                                   "trials (a grid's trials are its cells: submit a grid with more "
+                                   "values)");
   }
   const int64_t before = spec.searcher.max_trials;
   if (count > kMaxTrialsPerExperiment - before) {
@@ -247,7 +249,6 @@ Result<std::vector<int64_t>> Scheduler::ExtendExperiment(int64_t id, int64_t cou
     return FailedPreconditionError("experiment " + std::to_string(id) + " has no stored spec");
   Json& searcher = tree.as_object()["searcher"];
   if (!searcher.is_object()) searcher = Json(Json::Object{});
-  searcher.as_object()["name"] = Json("random");
   searcher.as_object()["max_trials"] = Json(spec.searcher.max_trials);
   // Draw i depends only on (seed, i, key): the first `before` draws are the trials it has.
   MAESTRO_ASSIGN_OR_RETURN(std::unique_ptr<SearchMethod> search, MakeSearchMethod(spec));
@@ -258,7 +259,7 @@ Result<std::vector<int64_t>> Scheduler::ExtendExperiment(int64_t id, int64_t cou
     if (!identity.ok()) {
       return identity.status().WithContext("trial " + std::to_string(trial.ordinal));
     }
-    trials.push_back({*identity, trial.hparams});
+    trials.push_back({*identity, trial.hparams, spec.searcher.name != "asha"});
   }
   std::lock_guard<std::mutex> lock(mutex_);
   const ExperimentSpec* now = catalogue_.Spec(id);
@@ -269,6 +270,7 @@ Result<std::vector<int64_t>> Scheduler::ExtendExperiment(int64_t id, int64_t cou
                            store_->ExtendExperiment(id, tree, trials, actor));
   MAESTRO_ASSIGN_OR_RETURN(Json stored, store_->Experiment(id));
   catalogue_.Add(id, std::move(stored), std::move(spec));
+  searchers_.erase(id);  // made again from the new spec
   MAESTRO_RETURN_IF_ERROR(TakeTrials(created, actor));
   return created.trials;
 }
@@ -361,12 +363,18 @@ Result<int64_t> Scheduler::ContinueExperiment(int64_t id, const std::string& act
     if (found == trials_.end()) continue;
     TrialRecord& trial = found->second;
     if (trial.state != TrialState::kFailed && trial.state != TrialState::kCanceled) continue;
+    if (trial.state == TrialState::kCanceled && ReachedItsRung(trial)) {
+      // Canceled while stopped at a rung: stopped again, for the searcher to promote or not.
+      Applied(life.Stop(trial, "continued: stopped at rung " + std::to_string(trial.rung)));
+      continue;
+    }
     const std::string before(TrialStateName(trial.state));
     Applied(life.Queue(trial, id, "continued after " + before));
     trial.queued_at_ms = clock_->WallMs();
     Enqueue(trial);
     ++queued;
   }
+  ApplyResumes(id, AskSearcher(id, {TrialEvent::Kind::kContinued}), life);
   change.AddEvent(Json(Json::Object{{"kind", "experiment_continued"},
                                     {"experiment", id},
                                     {"queued", queued},
@@ -663,7 +671,7 @@ void Scheduler::ScheduleOnSlurm(Lifecycle& life) {
   for (const auto& [id, unused] : running_) ++running_per_experiment[trials_.at(id).experiment];
   int64_t jobs = slurm_->Active();
   for (auto it = queue_.begin(); it != queue_.end() && jobs < options_.slurm.max_jobs;) {
-    TrialRecord& trial = trials_.at(it->second);
+    TrialRecord& trial = trials_.at(std::get<2>(*it));
     const ExperimentSpec* spec = SpecOf(trial);
     if (spec == nullptr ||
         (spec->max_concurrent_trials > 0 &&
@@ -686,7 +694,7 @@ void Scheduler::Schedule(WorkerState& worker, int64_t free_slots, Lifecycle& lif
   std::map<int64_t, int64_t> running_per_experiment;
   for (const auto& [id, unused] : running_) ++running_per_experiment[trials_.at(id).experiment];
   for (auto it = queue_.begin(); it != queue_.end() && free_slots > 0;) {
-    const int64_t id = it->second;
+    const int64_t id = std::get<2>(*it);
     TrialRecord& trial = trials_.at(id);
     const ExperimentSpec* spec = SpecOf(trial);
     if (spec == nullptr ||
@@ -842,12 +850,16 @@ void Scheduler::EndAttemptFailed(TrialRecord& trial, const std::string& cause_ki
   const int64_t budget = spec != nullptr ? spec->max_restarts : 0;
   if (end == AttemptEnd::kPermanent) {
     Applied(life.Fail(trial, cause_kind, cause, cause));
+    ApplyResumes(trial.experiment,
+                 AskSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}), life);
     return;
   }
   if (trial.restarts >= budget) {
     Applied(life.Fail(trial, cause_kind, cause,
                       "failed " + std::to_string(trial.restarts + 1) + " times (max_restarts " +
                           std::to_string(budget) + "); last: " + cause));
+    ApplyResumes(trial.experiment,
+                 AskSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}), life);
     return;
   }
   Applied(life.Retry(trial, cause_kind, cause, budget));
@@ -900,7 +912,9 @@ Status Scheduler::ReportExit(const AttemptExit& report) {
     Json summary = result.ok() ? ResultSummary(*result) : Json();
     ReleaseAttempt(trial);
     const bool last = trial.stage + 1 >= static_cast<int64_t>(names.size());
-    if (last) {
+    if (spec->searcher.name == "asha") {
+      EndAtRung(trial, *spec, stage_name, std::move(summary), report.worker, life);
+    } else if (last) {
       Applied(life.Complete(trial, stage_name, std::move(summary), report.worker));
     } else if (trial.cancel_requested) {
       trial.results.as_object()[stage_name] = std::move(summary);
@@ -932,6 +946,109 @@ Status Scheduler::ReportExit(const AttemptExit& report) {
                      AttemptEnd::kRetryable, life);
   }
   return store_->Commit(std::move(change));
+}
+
+bool Scheduler::ReachedItsRung(const TrialRecord& trial) {
+  return static_cast<int64_t>(trial.rung_metrics.size()) > trial.rung;
+}
+
+void Scheduler::EndAtRung(TrialRecord& trial, const ExperimentSpec& spec,
+                          const std::string& stage_name, Json summary, const std::string& worker,
+                          Lifecycle& life) {
+  const SearcherSpec& searcher = spec.searcher;
+  auto budgets = RungBudgets(searcher);
+  const bool known_rung =
+      budgets.ok() && trial.rung >= 0 && trial.rung < static_cast<int64_t>(budgets->size());
+  const int64_t budget = known_rung ? (*budgets)[static_cast<size_t>(trial.rung)] : 0;
+  const std::string rung = "rung " + std::to_string(trial.rung) + " (" + std::to_string(budget) +
+                           " " + searcher.unit + ")";
+  const Json* final = summary.Find("final");
+  const Json* value =
+      final != nullptr && final->is_object() ? final->Find(searcher.metric) : nullptr;
+  const Json* steps = summary.Find("optimizer_steps");
+  std::string wrong;
+  if (!known_rung) {
+    wrong = "its rung " + std::to_string(trial.rung) + " is not one of the experiment's";
+  } else if (value == nullptr || !value->is_number() || !std::isfinite(value->as_double())) {
+    wrong =
+        "it reached " + rung + " without a finite " + searcher.metric + " in its final evaluation";
+  } else if (searcher.unit == "steps" &&
+             (steps == nullptr || !steps->is_int() || steps->as_int() != budget)) {
+    wrong = "it stopped at optimizer step " + (steps != nullptr ? steps->Dump() : "?") +
+            ", not at " + rung;
+  }
+  if (!wrong.empty()) {
+    Applied(life.Fail(trial, "permanent", wrong, wrong));
+    ApplyResumes(trial.experiment,
+                 AskSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}), life);
+    return;
+  }
+  const double metric = value->as_double();
+  if (ReachedItsRung(trial)) trial.rung_metrics.resize(static_cast<size_t>(trial.rung));
+  trial.rung_metrics.push_back(metric);
+  trial.results.as_object()[stage_name] = summary;
+  if (trial.cancel_requested) {
+    Applied(life.Cancel(trial, ""));
+    return;
+  }
+  const SearchActions actions =
+      AskSearcher(trial.experiment, {TrialEvent::Kind::kRungReached, trial.id, trial.rung, metric});
+  if (actions.stop) {
+    Applied(life.Stop(
+        trial, "stopped by asha at " + rung + ": " + searcher.metric + " " + Json(metric).Dump()));
+  } else {
+    Applied(life.Complete(trial, stage_name, std::move(summary), worker));
+  }
+  ApplyResumes(trial.experiment, actions, life);
+}
+
+SearchActions Scheduler::AskSearcher(int64_t experiment_id, const TrialEvent& event) {
+  const ExperimentSpec* spec = catalogue_.Spec(experiment_id);
+  const Json* experiment = catalogue_.Experiment(experiment_id);
+  if (spec == nullptr || experiment == nullptr) return {};
+  std::unique_ptr<SearchMethod>& method = searchers_[experiment_id];
+  if (!method) {
+    auto made = MakeSearchMethod(*spec);
+    if (!made.ok()) {
+      std::cerr << "maestro-coordinator: error: experiment " << experiment_id
+                << "'s search method: " << made.status().ToString() << std::endl;
+      searchers_.erase(experiment_id);
+      return {};
+    }
+    method = std::move(*made);
+  }
+  std::vector<AshaTrial> view;
+  for (int64_t id : ExperimentCatalogue::TrialIdsOf(*experiment)) {
+    auto it = trials_.find(id);
+    if (it == trials_.end() || it->second.experiment != experiment_id) continue;
+    const TrialRecord& t = it->second;
+    view.push_back({t.id, t.rung, t.rung_metrics, t.state == TrialState::kStopped});
+  }
+  return method->OnTrialEvent(event, view);
+}
+
+void Scheduler::ApplyResumes(int64_t experiment_id, const SearchActions& actions, Lifecycle& life) {
+  const ExperimentSpec* spec = catalogue_.Spec(experiment_id);
+  for (int64_t id : actions.resume) {
+    auto it = trials_.find(id);
+    if (it == trials_.end() || it->second.state != TrialState::kStopped ||
+        it->second.experiment != experiment_id) {
+      continue;
+    }
+    TrialRecord& trial = it->second;
+    ++trial.rung;
+    std::string why = "promoted to rung " + std::to_string(trial.rung);
+    if (spec != nullptr) {
+      if (auto budgets = RungBudgets(spec->searcher);
+          budgets.ok() && trial.rung < static_cast<int64_t>(budgets->size())) {
+        why += " (" + std::to_string((*budgets)[static_cast<size_t>(trial.rung)]) + " " +
+               spec->searcher.unit + ")";
+      }
+    }
+    Applied(life.Resume(trial, why));
+    trial.queued_at_ms = clock_->WallMs();
+    Enqueue(trial);
+  }
 }
 
 void Scheduler::DeclareLost(WorkerState& worker, const std::string& why, Lifecycle& life,

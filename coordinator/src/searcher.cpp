@@ -2,10 +2,11 @@
 
 #include <cmath>
 
-#include "maestro/shared/train_config.h"
+#include "maestro/coordinator/asha.h"
 #include "maestro/shared/config_tree.h"
 #include "maestro/shared/rng.h"
 #include "maestro/shared/sha256.h"
+#include "maestro/shared/train_config.h"
 
 namespace maestro::coordinator {
 namespace {
@@ -57,7 +58,9 @@ class GridSearch : public SearchMethod {
  public:
   explicit GridSearch(std::vector<TrialRequest> trials) : trials_(std::move(trials)) {}
   std::vector<TrialRequest> Start() override { return trials_; }
-  std::vector<TrialRequest> OnTrialEvent(const TrialEvent&) override { return {}; }
+  SearchActions OnTrialEvent(const TrialEvent&, const std::vector<AshaTrial>&) override {
+    return {};
+  }
 
  private:
   std::vector<TrialRequest> trials_;
@@ -79,10 +82,35 @@ class RandomSearch : public SearchMethod {
     }
     return out;
   }
-  std::vector<TrialRequest> OnTrialEvent(const TrialEvent&) override { return {}; }
+  SearchActions OnTrialEvent(const TrialEvent&, const std::vector<AshaTrial>&) override {
+    return {};
+  }
+
+ protected:
+  ExperimentSpec spec_;
+};
+
+// ASHA (asha.h): random draws; a trial that reaches a rung below the top stops there, and each
+// event promotes what the rungs' quotas allow.
+class AshaSearch : public RandomSearch {
+ public:
+  AshaSearch(const ExperimentSpec& spec, int64_t rungs) : RandomSearch(spec), rungs_(rungs) {}
+  SearchActions OnTrialEvent(const TrialEvent& event,
+                             const std::vector<AshaTrial>& trials) override {
+    SearchActions out;
+    std::vector<AshaTrial> view = trials;
+    if (event.kind == TrialEvent::Kind::kRungReached && event.rung + 1 < rungs_) {
+      out.stop = true;
+      for (AshaTrial& t : view) {
+        if (t.id == event.trial) t.stopped = true;
+      }
+    }
+    out.resume = AshaPromotions(spec_.searcher, rungs_, view);
+    return out;
+  }
 
  private:
-  ExperimentSpec spec_;
+  int64_t rungs_;
 };
 
 Result<std::string> ResultHashOf(const Json& tree, const std::string& job,
@@ -96,13 +124,17 @@ Result<std::string> ResultHashOf(const Json& tree, const std::string& job,
 
 Result<std::unique_ptr<SearchMethod>> MakeSearchMethod(const ExperimentSpec& spec,
                                                        int64_t max_trials) {
-  if (spec.searcher.name == "random") {
+  if (spec.searcher.name == "random" || spec.searcher.name == "asha") {
     if (spec.searcher.max_trials > max_trials) {
       return InvalidArgumentError(
           "searcher.max_trials: " + std::to_string(spec.searcher.max_trials) + " is above " +
           std::to_string(max_trials) + " trials per experiment");
     }
-    return std::unique_ptr<SearchMethod>(new RandomSearch(spec));
+    if (spec.searcher.name == "random")
+      return std::unique_ptr<SearchMethod>(new RandomSearch(spec));
+    MAESTRO_ASSIGN_OR_RETURN(std::vector<int64_t> budgets, RungBudgets(spec.searcher));
+    return std::unique_ptr<SearchMethod>(
+        new AshaSearch(spec, static_cast<int64_t>(budgets.size())));
   }
   // The grid's size from the counts alone, before any value is made: a count of 1e9 costs
   // nothing to refuse.
@@ -157,6 +189,23 @@ Result<Json> TrialConfig(const ExperimentSpec& spec, const Json& hparams) {
   if (spec.checkpoint_interval_steps > 0) {
     MAESTRO_RETURN_IF_ERROR(
         SetConfigValue(tree, "checkpoint.interval_steps", Json(spec.checkpoint_interval_steps)));
+  }
+  if (spec.searcher.name == "asha") {
+    // The schedule spans max_budget from the first rung on; each attempt stops at its rung.
+    MAESTRO_RETURN_IF_ERROR(
+        SetConfigValue(tree, AshaLengthKey(spec.searcher), Json(spec.searcher.max_budget)));
+    if (spec.kind == "pretrain") {
+      const Json* eval = tree.Find("eval");
+      const Json* images = eval != nullptr && eval->is_object() ? eval->Find("images") : nullptr;
+      if (images == nullptr) {
+        MAESTRO_RETURN_IF_ERROR(SetConfigValue(tree, "eval.images", Json(kAshaHeldOutImages)));
+      } else if (images->is_int() && images->as_int() == 0) {
+        return InvalidArgumentError(
+            "eval.images: 0 turns off the held-out masked-patch loss an asha searcher ranks "
+            "pretraining trials by (leave it out for " +
+            std::to_string(kAshaHeldOutImages) + " images)");
+      }
+    }
   }
   if (spec.checkpoint_keep_last >= 0) {
     MAESTRO_RETURN_IF_ERROR(

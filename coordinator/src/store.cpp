@@ -153,7 +153,8 @@ void Store::PlaceTrials(const std::vector<NewTrial>& trials, CreatedExperiment& 
                         int64_t& next_trial, rocksdb::WriteBatch& batch,
                         Json::Array& trial_ids) const {
   for (const auto& trial : trials) {
-    auto existing = GetJson("ident/" + trial.identity);
+    auto existing = trial.shared ? GetJson("ident/" + trial.identity)
+                                 : Result<Json>(NotFoundError("not shared"));
     int64_t id = 0;
     if (existing.ok()) {
       id = existing->as_int();
@@ -166,7 +167,7 @@ void Store::PlaceTrials(const std::vector<NewTrial>& trials, CreatedExperiment& 
       record.identity = trial.identity;
       record.hparams = trial.hparams;
       batch.Put(TrialKey(id), record.ToJson().Dump());
-      batch.Put("ident/" + trial.identity, Json(id).Dump());
+      if (trial.shared) batch.Put("ident/" + trial.identity, Json(id).Dump());
     }
     created.trials.push_back(id);
     trial_ids.emplace_back(id);

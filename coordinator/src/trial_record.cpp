@@ -160,6 +160,14 @@ Result<TrialRecord> TrialRecord::FromJson(const Json& json) {
   }
   MAESTRO_RETURN_IF_ERROR(status);
   MAESTRO_RETURN_IF_ERROR(fields.Object("results", t.results));
+  MAESTRO_RETURN_IF_ERROR(fields.Int("rung", t.rung));
+  if (const Json* metrics = fields.Array("rung_metrics", status)) {
+    for (const Json& m : metrics->as_array()) {
+      if (!m.is_number()) return fields.Wrong("rung_metrics", "a list of numbers");
+      t.rung_metrics.push_back(m.as_double());
+    }
+  }
+  MAESTRO_RETURN_IF_ERROR(status);
   t.other = fields.Rest();
   return t;
 }
@@ -197,6 +205,12 @@ Json TrialRecord::ToJson() const {
     out["failures"] = Json(std::move(list));
   }
   if (results.is_object() && !results.as_object().empty()) out["results"] = results;
+  if (rung > 0) out["rung"] = Json(rung);
+  if (!rung_metrics.empty()) {
+    Json::Array list;
+    for (double m : rung_metrics) list.emplace_back(m);
+    out["rung_metrics"] = Json(std::move(list));
+  }
   return Json(std::move(out));
 }
 

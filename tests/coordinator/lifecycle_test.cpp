@@ -21,6 +21,7 @@
 #include "maestro/shared/exit_status.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/version.h"
+#include "test_scheduler.h"
 
 namespace maestro::coordinator {
 namespace {
@@ -51,7 +52,8 @@ const std::map<T, std::map<S, S>>& ExpectedMoves() {
         {S::kAssigned, S::kCanceled},
         {S::kRunning, S::kCanceled},
         {S::kStopped, S::kCanceled}}},
-      {T::kStop, {{S::kAssigned, S::kStopped}, {S::kRunning, S::kStopped}}},
+      {T::kStop,
+       {{S::kAssigned, S::kStopped}, {S::kRunning, S::kStopped}, {S::kCanceled, S::kStopped}}},
       {T::kResume, {{S::kStopped, S::kQueued}}},
   };
   return moves;
@@ -142,7 +144,7 @@ TEST(LifecycleTest, EveryStateTimesEveryTransitionIsAppliedOrRefusedClearly) {
     }
   }
   EXPECT_EQ(applied + refused, 7 * 13);
-  EXPECT_EQ(applied, 26);
+  EXPECT_EQ(applied, 27);
 }
 
 TEST(LifecycleTest, TheTableIsTheExpectedMatrix) {
@@ -284,11 +286,7 @@ class LifecyclePropertyTest : public ::testing::TestWithParam<uint32_t> {
     ASSERT_TRUE(MakeDirectories(dir_ + "/runs").ok());
     ASSERT_TRUE(MakeDirectories(dir_ + "/data").ok());
     Reopen();
-    Json dataset(Json::Object{
-        {"path", dir_ + "/data"},
-        {"splits", Json(Json::Object{
-                       {"train", Json(Json::Object{{"content_hash", "abc"}, {"count", 10}})}})}});
-    ASSERT_TRUE(scheduler_->RegisterDataset("fmnist", dataset, "test").ok());
+    ASSERT_TRUE(scheduler_->RegisterDataset("fmnist", TestDataset(dir_), "test").ok());
     for (const char* id : {"w1", "w2", "w3"}) Register(id, false);
     auto tree = LoadExperimentInlined(
         MAESTRO_SOURCE_DIR "/configs/experiments/fmnist_mask_ratio_x_decoder_depth.yaml");
@@ -307,17 +305,10 @@ class LifecyclePropertyTest : public ::testing::TestWithParam<uint32_t> {
 
   void Reopen() {
     scheduler_.reset();  // RocksDB's lock is released before the new coordinator opens it
-    auto store = Store::Open(dir_ + "/db");
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
     SchedulerOptions options;
-    options.runs_dir = dir_ + "/runs";
-    auto roots = PathRoots::Make({dir_}, "--data-root", false);
-    ASSERT_TRUE(roots.ok());
-    options.data_roots = *roots;
     options.heartbeat_interval_ms = 100;
     options.worker_timeout_ms = kTimeoutMs;
-    options.clock = &clock_;
-    auto scheduler = Scheduler::Open(std::move(*store), options);
+    auto scheduler = OpenTestScheduler(dir_, &clock_, options);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status().ToString();
     scheduler_ = std::move(*scheduler);
   }

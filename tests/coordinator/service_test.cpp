@@ -371,6 +371,20 @@ TEST_F(ServiceTest, NoFileARequestNamesIsOpenedAndNoPathLeavesTheRoots) {
                   R"("config": {"classify": {"num_classes": 10, "pretrained": ")" +
                   dir_ + R"(/runs/trial-1/pretrain/checkpoints"}}})");
   EXPECT_TRUE(s.ok()) << s.error_message();
+  // A hyperparameter on classify.pretrained replaces the base config's value, so that value (a
+  // shipped config's relative default here) is not what is checked: the hyperparameter is.
+  s = create_json(R"({"name": "v", "kind": "finetune", "dataset": "fmnist", )"
+                  R"("config": {"classify": {"num_classes": 10, "pretrained": "runs/x"}}, )"
+                  R"("hyperparameters": {"classify.pretrained": ")" +
+                  dir_ + R"(/runs/trial-1/pretrain/checkpoints"}})");
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = create_json(R"({"name": "w", "kind": "finetune", "dataset": "fmnist", )"
+                  R"("config": {"classify": {"num_classes": 10, "pretrained": "runs/x"}}, )"
+                  R"("hyperparameters": {"classify.pretrained": "/root/.ssh"}})");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(s.error_message().find("hyperparameters.classify.pretrained: '/root/.ssh'"),
+            std::string::npos)
+      << s.error_message();
 }
 
 TEST_F(ServiceTest, AStoredExperimentNamingAFileIsRefusedAtLoadAndTheCoordinatorStarts) {

@@ -17,6 +17,7 @@
 #include "maestro/shared/exit_status.h"
 #include "maestro/shared/file_util.h"
 #include "maestro/shared/version.h"
+#include "test_scheduler.h"
 
 namespace maestro::coordinator {
 namespace {
@@ -27,22 +28,10 @@ class SweepLifeTest : public ::testing::Test {
     dir_ = ::testing::TempDir() + "/sweep-life-" + std::to_string(::getpid());
     ASSERT_TRUE(RemoveTree(dir_).ok());
     ASSERT_TRUE(MakeDirectories(dir_ + "/runs").ok());
-    auto store = Store::Open(dir_ + "/db");
-    ASSERT_TRUE(store.ok());
-    SchedulerOptions options;
-    options.runs_dir = dir_ + "/runs";
-    auto roots = PathRoots::Make({dir_}, "--data-root", false);
-    ASSERT_TRUE(roots.ok());
-    options.data_roots = *roots;
-    options.clock = &clock_;
-    auto scheduler = Scheduler::Open(std::move(*store), options);
+    auto scheduler = OpenTestScheduler(dir_, &clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status().ToString();
     scheduler_ = std::move(*scheduler);
-    Json dataset(Json::Object{
-        {"path", dir_ + "/data"},
-        {"splits", Json(Json::Object{
-                       {"train", Json(Json::Object{{"content_hash", "abc"}, {"count", 10}})}})}});
-    ASSERT_TRUE(scheduler_->RegisterDataset("fmnist", dataset, "test").ok());
+    ASSERT_TRUE(scheduler_->RegisterDataset("fmnist", TestDataset(dir_), "test").ok());
     WorkerRegistration r;
     r.id = "w1";
     r.protocol_version = kWorkerProtocolVersion;

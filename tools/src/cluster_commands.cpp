@@ -136,9 +136,10 @@ int ExperimentExtend(int argc, char** argv) {
   std::string address = "127.0.0.1:7071";
   int64_t trials = 0;
   FlagParser flags("maestro experiment extend ID --trials N",
-                   "Adds N trials to a running random search: its next N draws (the earlier\n"
-                   "trials keep their values), queued at once. A grid's trials are its cells:\n"
-                   "submit a grid with more values instead.");
+                   "Adds N trials to a random or asha search: its next N draws (the earlier\n"
+                   "trials keep their values), queued at once (asha: to its first rung, where\n"
+                   "they join its promotions). A grid's trials are its cells: submit a grid with\n"
+                   "more values instead.");
   AddCoordinatorFlags(flags, &address);
   flags.Add("trials", &trials, "how many trials to add (required)");
   const std::string id_text = Positional(argc, argv);
@@ -310,9 +311,17 @@ int ExperimentResults(int argc, char** argv) {
   std::stable_sort(stages.begin(), stages.end(), [](const std::string& a, const std::string& b) {
     return (a == "pretrain") > (b == "pretrain");
   });
+  // An asha search: the rung each trial trains to or stopped at, and its metric at each rung.
+  const Json* searcher =
+      experiment.Find("spec") != nullptr ? experiment.Find("spec")->Find("searcher") : nullptr;
+  const bool asha = searcher != nullptr && searcher->StringOr("name") == "asha";
   std::vector<std::string> header = {"trial"};
   header.insert(header.end(), swept.begin(), swept.end());
   header.push_back("state");
+  if (asha) {
+    header.push_back("rung");
+    header.push_back(searcher->StringOr("metric", "metric") + " by rung");
+  }
   for (const auto& stage : stages) {
     header.push_back(stage == "pretrain" ? "pretrain loss" : stage + " top-1 %");
   }
@@ -324,6 +333,19 @@ int ExperimentResults(int argc, char** argv) {
       row.push_back(v ? Cell(*v) : "-");
     }
     row.push_back(t.Find("state")->as_string());
+    if (asha) {
+      const Json* rung = t.Find("rung");
+      row.push_back(std::to_string(rung != nullptr && rung->is_int() ? rung->as_int() : 0));
+      std::string metrics;
+      if (const Json* list = t.Find("rung_metrics"); list != nullptr && list->is_array()) {
+        for (const Json& m : list->as_array()) {
+          char text[32];
+          std::snprintf(text, sizeof(text), "%.4f", m.is_number() ? m.as_double() : 0);
+          metrics += (metrics.empty() ? "" : " / ") + std::string(text);
+        }
+      }
+      row.push_back(metrics.empty() ? "-" : metrics);
+    }
     const Json* results = t.Find("results");
     for (const auto& stage : stages) {
       const Json* r = results != nullptr ? results->Find(stage) : nullptr;
@@ -345,6 +367,7 @@ int ExperimentResults(int argc, char** argv) {
       for (size_t i = 0; i < header.size(); ++i) object[header[i]] = Json(row[i]);
       object["hparams"] = *t.Find("hparams");
       object["results"] = results != nullptr ? *results : Json();
+      if (const Json* metrics = t.Find("rung_metrics")) object["rung_metrics"] = *metrics;
       if (const Json* cause = t.Find("cause")) object["cause"] = *cause;
       std::cout << Json(std::move(object)).Dump() << "\n";
     }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "command_util.h"
+#include "maestro/coordinator/asha.h"
 #include "maestro/coordinator/client.h"
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/searcher.h"
@@ -137,7 +138,9 @@ int ExperimentPreview(int argc, char** argv) {
                    "lists the trials it would launch: each one's hyperparameter values and\n"
                    "identity (the hash a finished trial is recognised by, so submitting a grid\n"
                    "again or extending it never reruns a cell). Every trial's config is checked\n"
-                   "with the trainer's own schema; errors name the offending key.");
+                   "with the trainer's own schema; errors name the offending key. For an asha\n"
+                   "searcher, also the rung plan: each rung's budget, how many trials can reach\n"
+                   "it at most, and the worst-case budget against training every trial fully.");
   flags.Add("json", &json, "print JSON (one object: experiment and trials) instead of a table");
   const std::string path = Positional(argc, argv);
   ParseVerbFlags(flags, argc, argv, !path.empty());
@@ -157,14 +160,32 @@ int ExperimentPreview(int argc, char** argv) {
     rows.emplace_back(Json::Object{
         {"ordinal", trial.ordinal}, {"identity", *identity}, {"hparams", trial.hparams}});
   }
+  // asha: the rungs, how many trials can reach each at most, and the worst-case budget.
+  Json plan;
+  if (spec->searcher.name == "asha") {
+    auto budgets = coordinator::RungBudgets(spec->searcher);
+    if (!budgets.ok()) throw Error(budgets.status().WithContext(path));
+    const coordinator::BudgetBound bound = coordinator::WorstCaseBudget(spec->searcher, *budgets);
+    Json::Array rungs;
+    for (const auto& rung : bound.rungs) {
+      rungs.emplace_back(Json::Object{{"budget", rung.budget}, {"max_trials", rung.trials}});
+    }
+    plan = Json(Json::Object{{"metric", spec->searcher.metric},
+                             {"mode", spec->searcher.mode},
+                             {"unit", spec->searcher.unit},
+                             {"reduction_factor", spec->searcher.reduction_factor},
+                             {"rungs", Json(std::move(rungs))},
+                             {"worst_case_budget", bound.total},
+                             {"budget_without_stopping", bound.without_stopping}});
+  }
   if (json) {
-    std::cout << Json(Json::Object{{"name", spec->name},
-                                   {"kind", spec->kind},
-                                   {"dataset", spec->dataset},
-                                   {"searcher", spec->searcher.name},
-                                   {"trials", Json(std::move(rows))}})
-                     .Dump()
-              << "\n";
+    Json::Object out{{"name", spec->name},
+                     {"kind", spec->kind},
+                     {"dataset", spec->dataset},
+                     {"searcher", spec->searcher.name},
+                     {"trials", Json(std::move(rows))}};
+    if (!plan.is_null()) out["rung_plan"] = plan;
+    std::cout << Json(std::move(out)).Dump() << "\n";
     return 0;
   }
   std::cout << spec->name << ": " << spec->kind << " on " << spec->dataset << ", "
@@ -178,6 +199,22 @@ int ExperimentPreview(int argc, char** argv) {
     for (const auto& h : spec->hyperparameters)
       std::cout << std::setw(22) << Cell(*row.Find("hparams")->Find(h.key));
     std::cout << "\n";
+  }
+  if (!plan.is_null()) {
+    const std::string unit = spec->searcher.unit;
+    std::cout << "\nasha rungs (" << spec->searcher.metric << ", " << spec->searcher.mode
+              << "imize; reduction factor " << spec->searcher.reduction_factor
+              << "; a promoted trial resumes from its checkpoint):\n";
+    std::cout << std::setw(6) << "rung" << std::setw(16) << ("budget (" + unit + ")")
+              << "trials at most\n";
+    int64_t k = 0;
+    for (const Json& rung : plan.Find("rungs")->as_array()) {
+      std::cout << std::setw(6) << k++ << std::setw(16) << rung.Find("budget")->as_int()
+                << rung.Find("max_trials")->as_int() << "\n";
+    }
+    std::cout << "worst-case budget: " << plan.Find("worst_case_budget")->as_int() << " " << unit
+              << " (every trial to the last rung: "
+              << plan.Find("budget_without_stopping")->as_int() << " " << unit << ")\n";
   }
   return 0;
 }

@@ -12,6 +12,10 @@
 //     optim.blr: {type: log, base: 10, minval: -4, maxval: -3, count: 2}
 //     optim.epochs: 2                         # a scalar: const
 //   searcher: {name: grid}                    # or {name: random, max_trials: 8, seed: 0}
+//                                             # or {name: asha, max_trials: 27, seed: 0,
+//                                             #     metric: top1, mode: max, unit: steps,
+//                                             #     min_budget: 50, max_budget: 450,
+//                                             #     reduction_factor: 3}   (asha.h)
 //   resources: {slots_per_trial: 1, nodes: 1, cpu_cores: 2, memory_mb: 4096, priority: 0}
 //   max_concurrent_trials: 2                  # 0: no limit
 //   max_restarts: 3
@@ -43,9 +47,16 @@ struct HyperParameter {
 };
 
 struct SearcherSpec {
-  std::string name = "grid";  // grid, random
-  int64_t max_trials = 0;     // random: how many trials
-  uint64_t seed = 0;          // random
+  std::string name = "grid";  // grid, random, asha
+  int64_t max_trials = 0;     // random, asha: how many trials
+  uint64_t seed = 0;          // random, asha: trial i's values depend on (seed, i, key) only
+  // asha (asha.h): the metric trials report at each rung and which way is better, the unit of
+  // the budgets, the first rung's and the last rung's budget, and the reduction factor.
+  std::string metric;          // default: heldout_masked_loss (pretrain), top1 (classification)
+  std::string mode;            // min | max; default: max for top1/top5, else min
+  std::string unit = "steps";  // steps | epochs
+  int64_t min_budget = 0, max_budget = 0;
+  int64_t reduction_factor = 4;
 };
 
 struct Resources {

@@ -15,7 +15,7 @@
 //   preempt          assigned, running                    queued      trial_preempted
 //   lose             assigned, running                    queued      trial_assignment_lost
 //   cancel           queued, assigned, running, stopped   canceled    trial_canceled
-//   stop             assigned, running                    stopped     trial_stopped
+//   stop             assigned, running, canceled          stopped     trial_stopped
 //   resume           stopped                              queued      trial_resumed
 //
 // (TransitionTable() is this table; lifecycle_test walks every state x transition, and
@@ -49,7 +49,8 @@ enum class TrialTransition {
   kPreempt,        // preempted or stopped on request (free); resumes from its checkpoint
   kLose,           // the attempt never reached its worker (free)
   kCancel,         // canceled by a user
-  kStop,           // paused by a searcher, its checkpoint kept
+  kStop,           // paused by a searcher, its checkpoint kept (from canceled: a trial canceled
+                   // while stopped, its experiment continued)
   kResume,         // a stopped trial queued again, to resume from its checkpoint
 };
 
@@ -100,7 +101,8 @@ class Lifecycle {
   Status Lose(TrialRecord& trial, const std::string& cause);
   Status Cancel(TrialRecord& trial, const std::string& cause);
   Status Stop(TrialRecord& trial, const std::string& cause);
-  Status Resume(TrialRecord& trial);
+  // `why`: the event's cause ("promoted to rung 2", say); none when empty.
+  Status Resume(TrialRecord& trial, const std::string& why = "");
 
  private:
   // Checks, moves `trial` to the rule's state, and records it with its event.

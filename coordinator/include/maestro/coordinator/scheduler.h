@@ -26,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "maestro/coordinator/attempt.h"
@@ -33,6 +34,7 @@
 #include "maestro/coordinator/experiment.h"
 #include "maestro/coordinator/log_store.h"
 #include "maestro/coordinator/placement.h"
+#include "maestro/coordinator/searcher.h"
 #include "maestro/coordinator/slurm_backend.h"
 #include "maestro/coordinator/store.h"
 #include "maestro/coordinator/trial_record.h"
@@ -207,6 +209,18 @@ class Scheduler {
   // Its current attempt ends on its workers (the backend forgets it) and in the running set.
   void ReleaseAttempt(const TrialRecord& trial);
   bool IsCurrent(const TrialRecord& trial, const std::string& worker, int64_t attempt) const;
+  // An asha trial that reported its metric at the rung it trained to.
+  static bool ReachedItsRung(const TrialRecord& trial);
+  // An asha trial's attempt completed at its rung's budget: its metric (the final evaluation's
+  // searcher.metric) recorded, then stopped or, at the top rung, completed, as the searcher
+  // says, and the promotions it answers with applied. A result without a finite metric, or
+  // stopped at another step than the rung's, fails the trial.
+  void EndAtRung(TrialRecord& trial, const ExperimentSpec& spec, const std::string& stage_name,
+                 Json summary, const std::string& worker, Lifecycle& life);
+  // `event` told to experiment `experiment_id`'s search method, with its trials as they stand.
+  SearchActions AskSearcher(int64_t experiment_id, const TrialEvent& event);
+  // The stopped trials `actions` resumes: each one rung further, queued (ahead of lower rungs).
+  void ApplyResumes(int64_t experiment_id, const SearchActions& actions, Lifecycle& life);
   void CommitOrLog(Change change);
   void DeclareLost(WorkerState& worker, const std::string& why, Lifecycle& life, Change& change);
 
@@ -216,8 +230,11 @@ class Scheduler {
   std::mutex mutex_;
   ExperimentCatalogue catalogue_;
   std::map<int64_t, TrialRecord> trials_;
-  // The queue: (-priority, trial id) of queued trials.
-  std::set<std::pair<int64_t, int64_t>> queue_;
+  // The queue: (-priority, -rung, trial id) of queued trials: a trial promoted to a higher
+  // rung goes before the lower rungs' trials of its priority (asha.h).
+  std::set<std::tuple<int64_t, int64_t, int64_t>> queue_;
+  // Each experiment's search method, made when it is first asked (it keeps no state: asha.h).
+  std::map<int64_t, std::unique_ptr<SearchMethod>> searchers_;
   std::map<int64_t, Running> running_;  // by trial
   WorkerPool workers_;  // maestro's worker daemons (the sessions of a Slurm job's too)
   std::unique_ptr<SlurmBackend> slurm_;  // --backend slurm, else null

@@ -44,6 +44,10 @@ inline constexpr int64_t kStoreSchemaVersion = 1;
 struct NewTrial {
   std::string identity;
   Json hparams;
+  // Found by its identity (a stored trial holding it is shared; this one is registered for
+  // later experiments). False for an asha trial: its stops and promotions are its
+  // experiment's own, so it is never shared.
+  bool shared = true;
 };
 
 struct CreatedExperiment {

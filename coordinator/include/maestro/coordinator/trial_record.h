@@ -63,6 +63,10 @@ struct TrialRecord {
   std::string cause;                           // why it failed or was canceled
   std::vector<TrialFailure> failures;
   Json results = Json(Json::Object{});  // stage name -> result summary
+  // asha (asha.h): the rung it trains to (or stopped at), and its metric at each rung it
+  // reached, in order. Grid and random trials: 0 and none.
+  int64_t rung = 0;
+  std::vector<double> rung_metrics;
   Json::Object other;                   // stored fields this version does not know, kept
 
   // Reads a stored record. INVALID_ARGUMENT naming the field for a missing id, experiment or
