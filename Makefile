@@ -7,7 +7,7 @@ VENV := $(shell tools/bootstrap.sh --print-venv)
 PYTHON := $(VENV)/bin/python
 DEMO_OUT ?= demo-output
 
-.PHONY: all bootstrap configure build test demo eval bench bench-data bench-coordinator bench-dist gpu-check clean
+.PHONY: all bootstrap configure build test demo eval bench bench-data bench-coordinator bench-dist bench-asha gpu-check clean
 
 all: build
 
@@ -62,6 +62,12 @@ bench-coordinator: build
 # per-rank batch) and the all-reduce time per step; bench/results/data-parallel-cpu.json.
 bench-dist: build
 	$(PYTHON) bench/data_parallel.py --train $(BUILD_DIR)/tools/maestro-train
+
+# ASHA against the full grid on a fine-tuning learning-rate sweep (9 values, reduction factor 3,
+# one shared pretraining) through the real coordinator and workers: the budget each used and the
+# best top-1 each found; bench/results/asha-fmnist-finetune.json (about 10 minutes here).
+bench-asha: build
+	$(PYTHON) bench/asha.py --build $(BUILD_DIR)
 
 # On a GPU machine (no bootstrap there): build the LibTorch-only subset, check, measure.
 gpu-check:
