@@ -127,6 +127,10 @@ def main():
             promoted = {t["id"] for t in trials if t.get("rung", 0) > k}
             check.expect(len(promoted) == quota and promoted == {i for _, i in reported[:quota]},
                          f"rung {k} promoted its best {quota}: {sorted(promoted)} of {reported}")
+        stopped = next(t for t in trials if t["state"] == "stopped")
+        r = cluster.cli("trial", "logs", str(stopped["id"]), "-f", timeout=30)
+        check.expect(r.returncode == 0 and "is stopped" in r.stderr and "=== trial" in r.stdout,
+                     f"trial logs -f of a stopped trial prints its log and ends: {r.stderr.strip()}")
         assigned = [e for e in events if e["kind"] == "trial_assigned"]
         check.expect(len(assigned) == 7, f"7 attempts in all (4 + 2 + 1): {len(assigned)}")
 

@@ -413,7 +413,7 @@ def main():
                      and trials[0]["hparams"] != trials[1]["hparams"],
                      f"experiment extend adds a random search's next draw and runs it ({r.stdout.strip()})")
         r = cluster.cli("experiment", "extend", str(grid_exp), "--trials", "1")
-        check.expect(r.returncode != 0 and "only a random search" in r.stderr,
+        check.expect(r.returncode != 0 and "only a random or asha search" in r.stderr,
                      f"a grid is not extended: {r.stderr.strip()[-120:]}")
         # `trial compare`: the keys two grid cells differ in, and both histories.
         a, b = grid_trials[0], grid_trials[-1]

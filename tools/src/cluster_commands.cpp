@@ -389,9 +389,11 @@ int TrialLogs(int argc, char** argv) {
   int64_t offset = 0;
   FlagParser flags("maestro trial logs ID",
                    "A trial's captured trainer output, every attempt in order (each begins with\n"
-                   "a '=== trial T attempt A ... ===' line). -f follows it until the trial ends.");
+                   "a '=== trial T attempt A ... ===' line). -f follows it until the trial ends,\n"
+                   "or is stopped by its searcher (a stopped trial runs again only if promoted).");
   AddCoordinatorFlags(flags, &address);
-  flags.Add("f", &follow, "(or -f) follow: keep printing new output until the trial is final");
+  flags.Add("f", &follow,
+            "(or -f) follow: keep printing new output until the trial is final or stopped");
   flags.Add("follow", &follow, "the same as -f");
   flags.Add("offset", &offset, "start at this byte of the log");
   // `-f` (spelled --f for the flag parser) may come before or after the id.
@@ -413,6 +415,11 @@ int TrialLogs(int argc, char** argv) {
     offset = slice->next_offset;
     if (!slice->data.empty()) continue;
     if (!follow || IsFinalState(slice->state)) break;
+    if (slice->state == "stopped") {
+      std::cerr << "maestro trial logs: trial " << id
+                << " is stopped (by its searcher; it runs again only if promoted)" << std::endl;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   return 0;
