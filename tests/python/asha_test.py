@@ -2,16 +2,16 @@
 running real maestro-train children (mae_vit_tiny_fmnist pretraining on Fashion-MNIST shards),
 the maestro CLI.
 
-1. `experiment preview` prints the rung plan (50 / 100 / 200 steps at reduction factor 2 for
-   4 trials: 4, 2, 1 trials at most) and the worst-case budget (400 steps of 800).
-2. The sweep runs: each trial trains to 50 steps and reports its held-out masked-patch loss;
-   the rungs promote 2 trials to 100 steps and 1 to 200, each resuming from its checkpoint.
+1. `experiment preview` prints the rung plan (75 / 150 / 300 steps at reduction factor 2 for
+   4 trials: 4, 2, 1 trials at most) and the worst-case budget (600 steps of 1,200).
+2. The sweep runs: each trial trains to 75 steps and reports its held-out masked-patch loss;
+   the rungs promote 2 trials to 150 steps and 1 to 300, each resuming from its checkpoint.
    The coordinator is SIGKILLed mid-sweep (after the first stop, while trials run) and
    restarted: the sweep completes with no trial promoted twice to a rung and none lost (every
    trial reported rung 0; rungs hold 4, 2, 1 trials; each rung's promotions within its quota).
-3. Exact resume on promotion: the trial that reached the top rung (stopped at 50 and at 100,
+3. Exact resume on promotion: the trial that reached the top rung (stopped at 75 and at 150,
    resumed twice) ends bitwise equal (model and optimizer state) to the same trial trained
-   straight through 200 steps as a one-trial grid, and its rung metrics are the straight run's
+   straight through 300 steps as a one-trial grid, and its rung metrics are the straight run's
    held-out losses at those steps.
 4. `experiment results` shows each trial's rung and metric by rung.
 Exit status 0 when everything holds.
@@ -47,7 +47,7 @@ def write(path, name, hparams, searcher, extra=""):
 
 
 ASHA = ("{name: asha, max_trials: 4, seed: 5, metric: heldout_masked_loss, mode: min, "
-        "unit: steps, min_budget: 50, max_budget: 200, reduction_factor: 2}")
+        "unit: steps, min_budget: 75, max_budget: 300, reduction_factor: 2}")
 
 
 def final_checkpoint(runs, trial, step):
@@ -79,8 +79,8 @@ def main():
     r = subprocess.run([args.maestro, "experiment", "preview", asha], capture_output=True,
                        text=True, timeout=120)
     plan = re.findall(r"^(\d+)\s+(\d+)\s+(\d+)\s*$", r.stdout, re.M)
-    check.expect(r.returncode == 0 and plan == [("0", "50", "4"), ("1", "100", "2"), ("2", "200", "1")]
-                 and "worst-case budget: 400 steps (every trial to the last rung: 800 steps)" in r.stdout,
+    check.expect(r.returncode == 0 and plan == [("0", "75", "4"), ("1", "150", "2"), ("2", "300", "1")]
+                 and "worst-case budget: 600 steps (every trial to the last rung: 1200 steps)" in r.stdout,
                  "experiment preview prints the rung plan and the worst-case budget:\n" + r.stdout)
 
     cluster = Cluster(args)
@@ -137,27 +137,27 @@ def main():
         # 3. The top trial against the same trial trained straight through.
         top = next(t for t in trials if t["state"] == "completed")
         straight = write(os.path.join(args.dir, "straight.yaml"), "straight",
-                         dict(BASE, **{"optim.blr": top["hparams"]["optim.blr"], "optim.steps": 200}),
+                         dict(BASE, **{"optim.blr": top["hparams"]["optim.blr"], "optim.steps": 300}),
                          "{name: grid}")
         made = cluster.create(straight)
         done = cluster.wait(made["experiment"], lambda ts: ts[0]["state"] in ("completed", "failed"),
                             "the straight run", timeout=300)
         reference = done[0]["id"]
-        a, b = final_checkpoint(cluster.runs, top["id"], 200), final_checkpoint(cluster.runs, reference, 200)
+        a, b = final_checkpoint(cluster.runs, top["id"], 300), final_checkpoint(cluster.runs, reference, 300)
         same = all(os.path.exists(os.path.join(d, f)) for d in (a, b)
                    for f in ("model.safetensors", "optimizer.safetensors")) and all(
             filecmp.cmp(os.path.join(a, f), os.path.join(b, f), shallow=False)
             for f in ("model.safetensors", "optimizer.safetensors"))
         logs = cluster.cli("trial", "logs", str(top["id"])).stdout
         resumes = re.findall(r"resumed from \S+ at optimizer step (\d+)", logs)
-        check.expect(done[0]["state"] == "completed" and same and resumes == ["50", "100"],
-                     f"trial {top['id']} (stopped at 50 and 100, resumed at {resumes}) ends bitwise "
-                     f"equal to trial {reference} trained straight through 200 steps")
+        check.expect(done[0]["state"] == "completed" and same and resumes == ["75", "150"],
+                     f"trial {top['id']} (stopped at 75 and 150, resumed at {resumes}) ends bitwise "
+                     f"equal to trial {reference} trained straight through 300 steps")
         with open(os.path.join(cluster.runs, f"trial-{reference}", "pretrain", "metrics.jsonl")) as f:
             evals = {r["step"]: r["heldout_masked_loss"] for r in map(json.loads, f)
                      if r.get("kind") == "eval"}
-        check.expect(top["rung_metrics"][2] == evals.get(200),
-                     f"its top-rung metric is the straight run's held-out loss at step 200 "
+        check.expect(top["rung_metrics"][2] == evals.get(300),
+                     f"its top-rung metric is the straight run's held-out loss at step 300 "
                      f"({top['rung_metrics']} vs {evals})")
 
         # 4. The results table.
