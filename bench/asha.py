@@ -18,30 +18,27 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
-from orchestration_test import Cluster  # noqa: E402
+from orchestration_test import Cluster, write_experiment  # noqa: E402
+from run_util import ingest_fmnist  # noqa: E402
 
 ONE_THREAD = {"run.threads": 1, "data.num_workers": 1}
-FINETUNE = dict(ONE_THREAD, **{"optim.batch_size": 64, "optim.warmup_epochs": 0.05,
-                               "classify.eval_max_samples": 2000, "log.interval_steps": 10})
+FINETUNE = {"optim.batch_size": 64, "optim.warmup_epochs": 0.05,
+            "classify.eval_max_samples": 2000, "log.interval_steps": 10}
 LR = {"type": "log", "base": 10, "minval": -4, "maxval": -2}
 BUDGETS = (30, 90, 270)
 
 
-def write(path, name, kind, config, hparams, searcher, extra=()):
-    lines = [f"name: {name}", f"kind: {kind}", "dataset: fmnist", f"config: {config}",
-             "hyperparameters:"]
-    lines += [f"  {key}: {json.dumps(value)}" for key, value in hparams.items()]
-    lines += [f"searcher: {searcher}", "resources: {slots_per_trial: 1}",
-              "max_concurrent_trials: 2", *extra]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+def write(path, name, kind, config, hparams, searcher):
+    """An experiment file (orchestration_test.write_experiment) with one thread per trial and
+    2 trials at a time."""
+    return write_experiment(path, name, hparams, kind=kind, searcher=searcher, config=config,
+                            base=ONE_THREAD,
+                            extra="resources: {slots_per_trial: 1}\nmax_concurrent_trials: 2")
 
 
 def run(cluster, path, what, timeout):
@@ -76,9 +73,7 @@ def main():
     shards = os.path.join(args.dir, "shards")
     for split in ("train", "test"):
         print(f"ingesting Fashion-MNIST {split} ...", flush=True)
-        subprocess.run([args.maestro, "data", "ingest", "--format", "idx", "--src",
-                        "/usr/share/datasets/fashion-mnist", "--out", shards, "--split", split,
-                        "--shards", "2"], check=True, capture_output=True, timeout=600)
+        ingest_fmnist(args.maestro, shards, split)
     cluster = Cluster(args)
     cluster.start_coordinator(worker_timeout_s=30, heartbeat_ms=500)
     try:
@@ -91,7 +86,7 @@ def main():
         print("pretraining once (1 epoch) ...", flush=True)
         pretrain = write(os.path.join(args.dir, "pretrain.yaml"), "bench-asha pretrain", "pretrain",
                          os.path.join(ROOT, "configs", "fmnist_pretrain.yaml"),
-                         dict(ONE_THREAD, **{"optim.epochs": 1, "optim.warmup_epochs": 0.2}),
+                         {"optim.epochs": 1, "optim.warmup_epochs": 0.2},
                          "{name: grid}")
         _, trials, pretrain_s = run(cluster, pretrain, "the pretraining", 1800)
         if trials[0]["state"] != "completed":

@@ -156,6 +156,7 @@ Status CheckTrialInputs(const ExperimentSpec& spec, const PathRoots& data_roots,
     if (value.as_string() == "none") return OkStatus();
     return weights.Check(key, value.as_string(), false);
   };
+  bool pretrained_searched = false;  // then it replaces the base config's value in every trial
   for (const auto& h : spec.hyperparameters) {
     for (const char* placed : PlacedConfigKeys()) {
       if (h.key == placed) {
@@ -165,6 +166,7 @@ Status CheckTrialInputs(const ExperimentSpec& spec, const PathRoots& data_roots,
       }
     }
     if (h.key == "classify.pretrained") {
+      pretrained_searched = true;
       if (h.type == "const") {
         MAESTRO_RETURN_IF_ERROR(check_weights("hyperparameters.classify.pretrained", h.val));
       } else {
@@ -174,11 +176,8 @@ Status CheckTrialInputs(const ExperimentSpec& spec, const PathRoots& data_roots,
       }
     }
   }
-  // A pipeline's evaluations probe its own pretraining's checkpoint (set per trial); a
-  // hyperparameter on classify.pretrained replaces the base config's value in every trial.
-  bool searched = false;
-  for (const auto& h : spec.hyperparameters) searched |= h.key == "classify.pretrained";
-  if (spec.kind != "pipeline" && !searched) {
+  // A pipeline's evaluations probe its own pretraining's checkpoint (set per trial).
+  if (spec.kind != "pipeline" && !pretrained_searched) {
     if (const Json* pretrained = FindConfigValue(spec.config, "classify.pretrained")) {
       MAESTRO_RETURN_IF_ERROR(check_weights("config.classify.pretrained", *pretrained));
     }

@@ -374,7 +374,7 @@ Result<int64_t> Scheduler::ContinueExperiment(int64_t id, const std::string& act
     Enqueue(trial);
     ++queued;
   }
-  ApplyResumes(id, AskSearcher(id, {TrialEvent::Kind::kContinued}), life);
+  TellSearcher(id, {TrialEvent::Kind::kContinued}, life);
   change.AddEvent(Json(Json::Object{{"kind", "experiment_continued"},
                                     {"experiment", id},
                                     {"queued", queued},
@@ -850,16 +850,14 @@ void Scheduler::EndAttemptFailed(TrialRecord& trial, const std::string& cause_ki
   const int64_t budget = spec != nullptr ? spec->max_restarts : 0;
   if (end == AttemptEnd::kPermanent) {
     Applied(life.Fail(trial, cause_kind, cause, cause));
-    ApplyResumes(trial.experiment,
-                 AskSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}), life);
+    TellSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}, life);
     return;
   }
   if (trial.restarts >= budget) {
     Applied(life.Fail(trial, cause_kind, cause,
                       "failed " + std::to_string(trial.restarts + 1) + " times (max_restarts " +
                           std::to_string(budget) + "); last: " + cause));
-    ApplyResumes(trial.experiment,
-                 AskSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}), life);
+    TellSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}, life);
     return;
   }
   Applied(life.Retry(trial, cause_kind, cause, budget));
@@ -979,8 +977,7 @@ void Scheduler::EndAtRung(TrialRecord& trial, const ExperimentSpec& spec,
   }
   if (!wrong.empty()) {
     Applied(life.Fail(trial, "permanent", wrong, wrong));
-    ApplyResumes(trial.experiment,
-                 AskSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}), life);
+    TellSearcher(trial.experiment, {TrialEvent::Kind::kEnded, trial.id}, life);
     return;
   }
   const double metric = value->as_double();
@@ -1025,6 +1022,10 @@ SearchActions Scheduler::AskSearcher(int64_t experiment_id, const TrialEvent& ev
     view.push_back({t.id, t.rung, t.rung_metrics, t.state == TrialState::kStopped});
   }
   return method->OnTrialEvent(event, view);
+}
+
+void Scheduler::TellSearcher(int64_t experiment_id, const TrialEvent& event, Lifecycle& life) {
+  ApplyResumes(experiment_id, AskSearcher(experiment_id, event), life);
 }
 
 void Scheduler::ApplyResumes(int64_t experiment_id, const SearchActions& actions, Lifecycle& life) {

@@ -195,8 +195,7 @@ Result<Json> TrialConfig(const ExperimentSpec& spec, const Json& hparams) {
     MAESTRO_RETURN_IF_ERROR(
         SetConfigValue(tree, AshaLengthKey(spec.searcher), Json(spec.searcher.max_budget)));
     if (spec.kind == "pretrain") {
-      const Json* eval = tree.Find("eval");
-      const Json* images = eval != nullptr && eval->is_object() ? eval->Find("images") : nullptr;
+      const Json* images = FindConfigValue(tree, "eval.images");
       if (images == nullptr) {
         MAESTRO_RETURN_IF_ERROR(SetConfigValue(tree, "eval.images", Json(kAshaHeldOutImages)));
       } else if (images->is_int() && images->as_int() == 0) {

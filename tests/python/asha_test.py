@@ -25,33 +25,21 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
-from orchestration_test import Cluster, FAST, ROOT
-from run_util import Checker
+from orchestration_test import Cluster, write_experiment
+from run_util import Checker, checkpoint_path, ingest_fmnist
 
 # The held-out measure on 500 test images (the default 1000 doubles the evaluation time).
-BASE = dict(FAST, **{"eval.images": 500})
-
-
-def write(path, name, hparams, searcher, extra=""):
-    lines = [f"name: {name}", "kind: pretrain", "dataset: fmnist",
-             f"config: {ROOT}/configs/fmnist_pretrain.yaml", "hyperparameters:"]
-    lines += [f"  {key}: {json.dumps(value)}" for key, value in hparams.items()]
-    lines += [f"searcher: {searcher}", "resources: {slots_per_trial: 1}",
-              "checkpoint: {keep_last: 3}", extra]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
+EVAL = {"eval.images": 500}
+SETTINGS = "resources: {slots_per_trial: 1}\ncheckpoint: {keep_last: 3}"
 
 ASHA = ("{name: asha, max_trials: 4, seed: 5, metric: heldout_masked_loss, mode: min, "
         "unit: steps, min_budget: 75, max_budget: 300, reduction_factor: 2}")
 
 
 def final_checkpoint(runs, trial, step):
-    return os.path.join(runs, f"trial-{trial}", "pretrain", "checkpoints", f"step-{step:012d}")
+    return checkpoint_path(os.path.join(runs, f"trial-{trial}", "pretrain"), step)
 
 
 def main():
@@ -67,13 +55,11 @@ def main():
     check = Checker()
     shards = os.path.join(args.dir, "shards")
     for split in ("train", "test"):
-        subprocess.run([args.maestro, "data", "ingest", "--format", "idx", "--src",
-                        "/usr/share/datasets/fashion-mnist", "--out", shards, "--split", split,
-                        "--shards", "2"], check=True, capture_output=True, timeout=300)
-    hparams = dict(BASE, **{"optim.blr": {"type": "log", "base": 10, "minval": -3.5,
+        ingest_fmnist(args.maestro, shards, split)
+    hparams = dict(EVAL, **{"optim.blr": {"type": "log", "base": 10, "minval": -3.5,
                                           "maxval": -2.0}})
-    asha = write(os.path.join(args.dir, "asha.yaml"), "asha", hparams, ASHA,
-                 "max_concurrent_trials: 2")
+    asha = write_experiment(os.path.join(args.dir, "asha.yaml"), "asha", hparams, searcher=ASHA,
+                            extra=SETTINGS + "\nmax_concurrent_trials: 2")
 
     # 1. The rung plan.
     r = subprocess.run([args.maestro, "experiment", "preview", asha], capture_output=True,
@@ -136,9 +122,10 @@ def main():
 
         # 3. The top trial against the same trial trained straight through.
         top = next(t for t in trials if t["state"] == "completed")
-        straight = write(os.path.join(args.dir, "straight.yaml"), "straight",
-                         dict(BASE, **{"optim.blr": top["hparams"]["optim.blr"], "optim.steps": 300}),
-                         "{name: grid}")
+        straight = write_experiment(
+            os.path.join(args.dir, "straight.yaml"), "straight",
+            dict(EVAL, **{"optim.blr": top["hparams"]["optim.blr"], "optim.steps": 300}),
+            extra=SETTINGS)
         made = cluster.create(straight)
         done = cluster.wait(made["experiment"], lambda ts: ts[0]["state"] in ("completed", "failed"),
                             "the straight run", timeout=300)

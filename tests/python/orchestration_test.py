@@ -96,11 +96,14 @@ class Cluster(CoordinatorCli):
                 proc.wait()
 
 
-def write_experiment(path, name, hparams, kind="pretrain", extra="", searcher="{name: grid}"):
-    values = dict(FAST)
+def write_experiment(path, name, hparams, kind="pretrain", extra="", searcher="{name: grid}",
+                     config=os.path.join(ROOT, "configs", "fmnist_pretrain.yaml"), base=FAST):
+    """An experiment file on dataset fmnist: `base` then `hparams` as its hyperparameters,
+    `extra` (YAML lines) appended."""
+    values = dict(base)
     values.update(hparams)
-    lines = [f"name: {name}", f"kind: {kind}", "dataset: fmnist",
-             f"config: {ROOT}/configs/fmnist_pretrain.yaml", "hyperparameters:"]
+    lines = [f"name: {name}", f"kind: {kind}", "dataset: fmnist", f"config: {config}",
+             "hyperparameters:"]
     lines += [f"  {key}: {json.dumps(value)}" for key, value in values.items()]
     lines += [f"searcher: {searcher}", extra]
     with open(path, "w") as f:

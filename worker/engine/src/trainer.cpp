@@ -364,6 +364,12 @@ class Trainer {
   }
 
   // This rank's part of a checkpoint: where its record stream stands.
+  // Where the run is, in epochs (fractional): the schedule's clock and the records' "epoch".
+  double FractionalEpoch() const {
+    return static_cast<double>(position_.epoch) +
+           static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_);
+  }
+
   Json RankPart() const {
     return Json(Json::Object{{"rank", rank_},
                              {"world_size", world_size_},
@@ -502,11 +508,8 @@ class Trainer {
         if (++skipped_samples_ <= 20) out_ << "warning: corrupt " << reason << " replaced\n";
       }
       if (micro_in_step == 0) {
-        double fractional_epoch =
-            static_cast<double>(position_.epoch) +
-            static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_);
         lr = ScheduledLearningRate(peak_lr_, config_.optim.min_lr, config_.optim.warmup_epochs,
-                                   schedule_epochs_, fractional_epoch);
+                                   schedule_epochs_, FractionalEpoch());
       }
       auto imgs = normalize_(batch.images);
       // LibTorch's own draws (drop path) restart from a key of the micro-step, so a resumed run
@@ -582,9 +585,7 @@ class Trainer {
       micro_in_step = 0;
 
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      const double epoch_now =
-          static_cast<double>(position_.epoch) +
-          static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_);
+      const double epoch_now = FractionalEpoch();
       metrics << Json(Json::Object{{"step", position_.optimizer_step},
                                    {"epoch", epoch_now},
                                    {"loss", step_loss},
@@ -715,11 +716,7 @@ class Trainer {
       }
     }
     out_ << "completed " << total_steps_ << " optimizer steps" << std::endl;
-    RecordProgress(
-        "done",
-        static_cast<double>(position_.epoch) +
-            static_cast<double>(position_.micro_step) / static_cast<double>(steps_per_epoch_),
-        logged_loss, lr, logged_rate);
+    RecordProgress("done", FractionalEpoch(), logged_loss, lr, logged_rate);
     if (skipped_samples_ > 0) {
       out_ << "warning: " << skipped_samples_ << " corrupt samples were replaced by the next "
            << "readable ones" << std::endl;

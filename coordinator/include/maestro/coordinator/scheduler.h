@@ -221,6 +221,8 @@ class Scheduler {
   SearchActions AskSearcher(int64_t experiment_id, const TrialEvent& event);
   // The stopped trials `actions` resumes: each one rung further, queued (ahead of lower rungs).
   void ApplyResumes(int64_t experiment_id, const SearchActions& actions, Lifecycle& life);
+  // Both: `event` told, the promotions it answers with applied (for events that stop nothing).
+  void TellSearcher(int64_t experiment_id, const TrialEvent& event, Lifecycle& life);
   void CommitOrLog(Change change);
   void DeclareLost(WorkerState& worker, const std::string& why, Lifecycle& life, Change& change);
 
